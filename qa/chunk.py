@@ -1,0 +1,159 @@
+"""Split text into sentences and sentence-aligned passage windows, as character spans.
+
+Every function here is pure and returns ``(start, end)`` offsets into the text it
+was given, so ``text[start:end]`` is always a verbatim quote.
+
+Window size: all-MiniLM-L6-v2 reads at most 256 word pieces and silently drops
+the rest, and news prose averages about 1.3-1.5 word pieces per word, so a
+passage of at most ``MAX_WORDS`` = 120 words (~170 pieces; curly quotes, names
+and numbers push some higher) always fits whole. Smaller windows embed more
+precisely (one topic per vector) but lose the context a question may span.
+The overlap (trailing sentences of at most ``OVERLAP_WORDS``) keeps a sentence
+pair that answers a question together in at least one window.
+"""
+
+from __future__ import annotations
+
+import re
+
+Span = tuple[int, int]
+
+MAX_WORDS = 120
+OVERLAP_WORDS = 40
+
+# Words that end with a period but rarely end a sentence.
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sr jr st mt no vs etc e.g i.e inc ltd co corp gen col lt sgt "
+    "gov sen rep rev fig jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+_CLOSERS = "\"'”’)]»"
+_PARAGRAPH = re.compile(r"\n[ \t\r\f\v\u00a0]*\n")
+# A candidate end: terminal punctuation and any closing quotes/brackets after it.
+_TERMINAL = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*")
+_WORD = re.compile(r"\S+")
+
+
+def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+    """Return sentence spans covering the non-blank text of ``text[start:end]``.
+
+    Breaks at blank lines, after terminal punctuation followed by white space or
+    directly by a capital letter ("trust.Russia's"), and at a line break that is
+    followed by a capital letter, quote, digit or bullet. Spans are trimmed of
+    surrounding white space and never empty.
+    """
+    end = len(text) if end is None else end
+    cuts = {start, end}
+    for m in _PARAGRAPH.finditer(text, start, end):
+        cuts.add(m.start())
+        cuts.add(m.end())
+    for m in _TERMINAL.finditer(text, start, end):
+        if _ends_sentence(text, m.start(), m.end(), end):
+            cuts.add(m.end())
+    for m in re.finditer(r"\n", text[start:end]):
+        pos = start + m.end()
+        if pos < end and _starts_line_sentence(text[pos]):
+            cuts.add(pos)
+    spans = []
+    ordered = sorted(cuts)
+    for a, b in zip(ordered, ordered[1:]):
+        span = _trim(text, a, b)
+        if span:
+            spans.append(span)
+    return spans
+
+
+def _ends_sentence(text: str, p_start: int, p_end: int, limit: int) -> bool:
+    nxt = text[p_end] if p_end < limit else ""
+    if nxt == "":
+        return True
+    if nxt.isspace():
+        following = text[p_end:limit].lstrip()
+        if following and following[0].islower():
+            return False  # "... that with", "e.g. this"
+    elif not nxt.isupper():
+        return False  # "5.5", "U.S.-led", "example.com"
+    if text[p_start] != ".":
+        return True
+    word = text[:p_start].rsplit(None, 1)[-1] if text[:p_start].strip() else ""
+    word = word.lstrip(_CLOSERS + "([«“‘").lower()
+    if word in _ABBREVIATIONS:
+        return False
+    if len(word) == 1 and word.isalpha():
+        return False  # an initial: "George W. Bush"
+    if re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
+        return False  # "U.S." before a capital letter is usually mid-sentence
+    return True
+
+
+def _starts_line_sentence(char: str) -> bool:
+    return char.isupper() or char.isdigit() or char in "\"“‘«'-–—•*#["
+
+
+def _trim(text: str, start: int, end: int) -> Span | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None
+
+
+def word_count(text: str, span: Span) -> int:
+    """Count white-space separated words in ``text[span]``."""
+    return len(_WORD.findall(text, span[0], span[1]))
+
+
+def split_long(text: str, span: Span, max_words: int, overlap_words: int) -> list[Span]:
+    """Cut a sentence longer than ``max_words`` into overlapping word windows."""
+    words = [m.span() for m in _WORD.finditer(text, span[0], span[1])]
+    if len(words) <= max_words:
+        return [span]
+    step = max(1, max_words - overlap_words)
+    out = []
+    for i in range(0, len(words), step):
+        window = words[i : i + max_words]
+        out.append((window[0][0], window[-1][1]))
+        if i + max_words >= len(words):
+            break
+    return out
+
+
+def chunk(
+    text: str,
+    start: int = 0,
+    end: int | None = None,
+    max_words: int = MAX_WORDS,
+    overlap_words: int = OVERLAP_WORDS,
+) -> list[Span]:
+    """Group the sentences of ``text[start:end]`` into windows of at most ``max_words``.
+
+    Each window starts at a sentence boundary; the next window repeats the
+    trailing sentences of the previous one that fit in ``overlap_words`` but
+    always moves forward by at least one sentence.
+
+    Returns:
+        Passage spans in document order.
+    """
+    if max_words < 1 or not 0 <= overlap_words < max_words:
+        raise ValueError("need max_words >= 1 and 0 <= overlap_words < max_words")
+    units: list[Span] = []
+    for sentence in split_sentences(text, start, end):
+        units.extend(split_long(text, sentence, max_words, overlap_words))
+    counts = [word_count(text, u) for u in units]
+
+    windows: list[Span] = []
+    i = 0
+    while i < len(units):
+        j, total = i, 0
+        while j < len(units) and (j == i or total + counts[j] <= max_words):
+            total += counts[j]
+            j += 1
+        windows.append((units[i][0], units[j - 1][1]))
+        if j == len(units):
+            break
+        # Carry over trailing sentences that fit the overlap budget.
+        k, carried = j, 0
+        while k - 1 > i and carried + counts[k - 1] <= overlap_words:
+            carried += counts[k - 1]
+            k -= 1
+        i = k
+    return windows

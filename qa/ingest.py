@@ -1,0 +1,264 @@
+"""Read a documents folder: decode each file and take its title, date, URL and author."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+SUFFIXES = (".txt", ".md")
+
+#: Bytes of a file checked for NUL, the tell-tale of a binary file.
+BINARY_SNIFF = 8192
+
+
+@dataclass(frozen=True)
+class Document:
+    """One decoded file; offsets of its passages index into ``text``."""
+
+    source: str
+    text: str
+    sha256: str
+    title: str | None = None
+    date: str | None = None
+    url: str | None = None
+    author: str | None = None
+    #: Offset where the body starts: date/URL/byline header lines are metadata, not text to search.
+    body_start: int = 0
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that was not indexed, and why."""
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Header:
+    title: str | None = None
+    date: str | None = None
+    url: str | None = None
+    author: str | None = None
+    body_start: int = 0
+
+
+# " date 2024-01-23 https://example.com/a" -- the date line some seeds start with.
+_DATE_LINE = re.compile(r"[ \t]*date[ \t]+(\d{4}-\d{2}-\d{2})(?:[ \t]+(https?://\S+))?[ \t]*")
+# "Written by [Angeline Tan](#) on January 24, 2024"
+_BYLINE = re.compile(
+    r"[ \t]*(?:Written[ \t]+)?[Bb]y[ \t]+(?P<author>\S.*?)[ \t]+on[ \t]+"
+    r"(?P<date>[A-Z][a-z]{2,8}\.?[ \t]+\d{1,2},[ \t]*\d{4})[ \t]*\r?$"
+)
+_MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_BLANK = re.compile(r"[ \t\r\f\v\u00a0]*$")
+_LINE = re.compile(r"[^\n]*\n?")
+
+#: A first line longer than this is a paragraph, not a title.
+TITLE_MAX_WORDS = 25
+TITLE_MAX_CHARS = 250
+
+
+def load_documents(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
+    """Read every .txt/.md file under ``folder``.
+
+    Returns:
+        The decoded documents sorted by source (the path relative to ``folder``),
+        and every file that was passed over, with its reason.
+    """
+    root = Path(folder)
+    documents: list[Document] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for path in _walk(root):
+        source = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            if not path.exists():
+                skipped.append(Skipped(source, "broken symbolic link"))
+                continue
+            real = os.path.realpath(path)
+            if real in seen:
+                skipped.append(Skipped(source, "symbolic link to a file already read"))
+                continue
+            seen.add(real)
+        else:
+            seen.add(os.path.realpath(path))
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            skipped.append(Skipped(source, f"unreadable: {exc.strerror or exc}"))
+            continue
+        document = parse_document(source, data)
+        if isinstance(document, Skipped):
+            skipped.append(document)
+        else:
+            documents.append(document)
+    return documents, skipped
+
+
+def fingerprint(folder: str | Path) -> str:
+    """Return a digest of every candidate file's path and bytes: it changes when any document does."""
+    root = Path(folder)
+    digest = hashlib.sha256()
+    for path in _walk(root):
+        try:
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            content = f"unreadable {exc.errno}"
+        digest.update(f"{path.relative_to(root).as_posix()}\t{content}\n".encode())
+    return digest.hexdigest()
+
+
+def _walk(root: Path) -> list[Path]:
+    """Return candidate files under ``root`` in a stable order, skipping hidden names."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
+                found.append(Path(dirpath) / name)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def parse_document(source: str, data: bytes) -> Document | Skipped:
+    """Decode one file's bytes and read its header, or say why it cannot be indexed."""
+    if not data.strip():
+        return Skipped(source, "empty file")
+    if b"\x00" in data[:BINARY_SNIFF] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return Skipped(source, "binary file (contains NUL bytes)")
+    try:
+        text = decode(data)
+    except UnicodeDecodeError as exc:
+        return Skipped(source, f"not UTF-8 or UTF-16 text (undecodable byte at offset {exc.start})")
+    if not text.strip():
+        return Skipped(source, "no text")
+    header = parse_header(text)
+    return Document(
+        source=source,
+        text=text,
+        sha256=hashlib.sha256(data).hexdigest(),
+        title=header.title,
+        date=header.date,
+        url=header.url,
+        author=header.author,
+        body_start=header.body_start,
+    )
+
+
+def decode(data: bytes) -> str:
+    """Decode UTF-8 (a BOM is dropped) or BOM-marked UTF-16; line endings are kept as they are."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def parse_header(text: str) -> Header:
+    """Read the metadata the seeds' header styles carry; a field that is absent is ``None``.
+
+    Styles: a first line that is a title; a `` date YYYY-MM-DD [URL]`` line then a
+    title line; a ``Written by NAME on Month D, YYYY`` byline then a title line;
+    or no header at all.
+    """
+    lines = _lines(text)
+    i = _next_nonblank(lines, 0)
+    if i is None:
+        return Header()
+    offset, line = lines[i]
+
+    match = _DATE_LINE.match(line)
+    if match and _iso_date(match.group(1)):
+        body_start = offset + match.end()
+        rest = line[match.end():]
+        if rest.strip():
+            # The body goes on on the date line itself: there is no title line.
+            return Header(date=match.group(1), url=match.group(2), body_start=body_start)
+        title = _title_at(lines, i + 1, need_blank_after=False)
+        return Header(title=title, date=match.group(1), url=match.group(2), body_start=body_start)
+
+    byline = _parse_byline(line)
+    if byline:
+        author, day = byline
+        title = _title_at(lines, i + 1, need_blank_after=False)
+        return Header(title=title, date=day, author=author, body_start=offset + len(line))
+
+    title = _title_at(lines, i, need_blank_after=True)
+    if title is None:
+        return Header()
+    # A byline may follow the title.
+    j = _next_nonblank(lines, i + 1)
+    if j is not None and (byline := _parse_byline(lines[j][1])):
+        return Header(title=title, author=byline[0], date=byline[1])
+    return Header(title=title)
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """Split into (offset, line without its newline) pairs."""
+    out = []
+    for m in _LINE.finditer(text):
+        if m.start() == len(text):
+            break
+        out.append((m.start(), m.group().rstrip("\n")))
+    return out
+
+
+def _next_nonblank(lines: list[tuple[int, str]], i: int) -> int | None:
+    for j in range(i, len(lines)):
+        if not _BLANK.match(lines[j][1]):
+            return j
+    return None
+
+
+def _title_at(lines: list[tuple[int, str]], i: int, need_blank_after: bool) -> str | None:
+    """Return the title on the first non-blank line from ``i``, if that line reads as one."""
+    j = _next_nonblank(lines, i)
+    if j is None:
+        return None
+    line = lines[j][1]
+    if line.lstrip().startswith("#"):
+        line = line.lstrip().lstrip("#")
+    elif need_blank_after and j + 1 < len(lines) and not _BLANK.match(lines[j + 1][1]):
+        return None
+    title = clean(line)
+    words = title.split()
+    if not words or len(words) > TITLE_MAX_WORDS or len(title) > TITLE_MAX_CHARS:
+        return None
+    if title[-1] in ".!?,;" and not title.endswith(".."):
+        return None  # a sentence, not a headline ("..." is a teaser title and is kept)
+    return title
+
+
+def _parse_byline(line: str) -> tuple[str, str] | None:
+    match = _BYLINE.match(line)
+    if not match:
+        return None
+    day = _us_date(match.group("date"))
+    author = clean(match.group("author"))
+    if not day or not author:
+        return None
+    return author, day
+
+
+def clean(value: str) -> str:
+    """Drop Markdown link markup and collapse white space (NBSP included) for metadata."""
+    return " ".join(_MD_LINK.sub(r"\1", value).split())
+
+
+def _iso_date(value: str) -> str | None:
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        return None
+
+
+def _us_date(value: str) -> str | None:
+    value = " ".join(value.replace(".", "").split())
+    for fmt in ("%B %d, %Y", "%b %d, %Y", "%B %d,%Y", "%b %d,%Y"):
+        try:
+            return datetime.strptime(value, fmt).date().isoformat()
+        except ValueError:
+            continue
+    return None

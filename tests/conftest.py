@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from qa.build import build
+from qa.embed import HashingEmbedder
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture
+def embedder() -> HashingEmbedder:
+    return HashingEmbedder(256)
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    """A private copy of the seed documents."""
+    folder = tmp_path / "docs"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, docs: Path, embedder: HashingEmbedder) -> Path:
+    """An index of the seeds built with the hashing embedder."""
+    folder = tmp_path / "index"
+    build(docs, folder, embedder)
+    return folder

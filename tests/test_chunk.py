@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunk import chunk, split_long, split_sentences, word_count
+
+
+def texts(text, spans):
+    return [text[a:b] for a, b in spans]
+
+
+def test_sentences_split_on_punctuation_and_keep_offsets():
+    text = "First one. Second “quoted” one! Third?"
+    assert texts(text, split_sentences(text)) == ["First one.", "Second “quoted” one!", "Third?"]
+
+
+def test_sentence_split_without_space_before_capital():
+    text = "eroding mutual trust.Russia’s top diplomat said so."
+    assert texts(text, split_sentences(text)) == ["eroding mutual trust.", "Russia’s top diplomat said so."]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "President George W. Bush withdrew.",
+        "Mr. Lavrov spoke.",
+        "The U.S. Senate voted.",
+        "It grew 5.5 percent.",
+        "Visit example.com today.",
+        "He paused... and went on.",
+    ],
+)
+def test_no_split_inside_abbreviations_numbers_and_initials(text):
+    assert texts(text, split_sentences(text)) == [text]
+
+
+def test_closing_quote_stays_with_its_sentence():
+    text = "He said “stop.” Then he left."
+    assert texts(text, split_sentences(text)) == ["He said “stop.”", "Then he left."]
+
+
+def test_line_break_before_capital_is_a_boundary_but_not_before_comma():
+    text = "A heading line\nBody starts here\n, and goes on.\nNext sentence."
+    assert texts(text, split_sentences(text)) == [
+        "A heading line",
+        "Body starts here\n, and goes on.",
+        "Next sentence.",
+    ]
+
+
+def test_blank_line_is_a_boundary_and_crlf_is_trimmed():
+    text = "Title\r\n\r\nbody text\r\n"
+    assert texts(text, split_sentences(text)) == ["Title", "body text"]
+
+
+def test_chunk_keeps_offsets_on_unicode():
+    text = "Ünïcödé “quotes” — dash. ΑΒΓ δέλτα! 中文句子。 Emoji 🚀 here. Last one."
+    spans = chunk(text, max_words=4, overlap_words=2)
+    for a, b in spans:
+        assert text[a:b] == text[a:b].strip() and text[a:b]
+    assert texts(text, spans)[0] == "Ünïcödé “quotes” — dash."
+    assert spans[-1][1] == len(text)
+
+
+def test_chunk_respects_start_offset():
+    text = " date 2024-01-01 Body one. Body two."
+    spans = chunk(text, start=17)
+    assert texts(text, spans) == ["Body one. Body two."]
+    assert spans[0][0] == 17
+
+
+def test_windows_fill_up_to_max_words_and_overlap_one_sentence():
+    sentences = [f"Sentence {i} has five words." for i in range(6)]
+    text = " ".join(sentences)
+    windows = texts(text, chunk(text, max_words=15, overlap_words=5))
+    # 3 sentences of 5 words fill a window; the next one repeats the last sentence.
+    assert windows == [
+        " ".join(sentences[0:3]),
+        " ".join(sentences[2:5]),
+        " ".join(sentences[4:6]),
+    ]
+
+
+def test_no_overlap_when_budget_is_zero():
+    text = "One two. Three four. Five six."
+    assert texts(text, chunk(text, max_words=4, overlap_words=0)) == ["One two. Three four.", "Five six."]
+
+
+def test_overlong_sentence_is_cut_into_word_windows():
+    text = " ".join(f"w{i}" for i in range(10))
+    spans = split_long(text, (0, len(text)), max_words=4, overlap_words=1)
+    assert texts(text, spans) == ["w0 w1 w2 w3", "w3 w4 w5 w6", "w6 w7 w8 w9"]
+    assert all(word_count(text, s) <= 4 for s in chunk(text, max_words=4, overlap_words=1))
+
+
+def test_chunk_rejects_bad_sizes():
+    with pytest.raises(ValueError):
+        chunk("text", max_words=5, overlap_words=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(st.characters(codec="utf-8"), max_size=400),
+    max_words=st.integers(1, 30),
+    overlap=st.integers(0, 29),
+)
+def test_chunk_offsets_always_slice_the_original(text, max_words, overlap):
+    overlap = min(overlap, max_words - 1)
+    spans = chunk(text, max_words=max_words, overlap_words=overlap)
+    covered = set()
+    for a, b in spans:
+        assert 0 <= a < b <= len(text)
+        piece = text[a:b]
+        assert piece == piece.strip() and piece
+        assert word_count(text, (a, b)) <= max(max_words, 1)
+        covered.update(range(a, b))
+    # Every non-space character lands in some passage: nothing is dropped.
+    assert all(i in covered for i, c in enumerate(text) if not c.isspace())
+    assert spans == sorted(spans)

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa.ingest import Document, Skipped, fingerprint, load_documents, parse_document, parse_header
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+# source -> (title, date, url, author), exactly as the seeds carry them; None where absent.
+SEED_METADATA = {
+    "000_e4f10afeb37f7612.txt": ("The Moment I Stated...", None, None, None),
+    "001_197f8570244cbea7.txt": ("Upcoming Russia/US Security Talks", None, None, None),
+    # The date line runs straight into the body: there is no title line.
+    "002_42f21bd48c4da039.txt": (None, "2025-02-17", None, None),
+    "003_693562d2949a8d6d.txt": (
+        "US Ignored Enormous Displays of Goodwill From Russia’s President Putin - Lavrov",
+        "2024-01-23",
+        "https://sputnikglobe.com/20240123/us-ignored-enormous-displays-of-goodwill-from-"
+        "russias-president-putin---lavrov--1116326975.html",
+        None,
+    ),
+    "004_027c9bdda43207c8.txt": (
+        "Russian Foreign Minister: No Difference in Russia's Actions if Trump Elected",
+        "2024-01-24",
+        None,
+        "Angeline Tan",
+    ),
+}
+
+
+def test_seed_metadata_is_exact():
+    documents, skipped = load_documents(SEEDS)
+    assert skipped == []
+    got = {d.source: (d.title, d.date, d.url, d.author) for d in documents}
+    assert got == SEED_METADATA
+
+
+def test_markup_stays_in_text_but_not_in_metadata():
+    documents, _ = load_documents(SEEDS)
+    doc = next(d for d in documents if d.author)
+    assert "[Angeline Tan](#)" in doc.text
+    assert doc.author == "Angeline Tan"
+
+
+def test_date_line_is_metadata_not_body():
+    header = parse_header(" date 2025-02-17 The main news of the week.")
+    assert (header.title, header.date, header.url) == (None, "2025-02-17", None)
+    assert " date 2025-02-17 The main news"[header.body_start:] == "The main news"
+
+
+def test_date_line_with_url_then_title():
+    header = parse_header(" date 2024-01-23 https://example.org/a?b=1\nA Title Line\nBody text here.")
+    assert header.title == "A Title Line"
+    assert header.url == "https://example.org/a?b=1"
+    assert header.date == "2024-01-23"
+
+
+def test_impossible_date_is_not_a_date_line():
+    header = parse_header(" date 2024-02-31 something\n\nbody")
+    assert header.date is None
+
+
+def test_byline_then_title():
+    text = "\n\nWritten by [Jane Roe](#) on March 3, 2021\n\nThe Headline Here\n\nBody."
+    header = parse_header(text)
+    assert (header.title, header.date, header.author) == ("The Headline Here", "2021-03-03", "Jane Roe")
+    assert text[header.body_start:].startswith("\n\nThe Headline Here")
+
+
+def test_title_then_byline():
+    header = parse_header("A Headline\n\nBy John Smith on Jan 5, 2020\n\nBody.")
+    assert (header.title, header.author, header.date) == ("A Headline", "John Smith", "2020-01-05")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "This first line is a whole paragraph of body text and goes on well past any headline "
+        "length that a title would have, so it is not a title.\n\nMore.",
+        "Sadly, yes.\n\nMore text.",
+        "A short line\nfollowed directly by body text without a blank line.",
+    ],
+)
+def test_no_header_gives_no_title(text):
+    assert parse_header(text).title is None
+
+
+def test_markdown_heading_is_title():
+    assert parse_header("# My *Notes* Page\nbody").title == "My *Notes* Page"
+
+
+def test_bom_is_dropped_and_crlf_kept():
+    doc = parse_document("a.txt", "\ufeffTitle\r\n\r\nBody line.\r\n".encode("utf-8"))
+    assert isinstance(doc, Document)
+    assert doc.title == "Title"
+    assert doc.text == "Title\r\n\r\nBody line.\r\n"
+
+
+def test_utf16_with_bom_decodes():
+    doc = parse_document("a.txt", "Title\n\nBody ünïcode.".encode("utf-16"))
+    assert isinstance(doc, Document) and doc.text.endswith("ünïcode.")
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "empty file"),
+        (b"  \n\t\n", "empty file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binary file"),
+        (b"caf\xe9 au lait", "not UTF-8"),
+    ],
+)
+def test_unindexable_files_are_skipped_with_reason(data, reason):
+    result = parse_document("x.txt", data)
+    assert isinstance(result, Skipped)
+    assert reason in result.reason
+
+
+def test_load_reports_skipped_and_ignores_other_suffixes(tmp_path):
+    (tmp_path / "good.md").write_text("Title\n\nBody.", encoding="utf-8")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / ".hidden.txt").write_text("secret", encoding="utf-8")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deep.txt").write_text("Deep\n\nText.", encoding="utf-8")
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
+    documents, skipped = load_documents(tmp_path)
+    assert [d.source for d in documents] == ["good.md", "sub/deep.txt"]
+    assert {(s.source, s.reason) for s in skipped} == {
+        ("empty.txt", "empty file"),
+        ("dangling.txt", "broken symbolic link"),
+    }
+
+
+def test_fingerprint_changes_with_any_document(tmp_path):
+    (tmp_path / "a.txt").write_text("one", encoding="utf-8")
+    before = fingerprint(tmp_path)
+    assert fingerprint(tmp_path) == before
+    (tmp_path / "a.txt").write_text("two", encoding="utf-8")
+    changed = fingerprint(tmp_path)
+    assert changed != before
+    (tmp_path / "b.txt").write_text("new", encoding="utf-8")
+    assert fingerprint(tmp_path) != changed
