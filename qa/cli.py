@@ -1,0 +1,173 @@
+"""The ``qa`` command line: parse options, call the library, print results."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from qa.errors import BadRequest, QAError
+
+DOCS_OPTION = click.option(
+    "--docs",
+    "docs_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="seeds",
+    envvar="QA_DOCS",
+    show_default=True,
+    show_envvar=True,
+    help="Folder of .txt/.md documents.",
+)
+INDEX_OPTION = click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="index",
+    envvar="QA_INDEX",
+    show_default=True,
+    show_envvar=True,
+    help="Folder holding the built index.",
+)
+MODEL_OPTION = click.option(
+    "--model",
+    envvar="QA_MODEL",
+    default=None,
+    show_envvar=True,
+    help="Embedding model: all-MiniLM-L6-v2 (default), a local model folder, or 'hashing'.",
+)
+
+
+class QAGroup(click.Group):
+    """Turn library errors into one-line messages and exit code 1 (2 for bad input)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except QAError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2 if exc.status == 400 else 1)
+
+
+@click.group(cls=QAGroup)
+@click.version_option(package_name="qa")
+def cli() -> None:
+    """Offline extractive question answering over a folder of documents."""
+
+
+@cli.command("index")
+@DOCS_OPTION
+@INDEX_OPTION
+@MODEL_OPTION
+@click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
+@click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
+def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: bool, wait: bool) -> None:
+    """Build or refresh the index of the documents folder."""
+    from qa.build import build
+    from qa.embed import load_embedder
+
+    report = build(
+        docs_dir, index_dir, load_embedder(model), rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait
+    )
+    for skipped in report.skipped:
+        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+    if report.up_to_date:
+        click.echo(
+            f"index up to date: {report.documents} documents, {report.passages} passages "
+            f"({report.seconds:.1f}s)"
+        )
+        return
+    click.echo(
+        f"indexed {report.documents} documents ({len(report.skipped)} skipped) into "
+        f"{report.passages} passages: {report.encoded} embedded, {report.reused} reused, "
+        f"in {report.seconds:.1f}s -> {report.folder}"
+    )
+
+
+@cli.command("search")
+@click.argument("question", required=False)
+@click.option("-k", "k", default=5, show_default=True, help="How many passages to return.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON answer instead of text.")
+@click.option(
+    "--queries",
+    type=click.File("r", encoding="utf-8"),
+    help='JSON Lines file of {"id", "question"}; writes {"id", "results"} lines.',
+)
+@DOCS_OPTION
+@INDEX_OPTION
+@MODEL_OPTION
+def search_command(
+    question: str | None,
+    k: int,
+    as_json: bool,
+    queries,
+    docs_dir: Path,
+    index_dir: Path,
+    model: str | None,
+) -> None:
+    """Print the passages that best answer QUESTION."""
+    if (question is None) == (queries is None):
+        raise click.UsageError("give a QUESTION or --queries FILE, not both")
+    from qa.search import Searcher
+
+    searcher = Searcher(index_dir, model=model)
+    _warn_if_stale(searcher, docs_dir)
+    if queries is not None:
+        failed = _run_queries(searcher, queries, k)
+        if failed:
+            raise click.ClickException(f"{failed} queries failed; see their error lines")
+        return
+    answer = searcher.search(question, k)
+    if as_json:
+        click.echo(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_answer(answer.as_dict()))
+
+
+def _warn_if_stale(searcher, docs_dir: Path) -> None:
+    from qa.build import stale_reason
+
+    if docs_dir.is_dir() and (reason := stale_reason(searcher.reader, docs_dir)):
+        click.echo(f"warning: the index is stale: {reason}; run `qa index`", err=True)
+
+
+def _run_queries(searcher, lines, k: int) -> int:
+    """Answer each JSON line, writing one result line per query; return how many failed."""
+    failed = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        qid = None
+        try:
+            item = json.loads(line)
+            if not isinstance(item, dict) or "question" not in item:
+                raise BadRequest('each line must be a JSON object with a "question"')
+            qid = item.get("id")
+            answer = searcher.search(item["question"], item.get("k", k))
+            out = {"id": qid, "results": [r.as_dict() for r in answer.results]}
+        except (ValueError, BadRequest) as exc:
+            failed += 1
+            out = {"id": qid, "error": f"line {number}: {exc}"}
+        click.echo(json.dumps(out, ensure_ascii=False))
+    return failed
+
+
+def format_answer(answer: dict) -> str:
+    """Render an answer for reading in a terminal."""
+    if not answer["results"]:
+        return "No passages found."
+    blocks = []
+    for r in answer["results"]:
+        cite = " | ".join(x for x in (r["source"], r["date"], r["author"]) if x)
+        lines = [f"{r['rank']}. [{r['score']:.3f}] {r['title'] or '(untitled)'}", f"   {cite}  chars {r['start']}-{r['end']}"]
+        if r["url"]:
+            lines.append(f"   {r['url']}")
+        lines.append(textwrap.indent(textwrap.fill(" ".join(r["text"].split()), 88), "   "))
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def main() -> None:
+    cli(prog_name="qa")

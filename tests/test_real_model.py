@@ -1,0 +1,45 @@
+"""A few tests with the bundled all-MiniLM-L6-v2: slow (seconds), so kept few and small."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qa import store
+from qa.build import build
+from qa.embed import DEFAULT_MODEL, load_embedder
+from qa.search import Searcher
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_embedder(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def seeds_index(tmp_path_factory, model):
+    folder = tmp_path_factory.mktemp("real") / "index"
+    build(SEEDS, folder, model)
+    return folder
+
+
+def test_model_loads_offline_from_the_package(model):
+    assert (model.name, model.dimension, model.max_tokens) == (DEFAULT_MODEL, 384, 256)
+    vectors = model.encode(["hello", "world"])
+    assert vectors.shape == (2, 384) and vectors.dtype.name == "float32"
+
+
+def test_every_seed_passage_fits_the_model_window(seeds_index, model):
+    reader = store.open_index(seeds_index)
+    longest = max(model.count_tokens(p.text) for p in reader.passages(range(reader.manifest.passage_count)))
+    assert longest <= model.max_tokens
+
+
+def test_abm_treaty_question_finds_the_passage(seeds_index, model):
+    answer = Searcher(seeds_index, embedder=model).search("Which treaty did Bush withdraw from in 2002?", k=3)
+    assert any("Anti-Ballistic Missile" in r.passage.text for r in answer.results)

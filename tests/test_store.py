@@ -1,0 +1,174 @@
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from qa import store
+from qa.build import build, stale_reason
+from qa.embed import HashingEmbedder
+from qa.errors import IndexBusy, IndexUnavailable, NoDocuments
+from qa.ingest import load_documents
+from qa.search import Searcher
+
+
+def test_build_writes_manifest_and_passages_that_quote_the_documents(docs, index_dir, embedder):
+    reader = store.open_index(index_dir)
+    m = reader.manifest
+    assert (m.model, m.dimension, m.document_count, m.format_version) == ("hashing:256", 256, 5, 1)
+    assert m.passage_count == reader.vectors.ntotal > 5
+    documents, _ = load_documents(docs)
+    texts = {d.source: d.text for d in documents}
+    passages = reader.passages(range(m.passage_count))
+    for p in passages:
+        assert texts[p.source][p.start : p.end] == p.text
+        assert p.id == f"{p.source}:{p.start}-{p.end}"
+    assert {p.source for p in passages} == set(texts)
+
+
+def test_faiss_top_k_equals_numpy_oracle(index_dir, embedder):
+    reader = store.open_index(index_dir)
+    n = reader.manifest.passage_count
+    matrix = reader.reconstruct(list(range(n)))
+    query = embedder.encode(["Anti-Ballistic Missile Treaty withdrawal in 2002"])
+    scores, rows = reader.search(query, 10)
+    oracle = matrix @ query[0]
+    expected = np.argsort(-oracle, kind="stable")[:10]
+    np.testing.assert_allclose(scores[0], oracle[expected], rtol=1e-5)
+    # Ties may come back in either order; the sets of scores must match.
+    assert sorted(np.round(oracle[rows[0]], 5)) == sorted(np.round(oracle[expected], 5))
+    # Vectors are unit length, so inner product is cosine similarity.
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
+
+
+def test_k_larger_than_index_returns_everything(index_dir, embedder):
+    reader = store.open_index(index_dir)
+    scores, rows = reader.search(embedder.encode(["Kursk"]), 10_000)
+    assert rows.shape[1] == reader.manifest.passage_count
+
+
+def test_missing_index_names_the_folder(tmp_path):
+    with pytest.raises(IndexUnavailable, match="no index in .*qa index"):
+        store.open_index(tmp_path / "nothing")
+
+
+def test_other_model_is_refused_with_both_names(index_dir):
+    with pytest.raises(IndexUnavailable, match="'hashing:256'.*'all-MiniLM-L6-v2'"):
+        store.open_index(index_dir, model="all-MiniLM-L6-v2")
+
+
+@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.MANIFEST])
+def test_missing_file_is_named(index_dir, name):
+    (store.current_build(index_dir) / name).unlink()
+    with pytest.raises(IndexUnavailable, match=name):
+        store.open_index(index_dir)
+
+
+def test_truncated_faiss_file_is_reported(index_dir):
+    path = store.current_build(index_dir) / store.VECTORS
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexUnavailable, match="vectors.faiss"):
+        store.open_index(index_dir)
+
+
+def test_manifest_count_mismatch_is_reported(index_dir):
+    path = store.current_build(index_dir) / store.MANIFEST
+    data = json.loads(path.read_text())
+    data["passage_count"] += 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(IndexUnavailable, match="manifest says"):
+        store.open_index(index_dir)
+
+
+def test_rebuild_repairs_a_corrupt_index(docs, index_dir, embedder):
+    (store.current_build(index_dir) / store.PASSAGES).write_bytes(b"garbage" * 100)
+    with pytest.raises(IndexUnavailable):
+        store.open_index(index_dir)
+    build(docs, index_dir, embedder)  # unusable previous build: everything is embedded again
+    assert store.open_index(index_dir).manifest.document_count == 5
+
+
+def test_stale_when_a_document_changes_or_is_added(docs, index_dir):
+    reader = store.open_index(index_dir)
+    assert stale_reason(reader, docs) is None
+    (docs / "new.txt").write_text("A New Title\n\nFresh text about Kursk.", encoding="utf-8")
+    assert "changed" in stale_reason(reader, docs)
+
+
+def test_unchanged_rebuild_encodes_nothing_and_writes_nothing(docs, index_dir, embedder):
+    before = store.current_build(index_dir)
+    report = build(docs, index_dir, embedder)
+    assert report.up_to_date and report.encoded == 0
+    assert store.current_build(index_dir) == before
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self):
+        super().__init__(256)
+        self.seen: list[str] = []
+
+    def encode(self, texts, batch_size=32, progress=False):
+        self.seen.extend(texts)
+        return super().encode(texts, batch_size, progress)
+
+
+def test_only_changed_documents_are_embedded_again(docs, index_dir):
+    old = store.open_index(index_dir)
+    old_ids = {p.id for p in old.passages(range(old.manifest.passage_count))}
+    (docs / "001_197f8570244cbea7.txt").write_text("Replaced\n\nShort new body.", encoding="utf-8")
+    (docs / "000_e4f10afeb37f7612.txt").unlink()
+    counting = CountingEmbedder()
+    report = build(docs, index_dir, counting)
+    assert counting.seen == ["Replaced\n\nShort new body."]
+    assert report.encoded == 1 and report.reused > 0
+    new = store.open_index(index_dir)
+    passages = new.passages(range(new.manifest.passage_count))
+    assert not any(p.source == "000_e4f10afeb37f7612.txt" for p in passages)
+    kept = {p.id for p in passages if p.source.startswith(("002", "003", "004"))}
+    assert kept <= old_ids  # ids of unchanged documents are stable
+    # Reused vectors are the vectors of their text.
+    matrix = new.reconstruct(list(range(len(passages))))
+    np.testing.assert_allclose(matrix, counting.encode([p.text for p in passages]), atol=1e-6)
+
+
+def test_rebuild_flag_embeds_everything(docs, index_dir):
+    counting = CountingEmbedder()
+    report = build(docs, index_dir, counting, rebuild=True)
+    assert report.encoded == report.passages == len(counting.seen)
+
+
+def test_no_documents_is_an_error(tmp_path, embedder):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "empty.txt").write_bytes(b"")
+    with pytest.raises(NoDocuments, match="empty.txt: empty file"):
+        build(tmp_path / "d", tmp_path / "i", embedder)
+    with pytest.raises(NoDocuments, match="not found"):
+        build(tmp_path / "missing", tmp_path / "i", embedder)
+
+
+def test_second_writer_is_refused_while_the_lock_is_held(docs, tmp_path, embedder):
+    with store.build_lock(tmp_path / "i"):
+        with pytest.raises(IndexBusy, match="another build"):
+            build(docs, tmp_path / "i", embedder)
+
+
+def test_old_builds_are_pruned_and_killed_build_leftovers_removed(docs, index_dir, embedder):
+    leftover = index_dir / store.BUILDS / ".tmp-killed"
+    leftover.mkdir()
+    for i in range(3):
+        (docs / f"extra{i}.txt").write_text(f"Extra {i}\n\nMore words {i}.", encoding="utf-8")
+        build(docs, index_dir, embedder)
+    names = [p.name for p in (index_dir / store.BUILDS).iterdir()]
+    assert len(names) == 1 + store.KEEP_PREVIOUS
+    assert store.current_build(index_dir).name in names
+
+
+def test_searcher_picks_up_a_new_build(docs, index_dir, embedder):
+    searcher = Searcher(index_dir, embedder=embedder)
+    assert searcher.search("zanzibar quokka").results[0].passage.source != "zoo.txt"
+    (docs / "zoo.txt").write_text("Zoo\n\nThe zanzibar quokka lives here.", encoding="utf-8")
+    build(docs, index_dir, embedder)
+    assert searcher.search("zanzibar quokka").results[0].passage.source == "zoo.txt"
