@@ -126,6 +126,27 @@ def search_command(
         click.echo(format_answer(answer.as_dict()))
 
 
+@cli.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@DOCS_OPTION
+@INDEX_OPTION
+@MODEL_OPTION
+def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir: Path, model: str | None) -> None:
+    """Serve the question page and JSON API, building the index first when needed."""
+    from qa.embed import load_embedder
+    from qa.search import Searcher
+    from qa.serve import ensure_index, serve
+    from web import create_app
+
+    embedder = load_embedder(model)
+    ensure_index(docs_dir, index_dir, embedder, log=lambda line: click.echo(line, err=True))
+    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": Searcher(index_dir, embedder=embedder)})
+    click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
+    serve(app, host, port, workers)
+
+
 def _warn_if_stale(searcher, docs_dir: Path) -> None:
     from qa.build import stale_reason
 

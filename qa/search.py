@@ -88,10 +88,11 @@ def drop_duplicates(ranked: list[tuple[float, Passage]], k: int) -> list[tuple[f
 
 
 class Searcher:
-    """A loaded index and model; safe to share between threads, loaded once per process.
+    """A loaded model and index; safe to share between threads, made once per process.
 
-    The current build is re-read when ``index/CURRENT`` changes, so a long-running
-    server picks up a new index without a restart.
+    The index is opened on first use and again whenever ``index/CURRENT`` names
+    a new build, so a long-running server starts without an index (answering
+    503) and picks up a new one without a restart.
     """
 
     def __init__(self, index_dir: Path, embedder: Embedder | None = None, model: str | None = None):
@@ -100,7 +101,6 @@ class Searcher:
         self._lock = threading.Lock()
         self._reader: store.IndexReader | None = None
         self._reader_build: Path | None = None
-        self.reader  # fail now, not on the first question, when there is no usable index
 
     @property
     def reader(self) -> store.IndexReader:

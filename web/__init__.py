@@ -1,0 +1,94 @@
+"""The qa web app: a question page and a JSON API over one shared Searcher."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from flask import Flask, current_app, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from qa.errors import QAError
+from qa.search import Searcher
+
+#: Largest request body accepted; a question is at most 1,000 characters.
+MAX_BODY_BYTES = 16 * 1024
+
+_searcher_lock = threading.Lock()
+
+SECURITY_HEADERS = {
+    # No scripts at all; styles only from our own stylesheet.
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Create the app; settings come from QA_* environment variables unless ``test_config`` overrides them."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        QA_INDEX=os.environ.get("QA_INDEX", "index"),
+        QA_MODEL=os.environ.get("QA_MODEL"),
+        # A ready Searcher to share (qa serve passes the one whose model it already loaded).
+        SEARCHER=None,
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.json.sort_keys = False
+
+    from web import api, pages
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(QAError, _qa_error)
+    app.after_request(_security_headers)
+    return app
+
+
+def get_searcher() -> Searcher:
+    """Return the app's Searcher, loading the model on first use only."""
+    app = current_app
+    searcher = app.extensions.get("qa.searcher")
+    if searcher is None:
+        with _searcher_lock:
+            searcher = app.extensions.get("qa.searcher")
+            if searcher is None:
+                searcher = app.config["SEARCHER"] or Searcher(
+                    Path(app.config["QA_INDEX"]), model=app.config["QA_MODEL"]
+                )
+                app.extensions["qa.searcher"] = searcher
+    return searcher
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path == "/healthz"
+
+
+def _http_error(exc: HTTPException):
+    if wants_json():
+        response = jsonify(error=exc.description or exc.name)
+        if exc.code == 405 and exc.valid_methods:
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
+        return response, exc.code
+    return render_template("error.html", status=exc.code, message=exc.description or exc.name), exc.code
+
+
+def _qa_error(exc: QAError):
+    if wants_json():
+        return jsonify(error=str(exc)), exc.status
+    return render_template("error.html", status=exc.status, message=str(exc)), exc.status
+
+
+def _security_headers(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response

@@ -1,0 +1,72 @@
+"""Serve the web app with gunicorn, building the index first when it is missing or stale."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from qa import store
+from qa.build import build, stale_reason
+from qa.embed import Embedder
+from qa.errors import IndexUnavailable, NoDocuments
+
+
+def ensure_index(docs_dir: Path, index_dir: Path, embedder: Embedder, log=print) -> None:
+    """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone."""
+    try:
+        reason = stale_reason(store.open_index(index_dir, model=embedder.name), docs_dir) if docs_dir.is_dir() else None
+    except IndexUnavailable as exc:
+        reason = str(exc)
+    if reason is None:
+        return
+    log(f"building the index: {reason}")
+    try:
+        report = build(docs_dir, index_dir, embedder, progress=sys.stderr.isatty(), wait=True)
+    except NoDocuments:
+        if store.current_build(index_dir) is None:
+            raise
+        log(f"warning: cannot rebuild from {docs_dir}; serving the existing index")
+        return
+    for skipped in report.skipped:
+        log(f"skipped {skipped.source}: {skipped.reason}")
+    log(f"indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f}s")
+
+
+def torch_threads(workers: int) -> int:
+    """Share the cores between workers: on a busy 2-core box one thread per worker beats two."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: int = 60) -> None:
+    """Run ``app`` under gunicorn, loaded once in the master and forked into ``workers``."""
+    from gunicorn.app.base import BaseApplication
+
+    per_worker = torch_threads(workers)
+
+    def post_fork(server, worker):
+        import torch
+
+        torch.set_num_threads(per_worker)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            settings = {
+                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+                "workers": workers,
+                "worker_class": "gthread",
+                "threads": threads,
+                "timeout": timeout,
+                "preload_app": True,
+                "post_fork": post_fork,
+                "accesslog": "-",
+                "errorlog": "-",
+                "loglevel": "info",
+            }
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()

@@ -1,0 +1,248 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import cli
+from qa.passage import Passage, Result
+from qa.search import Answer, MAX_K, Searcher
+from web import MAX_BODY_BYTES, create_app
+from web.pages import segments
+
+
+@pytest.fixture
+def app(index_dir, embedder):
+    return create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder)})
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def empty_client(tmp_path, embedder):
+    """A client whose index folder holds no index."""
+    app = create_app({"TESTING": True, "SEARCHER": Searcher(tmp_path / "none", embedder=embedder)})
+    return app.test_client()
+
+
+def test_get_search_returns_answer_shape(client):
+    response = client.get("/api/search?q=Kursk+region&k=2")
+    assert response.status_code == 200
+    data = response.get_json()
+    assert list(data) == ["question", "results", "took_ms"]
+    assert data["question"] == "Kursk region"
+    assert len(data["results"]) == 2
+    assert data["results"][0]["source"] == "002_42f21bd48c4da039.txt"
+
+
+def test_post_search_equals_get(client):
+    post = client.post("/api/search", json={"question": "INF Treaty suspended", "k": 3}).get_json()
+    get = client.get("/api/search?q=INF+Treaty+suspended&k=3").get_json()
+    assert post["results"] == get["results"]
+
+
+def test_api_results_equal_cli_json(client, docs, index_dir):
+    env = {"QA_DOCS": str(docs), "QA_INDEX": str(index_dir), "QA_MODEL": "hashing"}
+    out = CliRunner().invoke(cli, ["search", "Lavrov CBS interview", "--json", "-k", "4"], env=env)
+    assert out.exit_code == 0, out.output
+    api = client.get("/api/search", query_string={"q": "Lavrov CBS interview", "k": 4}).get_json()
+    assert api["results"] == json.loads(out.output)["results"]
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("", "missing query parameter q"),
+        ("?q=", "question is empty"),
+        ("?q=+++", "question is empty"),
+        ("?q=" + "x" * 1001, "longer than 1000"),
+        ("?q=ok&k=0", "between 1 and"),
+        ("?q=ok&k=-1", "whole number"),
+        (f"?q=ok&k={MAX_K + 1}", "between 1 and"),
+        ("?q=ok&k=abc", "whole number"),
+        ("?q=ok&k=1000000000", "between 1 and"),
+        ("?q=ok&color=red", "unknown query parameter: color"),
+        ("?q=a&q=b", "more than once"),
+    ],
+)
+def test_get_bad_input_is_400_json(client, query, message):
+    response = client.get("/api/search" + query)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({}, 'missing field "question"'),
+        ({"question": ""}, "empty"),
+        ({"question": 5}, "must be a string"),
+        ({"question": None}, "must be a string"),
+        ({"question": ["a"]}, "must be a string"),
+        ({"question": "ok", "k": "abc"}, "whole number"),
+        ({"question": "ok", "k": 1.5}, "whole number"),
+        ({"question": "ok", "k": True}, "whole number"),
+        ({"question": "ok", "k": 0}, "between"),
+        ({"question": "ok", "extra": 1}, "unknown field: extra"),
+        ([1, 2], "JSON object"),
+        ("question", "JSON object"),
+    ],
+)
+def test_post_bad_input_is_400_json(client, body, message):
+    response = client.post("/api/search", json=body)
+    assert response.status_code == 400
+    assert message in response.get_json()["error"]
+
+
+def test_post_malformed_json_is_400(client):
+    response = client.post("/api/search", data="{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert "not valid JSON" in response.get_json()["error"]
+
+
+def test_post_wrong_content_type_is_415(client):
+    response = client.post("/api/search", data="question=hi", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 415
+    assert "application/json" in response.get_json()["error"]
+
+
+def test_post_too_large_body_is_413(client):
+    body = json.dumps({"question": "x" * (MAX_BODY_BYTES + 1)})
+    response = client.post("/api/search", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert "error" in response.get_json()
+
+
+def test_wrong_method_is_405_json(client):
+    response = client.put("/api/search", json={"question": "x"})
+    assert response.status_code == 405
+    assert "error" in response.get_json()
+    assert "GET" in response.headers["Allow"] and "POST" in response.headers["Allow"]
+    assert client.post("/healthz").status_code == 405
+
+
+def test_unknown_api_route_is_404_json(client):
+    response = client.get("/api/nothing")
+    assert response.status_code == 404 and "error" in response.get_json()
+
+
+def test_no_index_is_503_everywhere(empty_client):
+    assert empty_client.get("/api/search?q=x").status_code == 503
+    assert "run `qa index`" in empty_client.post("/api/search", json={"question": "x"}).get_json()["error"]
+    health = empty_client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "unavailable"
+    page = empty_client.get("/?q=x")
+    assert page.status_code == 503 and b"Could not answer" in page.data
+    assert empty_client.get("/").status_code == 200  # the form still shows
+
+
+def test_healthz_reports_the_index(client):
+    data = client.get("/healthz").get_json()
+    assert data["status"] == "ok" and data["documents"] == 5 and data["model"] == "hashing:256"
+    assert data["passages"] > 5 and data["built_at"]
+
+
+def test_openapi_describes_routes_and_limits(client):
+    spec = client.get("/api/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.1")
+    assert set(spec["paths"]) == {"/api/search", "/healthz", "/api/openapi.json"}
+    post = spec["paths"]["/api/search"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema["properties"]["question"]["maxLength"] == 1000
+    assert schema["properties"]["k"]["maximum"] == MAX_K
+    assert {"200", "400", "413", "415", "503"} <= set(post["responses"])
+    result = spec["components"]["schemas"]["Result"]
+    answer = client.get("/api/search?q=Kursk").get_json()
+    assert set(result["required"]) == set(answer["results"][0])
+
+
+def test_page_empty_state_has_labelled_form(client):
+    html = client.get("/").get_data(as_text=True)
+    assert '<label for="q">' in html and 'id="q" name="q"' in html
+    assert 'method="get"' in html and "Try:" in html
+    assert '<label for="k">' in html
+
+
+def test_page_shows_cited_results(client):
+    html = client.get("/?q=INF+Treaty+February+2019&k=3").get_data(as_text=True)
+    assert html.count('class="result"') == 3
+    assert "004_027c9bdda43207c8.txt" in html
+    assert '<time datetime="2024-01-24">' in html
+    assert "Angeline Tan" in html
+    assert 'selected>3<' in html
+
+
+def test_page_links_urls_safely(client):
+    html = client.get("/?q=goodwill+snubbed+Putin+CBS+interview&k=10").get_data(as_text=True)
+    assert 'href="https://sputnikglobe.com/' in html
+    assert 'rel="noopener noreferrer"' in html
+
+
+def test_page_bad_input_shows_error_state(client):
+    response = client.get("/?q=+")
+    assert response.status_code == 400
+    assert b"Could not answer" in response.data and b"empty" in response.data
+
+
+class FixedSearcher:
+    """A Searcher stand-in that returns one hand-made passage."""
+
+    def __init__(self, passage: Passage, highlights=()):
+        self.result = Result(rank=1, score=0.5, passage=passage, highlights=highlights)
+
+    def search(self, question, k=5):
+        return Answer(question, [self.result], 1.0)
+
+
+def test_page_escapes_everything_from_documents():
+    evil = Passage(
+        id="x.txt:0-40",
+        text='a < b && c > "d" <script>alert(1)</script>',
+        source="<b>x</b>.txt",
+        start=0,
+        end=40,
+        title='Title "quoted" & <i>tagged</i>',
+        date="2024-01-01",
+        url='javascript:alert("x")',
+        author="<img src=x onerror=alert(1)>",
+    )
+    app = create_app({"TESTING": True, "SEARCHER": FixedSearcher(evil, highlights=((6, 10),))})
+    html = app.test_client().get('/?q=<script>"&amp;').get_data(as_text=True)
+    assert "<script>" not in html and "<img" not in html and "<i>" not in html and "<b>x" not in html
+    assert "a &lt; b <mark>&amp;&amp; c</mark> &gt; &#34;d&#34; &lt;script&gt;" in html
+    assert "Title &#34;quoted&#34; &amp; &lt;i&gt;tagged&lt;/i&gt;" in html
+    assert "javascript:" not in html  # a non-http URL is not linked
+
+
+def test_page_nothing_found_state():
+    class Nothing:
+        def search(self, question, k=5):
+            return Answer(question, [], 1.0)
+
+    app = create_app({"TESTING": True, "SEARCHER": Nothing()})
+    assert b"Nothing relevant found" in app.test_client().get("/?q=anything").data
+
+
+def test_security_headers_on_pages_and_api(client):
+    for url in ("/", "/api/search?q=x", "/nope"):
+        headers = client.get(url).headers
+        assert "default-src 'none'" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    "highlights, expected",
+    [
+        ([], [("abcdef", False)]),
+        ([[1, 3]], [("a", False), ("bc", True), ("def", False)]),
+        ([[0, 2], [4, 6]], [("ab", True), ("cd", False), ("ef", True)]),
+        ([[1, 4], [2, 5]], [("a", False), ("bcd", True), ("e", True), ("f", False)]),  # overlap clipped
+        ([[4, 99]], [("abcd", False), ("ef", True)]),  # clipped to the text
+    ],
+)
+def test_segments_cover_text_exactly(highlights, expected):
+    assert segments("abcdef", highlights) == expected

@@ -1,0 +1,78 @@
+"""JSON API: /api/search (GET and POST), /healthz and the OpenAPI document."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import BadRequest as HTTPBadRequest
+from werkzeug.exceptions import UnsupportedMediaType
+
+from qa.errors import BadRequest, QAError
+from qa.search import DEFAULT_K
+from web import get_searcher
+from web.openapi import openapi_document
+
+bp = Blueprint("api", __name__)
+
+#: Request fields and the query parameters that carry them on GET.
+FIELDS = {"question": "q", "k": "k"}
+
+
+@bp.get("/api/search")
+def search_get():
+    """Answer ``?q=...&k=...``."""
+    params = request.args
+    unknown = sorted(set(params) - set(FIELDS.values()))
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
+    for name in params:
+        if len(params.getlist(name)) > 1:
+            raise BadRequest(f"query parameter {name} given more than once")
+    if "q" not in params:
+        raise BadRequest("missing query parameter q (the question)")
+    return _answer({field: params[param] for field, param in FIELDS.items() if param in params})
+
+
+@bp.post("/api/search")
+def search_post():
+    """Answer a JSON body ``{"question": ..., "k": ...}``."""
+    if not request.is_json:
+        raise UnsupportedMediaType("send the question as JSON with Content-Type: application/json")
+    try:
+        body = request.get_json()
+    except HTTPBadRequest:
+        raise BadRequest("the request body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest('the request body must be a JSON object like {"question": "..."}')
+    unknown = sorted(set(body) - set(FIELDS))
+    if unknown:
+        raise BadRequest(f"unknown field: {', '.join(unknown)}")
+    if "question" not in body:
+        raise BadRequest('missing field "question"')
+    return _answer(body)
+
+
+def _answer(fields: dict):
+    answer = get_searcher().search(fields["question"], fields.get("k", DEFAULT_K))
+    return jsonify(answer.as_dict())
+
+
+@bp.get("/healthz")
+def healthz():
+    """Say whether an index is loaded, and which."""
+    try:
+        manifest = get_searcher().reader.manifest
+    except QAError as exc:
+        return jsonify(status="unavailable", error=str(exc)), 503
+    return jsonify(
+        status="ok",
+        passages=manifest.passage_count,
+        documents=manifest.document_count,
+        model=manifest.model,
+        built_at=manifest.built_at,
+    )
+
+
+@bp.get("/api/openapi.json")
+def openapi():
+    """Serve the OpenAPI 3.1 description of this API."""
+    return jsonify(openapi_document())

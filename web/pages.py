@@ -1,0 +1,54 @@
+"""The question page: a plain GET form, so every results page has a shareable URL."""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from qa.errors import QAError
+from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
+from web import get_searcher
+
+bp = Blueprint("pages", __name__)
+
+K_CHOICES = (3, 5, 10, 20)
+EXAMPLES = (
+    "Which treaty did Bush withdraw from in 2002?",
+    "When did the US suspend the INF Treaty?",
+    "What does Moscow want regarding NATO near its borders?",
+)
+
+
+def segments(text: str, highlights: list[list[int]]) -> list[tuple[str, bool]]:
+    """Cut ``text`` into (piece, highlighted) runs; the template escapes each piece."""
+    out, pos = [], 0
+    for start, end in sorted(highlights):
+        start, end = max(start, pos), min(end, len(text))
+        if start >= end:
+            continue
+        if start > pos:
+            out.append((text[pos:start], False))
+        out.append((text[start:end], True))
+        pos = end
+    if pos < len(text):
+        out.append((text[pos:], False))
+    return out
+
+
+@bp.get("/")
+def index():
+    """Show the form, and the answer when there is a question."""
+    question = request.args.get("q", "")
+    k = request.args.get("k", str(DEFAULT_K))
+    context = dict(
+        question=question, k=k, k_choices=K_CHOICES, examples=EXAMPLES, max_chars=MAX_QUESTION_CHARS
+    )
+    if "q" not in request.args:
+        return render_template("index.html", **context)
+    try:
+        answer = get_searcher().search(question, k).as_dict()
+    except QAError as exc:
+        return render_template("index.html", error=str(exc), **context), exc.status
+    for result in answer["results"]:
+        result["segments"] = segments(result["text"], result["highlights"])
+        result["safe_url"] = result["url"] if (result["url"] or "").startswith(("https://", "http://")) else None
+    return render_template("index.html", answer=answer, **context)
