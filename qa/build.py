@@ -32,7 +32,7 @@ class BuildReport:
 
 def chunking_params() -> dict:
     """Return the chunker settings a build records; a change in them makes an index stale."""
-    return {"max_words": chunk.MAX_WORDS, "overlap_words": chunk.OVERLAP_WORDS, "version": 1}
+    return {"max_words": chunk.MAX_WORDS, "overlap_words": chunk.OVERLAP_WORDS, "version": 2}
 
 
 def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
@@ -44,10 +44,10 @@ def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
     return None
 
 
-def passages_of(document: Document) -> list[Passage]:
-    """Cut one document into passages that quote it exactly."""
-    spans = chunk.chunk(document.text, document.body_start)
-    return [
+def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]]:
+    """Cut one document into passages that quote it exactly, and the sentences they are made of."""
+    sentences = chunk.units(document.text, document.body_start)
+    passages = [
         Passage(
             id=store.passage_id(document.source, start, end),
             text=document.text[start:end],
@@ -59,8 +59,9 @@ def passages_of(document: Document) -> list[Passage]:
             url=document.url,
             author=document.author,
         )
-        for start, end in spans
+        for start, end in chunk.windows(document.text, sentences)
     ]
+    return passages, [(document.source, start, end) for start, end in sentences]
 
 
 def build(
@@ -82,60 +83,112 @@ def build(
         IndexBusy: another build holds the lock and ``wait`` is false.
     """
     began = time.perf_counter()
-    report = BuildReport()
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     with store.build_lock(index_dir, wait=wait):
         digest = fingerprint(docs_dir)
-        documents, report.skipped = load_documents(docs_dir)
-        report.documents = len(documents)
+        documents, skipped = load_documents(docs_dir)
         if not documents:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in report.skipped[:5])
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
             raise NoDocuments(f"no indexable .txt or .md documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+        return _build(documents, skipped, digest, index_dir, embedder, rebuild, progress, began)
 
-        previous = None if rebuild else _previous(index_dir, embedder)
-        if previous is not None and previous.manifest.fingerprint == digest and previous.manifest.chunking == chunking_params():
-            report.up_to_date = True
-            report.passages = previous.manifest.passage_count
-            report.reused = report.passages
-            report.folder = previous.folder
-            report.seconds = time.perf_counter() - began
-            return report
 
-        known = previous.documents() if previous is not None else {}
-        passages: list[Passage] = []
-        vectors: list[np.ndarray] = []
-        to_encode: list[int] = []
-        for document in documents:
-            old = known.get(document.source)
-            if old is not None and old["sha256"] == document.sha256:
-                rows = previous.rows_of(document.source)
-                passages.extend(_refresh(r, document) for r in rows)
-                vectors.append(previous.reconstruct([r["row"] for r in rows]))
-                report.reused += len(rows)
-            else:
-                new = passages_of(document)
-                to_encode.extend(range(len(passages), len(passages) + len(new)))
-                passages.extend(new)
-                vectors.append(np.zeros((len(new), embedder.dimension), np.float32))
-        matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dimension), np.float32)
-        if to_encode:
-            matrix[to_encode] = embedder.encode([passages[i].text for i in to_encode], progress=progress)
-        report.encoded = len(to_encode)
-        report.passages = len(passages)
+def build_documents(
+    documents: list[Document],
+    skipped: list[Skipped],
+    digest: str,
+    index_dir: Path,
+    embedder: Embedder,
+    rebuild: bool = False,
+    progress: bool = False,
+    wait: bool = False,
+) -> BuildReport:
+    """Index documents that were read elsewhere (a BEIR corpus, say); ``digest`` identifies their version."""
+    began = time.perf_counter()
+    if not documents:
+        raise NoDocuments("no documents to index")
+    with store.build_lock(index_dir, wait=wait):
+        return _build(documents, skipped, digest, index_dir, embedder, rebuild, progress, began)
 
-        manifest = store.Manifest(
-            model=embedder.name,
-            dimension=embedder.dimension,
-            passage_count=len(passages),
-            document_count=len(documents),
-            fingerprint=digest,
-            chunking=chunking_params(),
-            built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+
+def _build(
+    documents: list[Document],
+    skipped: list[Skipped],
+    digest: str,
+    index_dir: Path,
+    embedder: Embedder,
+    rebuild: bool,
+    progress: bool,
+    began: float,
+) -> BuildReport:
+    """Do the build; the caller holds the lock."""
+    report = BuildReport(documents=len(documents), skipped=skipped)
+    previous = None if rebuild else _previous(index_dir, embedder)
+    if previous is not None and previous.manifest.fingerprint == digest and previous.manifest.chunking == chunking_params():
+        report.up_to_date = True
+        report.passages = previous.manifest.passage_count
+        report.reused = report.passages
+        report.folder = previous.folder
+        report.seconds = time.perf_counter() - began
+        return report
+
+    known = previous.documents() if previous is not None else {}
+    passages: list[Passage] = []
+    sentences: list[tuple[str, int, int]] = []
+    passage_vectors: list[np.ndarray] = []
+    sentence_vectors: list[np.ndarray] = []
+    new_passages: list[int] = []
+    new_sentences: list[int] = []
+    texts: dict[str, str] = {}
+    for document in documents:
+        texts[document.source] = document.text
+        old = known.get(document.source)
+        if old is not None and old["sha256"] == document.sha256:
+            rows = previous.rows_of(document.source)
+            old_sentences = previous.sentences_of(document.source)
+            passages.extend(_refresh(r, document) for r in rows)
+            sentences.extend((document.source, start, end) for _, start, end in old_sentences)
+            passage_vectors.append(previous.reconstruct([r["row"] for r in rows]))
+            sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
+            report.reused += len(rows)
+        else:
+            doc_passages, doc_sentences = split(document)
+            new_passages.extend(range(len(passages), len(passages) + len(doc_passages)))
+            new_sentences.extend(range(len(sentences), len(sentences) + len(doc_sentences)))
+            passages.extend(doc_passages)
+            sentences.extend(doc_sentences)
+            passage_vectors.append(np.zeros((len(doc_passages), embedder.dimension), np.float32))
+            sentence_vectors.append(np.zeros((len(doc_sentences), embedder.dimension), np.float32))
+    passage_matrix = _stack(passage_vectors, embedder.dimension)
+    sentence_matrix = _stack(sentence_vectors, embedder.dimension)
+    if new_passages:
+        passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
+    if new_sentences:
+        sentence_matrix[new_sentences] = embedder.encode(
+            [texts[src][a:b] for src, a, b in (sentences[i] for i in new_sentences)], progress=progress
         )
-        report.folder = store.write_build(index_dir, manifest, matrix, documents, passages)
+    report.encoded = len(new_passages)
+    report.passages = len(passages)
+
+    manifest = store.Manifest(
+        model=embedder.name,
+        dimension=embedder.dimension,
+        passage_count=len(passages),
+        document_count=len(documents),
+        fingerprint=digest,
+        chunking=chunking_params(),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+    report.folder = store.write_build(
+        index_dir, manifest, passage_matrix, documents, passages, sentences, sentence_matrix
+    )
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
 
 
 def _previous(index_dir: Path, embedder: Embedder) -> store.IndexReader | None:

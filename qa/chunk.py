@@ -117,6 +117,23 @@ def split_long(text: str, span: Span, max_words: int, overlap_words: int) -> lis
     return out
 
 
+def units(
+    text: str,
+    start: int = 0,
+    end: int | None = None,
+    max_words: int = MAX_WORDS,
+    overlap_words: int = OVERLAP_WORDS,
+) -> list[Span]:
+    """Return the sentences of ``text[start:end]``, overlong ones cut into word windows.
+
+    These are the building blocks of passages, and what gets highlighted.
+    """
+    out: list[Span] = []
+    for sentence in split_sentences(text, start, end):
+        out.extend(split_long(text, sentence, max_words, overlap_words))
+    return out
+
+
 def chunk(
     text: str,
     start: int = 0,
@@ -135,20 +152,21 @@ def chunk(
     """
     if max_words < 1 or not 0 <= overlap_words < max_words:
         raise ValueError("need max_words >= 1 and 0 <= overlap_words < max_words")
-    units: list[Span] = []
-    for sentence in split_sentences(text, start, end):
-        units.extend(split_long(text, sentence, max_words, overlap_words))
-    counts = [word_count(text, u) for u in units]
+    return windows(text, units(text, start, end, max_words, overlap_words), max_words, overlap_words)
 
-    windows: list[Span] = []
+
+def windows(text: str, spans: list[Span], max_words: int = MAX_WORDS, overlap_words: int = OVERLAP_WORDS) -> list[Span]:
+    """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words``."""
+    counts = [word_count(text, u) for u in spans]
+    out: list[Span] = []
     i = 0
-    while i < len(units):
+    while i < len(spans):
         j, total = i, 0
-        while j < len(units) and (j == i or total + counts[j] <= max_words):
+        while j < len(spans) and (j == i or total + counts[j] <= max_words):
             total += counts[j]
             j += 1
-        windows.append((units[i][0], units[j - 1][1]))
-        if j == len(units):
+        out.append((spans[i][0], spans[j - 1][1]))
+        if j == len(spans):
             break
         # Carry over trailing sentences that fit the overlap budget.
         k, carried = j, 0
@@ -156,4 +174,4 @@ def chunk(
             carried += counts[k - 1]
             k -= 1
         i = k
-    return windows
+    return out

@@ -8,7 +8,8 @@ Layout of an index folder::
       builds/<name>/
         manifest.json          format version, model, dimension, counts, fingerprint
         vectors.faiss          FAISS index; row i is passage row i
-        passages.sqlite        documents and passages tables (+ full-text index)
+        sentences.npy          one vector per sentence row, memory-mapped when read
+        passages.sqlite        documents, passages and sentences tables, FTS5 index
 
 A build is written into a fresh folder and published by replacing ``CURRENT``
 in one ``os.replace``, so readers see the old build or the new one, never half
@@ -33,14 +34,16 @@ from typing import Iterator, Sequence
 import faiss
 import numpy as np
 
+from qa import lexical
 from qa.errors import IndexBusy, IndexUnavailable
 from qa.ingest import Document
 from qa.passage import Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"
+SENTENCES = "sentences.npy"
 CURRENT = "CURRENT"
 LOCK = "build.lock"
 BUILDS = "builds"
@@ -66,6 +69,13 @@ CREATE TABLE passages (
     text TEXT NOT NULL
 );
 CREATE INDEX passages_by_source ON passages(source);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY,
+    source TEXT NOT NULL REFERENCES documents(source),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX sentences_by_span ON sentences(source, start);
 """
 
 
@@ -136,20 +146,24 @@ def write_build(
     vectors: np.ndarray,
     documents: Sequence[Document],
     passages: Sequence[Passage],
+    sentences: Sequence[tuple[str, int, int]],
+    sentence_vectors: np.ndarray,
 ) -> Path:
     """Write a complete build into a new folder, then publish it as the current one.
 
-    Call with the build lock held. Returns the published build's folder.
+    Call with the build lock held. ``sentences`` are (source, start, end).
+    Returns the published build's folder.
     """
-    if len(vectors) != len(passages):
-        raise ValueError("one vector per passage")
+    if len(vectors) != len(passages) or len(sentence_vectors) != len(sentences):
+        raise ValueError("one vector per passage and per sentence")
     builds = index_dir / BUILDS
     builds.mkdir(parents=True, exist_ok=True)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     tmp = builds / f".tmp-{name}-{os.getpid()}"
     tmp.mkdir()
     try:
-        _write_passages(tmp / PASSAGES, documents, passages)
+        _write_tables(tmp / PASSAGES, documents, passages, sentences)
+        np.save(tmp / SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
         faiss.write_index(_flat_index(vectors, manifest.dimension), str(tmp / VECTORS))
         (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
         for child in tmp.iterdir():
@@ -173,9 +187,15 @@ def _flat_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
     return index
 
 
-def _write_passages(path: Path, documents: Sequence[Document], passages: Sequence[Passage]) -> None:
+def _write_tables(
+    path: Path,
+    documents: Sequence[Document],
+    passages: Sequence[Passage],
+    sentences: Sequence[tuple[str, int, int]],
+) -> None:
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(_SCHEMA)
+        db.execute(lexical.SCHEMA)
         db.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(d.source, d.sha256, d.title, d.date, d.url, d.author, len(d.text)) for d in documents],
@@ -184,6 +204,8 @@ def _write_passages(path: Path, documents: Sequence[Document], passages: Sequenc
             "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
             [(row, p.id, p.source, p.start, p.end, p.text) for row, p in enumerate(passages)],
         )
+        db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)", [(row, *s) for row, s in enumerate(sentences)])
+        lexical.index_passages(db, ((row, p.text, p.title or "") for row, p in enumerate(passages)))
         db.commit()
 
 
@@ -219,7 +241,7 @@ class IndexReader:
     def __init__(self, folder: Path):
         self.folder = folder
         manifest_path = folder / MANIFEST
-        for required in (manifest_path, folder / VECTORS, folder / PASSAGES):
+        for required in (manifest_path, folder / VECTORS, folder / PASSAGES, folder / SENTENCES):
             if not required.is_file():
                 raise IndexUnavailable(f"index file missing: {required}; run `qa index --rebuild`")
         self.manifest = Manifest.read(manifest_path)
@@ -244,12 +266,22 @@ class IndexReader:
         self._local = threading.local()
         try:
             (count,) = self._db().execute("SELECT count(*) FROM passages").fetchone()
+            (sentence_count,) = self._db().execute("SELECT count(*) FROM sentences").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise IndexUnavailable(f"corrupt passage table {self._db_path}: {exc}") from exc
+            raise IndexUnavailable(f"corrupt passage table {self._db_path}: {exc}; run `qa index --rebuild`") from exc
         if count != self.manifest.passage_count:
             raise IndexUnavailable(
                 f"{self._db_path} holds {count} passages, the manifest says "
                 f"{self.manifest.passage_count}; run `qa index --rebuild`"
+            )
+        try:
+            self.sentence_vectors = np.load(folder / SENTENCES, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(f"corrupt sentence vectors {folder / SENTENCES}: {exc}; run `qa index --rebuild`") from exc
+        if self.sentence_vectors.shape != (sentence_count, self.manifest.dimension):
+            raise IndexUnavailable(
+                f"{folder / SENTENCES} holds {self.sentence_vectors.shape} vectors, the passage table "
+                f"{sentence_count} sentences of dimension {self.manifest.dimension}; run `qa index --rebuild`"
             )
         self.loaded_at = time.time()
 
@@ -262,12 +294,44 @@ class IndexReader:
             self._local.db = db
         return db
 
-    def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Return (scores, rows) of the ``k`` nearest passages for each query row."""
-        k = min(k, self.vectors.ntotal)
+    def search(self, query: np.ndarray, k: int, rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scores, rows) of the ``k`` nearest passages for each query row, among ``rows`` if given."""
+        k = min(k, self.vectors.ntotal if rows is None else len(rows))
         if k == 0:
             return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
-        return self.vectors.search(np.ascontiguousarray(query, dtype=np.float32), k)
+        query = np.ascontiguousarray(query, dtype=np.float32)
+        if rows is None:
+            return self.vectors.search(query, k)
+        selector = faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
+        return self.vectors.search(query, k, params=faiss.SearchParameters(sel=selector))
+
+    def lexical(self, question: str, k: int, where: str = "", params: tuple = ()) -> list[tuple[int, float]]:
+        """Return (row, BM25) pairs of the ``k`` best lexical matches among rows satisfying ``where``."""
+        return lexical.search(self._db(), question, k, where, params)
+
+    def rows_where(self, where: str, params: tuple) -> list[int]:
+        """Return passage rows whose document satisfies the SQL condition ``where``."""
+        sql = f"SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where}"
+        return [r for (r,) in self._db().execute(sql, params)]
+
+    def count_documents(self, where: str, params: tuple = ()) -> int:
+        """Return how many documents satisfy ``where`` (an SQL condition on ``documents d``)."""
+        return self._db().execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]
+
+    def sentences_in(self, passage: Passage) -> list[tuple[int, int, int]]:
+        """Return (row, start, end) of the sentences inside ``passage``, in order."""
+        return list(
+            self._db().execute(
+                "SELECT row, start, end FROM sentences WHERE source = ? AND start >= ? AND end <= ? ORDER BY start",
+                (passage.source, passage.start, passage.end),
+            )
+        )
+
+    def sentences_of(self, source: str) -> list[tuple[int, int, int]]:
+        """Return (row, start, end) of every sentence of one document, for reuse by the next build."""
+        return list(
+            self._db().execute("SELECT row, start, end FROM sentences WHERE source = ? ORDER BY start", (source,))
+        )
 
     def passages(self, rows: Sequence[int]) -> list[Passage]:
         """Return the passages at ``rows``, in that order, with their document's metadata."""

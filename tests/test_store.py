@@ -18,7 +18,7 @@ from qa.search import Searcher
 def test_build_writes_manifest_and_passages_that_quote_the_documents(docs, index_dir, embedder):
     reader = store.open_index(index_dir)
     m = reader.manifest
-    assert (m.model, m.dimension, m.document_count, m.format_version) == ("hashing:256", 256, 5, 1)
+    assert (m.model, m.dimension, m.document_count, m.format_version) == ("hashing:256", 256, 5, store.FORMAT_VERSION)
     assert m.passage_count == reader.vectors.ntotal > 5
     documents, _ = load_documents(docs)
     texts = {d.source: d.text for d in documents}
@@ -60,7 +60,7 @@ def test_other_model_is_refused_with_both_names(index_dir):
         store.open_index(index_dir, model="all-MiniLM-L6-v2")
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.MANIFEST])
+@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.MANIFEST, store.SENTENCES])
 def test_missing_file_is_named(index_dir, name):
     (store.current_build(index_dir) / name).unlink()
     with pytest.raises(IndexUnavailable, match=name):
@@ -122,7 +122,8 @@ def test_only_changed_documents_are_embedded_again(docs, index_dir):
     (docs / "000_e4f10afeb37f7612.txt").unlink()
     counting = CountingEmbedder()
     report = build(docs, index_dir, counting)
-    assert counting.seen == ["Replaced\n\nShort new body."]
+    # The one new passage, then its two sentences; nothing of the unchanged documents.
+    assert counting.seen == ["Replaced\n\nShort new body.", "Replaced", "Short new body."]
     assert report.encoded == 1 and report.reused > 0
     new = store.open_index(index_dir)
     passages = new.passages(range(new.manifest.passage_count))
@@ -132,12 +133,19 @@ def test_only_changed_documents_are_embedded_again(docs, index_dir):
     # Reused vectors are the vectors of their text.
     matrix = new.reconstruct(list(range(len(passages))))
     np.testing.assert_allclose(matrix, counting.encode([p.text for p in passages]), atol=1e-6)
+    texts = {p.source: None for p in passages}
+    for source in texts:
+        rows = new.sentences_of(source)
+        full = (docs / source).read_text(encoding="utf-8")
+        expected = counting.encode([full[a:b] for _, a, b in rows])
+        np.testing.assert_allclose(new.sentence_vectors[[r for r, _, _ in rows]], expected, atol=1e-6)
 
 
 def test_rebuild_flag_embeds_everything(docs, index_dir):
     counting = CountingEmbedder()
     report = build(docs, index_dir, counting, rebuild=True)
-    assert report.encoded == report.passages == len(counting.seen)
+    assert report.encoded == report.passages
+    assert len(counting.seen) > report.passages  # passages, then their sentences
 
 
 def test_no_documents_is_an_error(tmp_path, embedder):
