@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
-from qa import store
+import numpy as np
+
+from qa import fusion, store
+from qa.dedup import keep_distinct
 from qa.embed import Embedder, load_embedder
 from qa.errors import BadRequest
 from qa.passage import Passage, Result
@@ -16,10 +20,25 @@ from qa.passage import Passage, Result
 MAX_QUESTION_CHARS = 1000
 MAX_K = 50
 DEFAULT_K = 5
-#: Candidates fetched per wanted result, so duplicates can be dropped and k still filled.
+MODES = ("dense", "lexical", "hybrid", "rerank")
+DEFAULT_MODE = "rerank"
+#: Candidates taken from each retriever before fusion and de-duplication.
+CANDIDATES = 40
+#: Candidates per wanted result when k is large, so duplicates can be dropped and k still filled.
 OVERFETCH = 4
+#: Fused candidates re-scored by their sentences (the rest keep their fused order below them).
+RERANK_DEPTH = 40
+#: How hybrid merges the two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
+FUSION = "convex"
+#: Convex fusion weight of the cosine against max-normalised BM25 (tuned in README "Retrieval quality").
+ALPHA = 0.5
+#: Weight of the best sentence's cosine against the fused score in rerank mode.
+SENTENCE_WEIGHT = 0.5
+#: Best-sentence cosine under which no passage is taken to answer the question.
+LOW_CONFIDENCE_BELOW = 0.40
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -29,15 +48,79 @@ class Answer:
     question: str
     results: list[Result]
     took_ms: float
-    extra: dict = field(default_factory=dict)
+    mode: str = DEFAULT_MODE
+    #: True when no passage matches the question well: the documents may not answer it.
+    low_confidence: bool = False
+    #: Documents left out by a date filter because they carry no date.
+    excluded_undated: int = 0
 
     def as_dict(self) -> dict:
         return {
             "question": self.question,
             "results": [r.as_dict() for r in self.results],
             "took_ms": round(self.took_ms, 1),
-            **self.extra,
+            "mode": self.mode,
+            "low_confidence": self.low_confidence,
+            "excluded_undated": self.excluded_undated,
         }
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrict answers to documents dated within [since, until] and/or to one source file."""
+
+    since: str | None = None
+    until: str | None = None
+    source: str | None = None
+
+    @classmethod
+    def clean(cls, since: object = None, until: object = None, source: object = None) -> Filters:
+        """Validate raw filter values (``""`` counts as absent), or raise BadRequest."""
+        values = {}
+        for name, value in (("since", since), ("until", until)):
+            if value in (None, ""):
+                continue
+            if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
+                raise BadRequest(f"{name} must be a date like 2024-01-31")
+            try:
+                values[name] = date.fromisoformat(value.strip()).isoformat()
+            except ValueError:
+                raise BadRequest(f"{name} is not a real date: {value}") from None
+        if "since" in values and "until" in values and values["since"] > values["until"]:
+            raise BadRequest("since is after until")
+        if source not in (None, ""):
+            if not isinstance(source, str):
+                raise BadRequest("source must be a file name")
+            values["source"] = source.strip()
+        return cls(**values)
+
+    def sql(self) -> tuple[str, tuple]:
+        """Return an SQL condition on ``documents d`` and its parameters ('' when unfiltered)."""
+        terms, params = [], []
+        if self.since:
+            terms.append("d.date >= ?")
+            params.append(self.since)
+        if self.until:
+            terms.append("d.date <= ?")
+            params.append(self.until)
+        if self.source:
+            terms.append("d.source = ?")
+            params.append(self.source)
+        return " AND ".join(terms), tuple(params)
+
+    @property
+    def by_date(self) -> bool:
+        return bool(self.since or self.until)
+
+
+@dataclass
+class Ranking:
+    """Candidates best first: passage rows, their passages, scores by row, sentence cosines by row."""
+
+    rows: list[int]
+    passages: list[Passage]
+    scores: dict[int, float]
+    sentences: dict[int, list[tuple[int, int, float]]]
 
 
 def clean_question(question: object) -> str:
@@ -67,24 +150,13 @@ def clean_k(k: object) -> int:
     return k
 
 
-def overlaps(a: Passage, b: Passage, share: float = 0.5) -> bool:
-    """Return True when two passages of one file share at least ``share`` of the shorter one."""
-    if a.source != b.source:
-        return False
-    common = min(a.end, b.end) - max(a.start, b.start)
-    return common > 0 and common >= share * min(a.end - a.start, b.end - b.start)
-
-
-def drop_duplicates(ranked: list[tuple[float, Passage]], k: int) -> list[tuple[float, Passage]]:
-    """Keep the best of passages that overlap in their file, up to ``k``, in rank order."""
-    kept: list[tuple[float, Passage]] = []
-    for score, passage in ranked:
-        if any(overlaps(passage, other) for _, other in kept):
-            continue
-        kept.append((score, passage))
-        if len(kept) == k:
-            break
-    return kept
+def clean_mode(mode: object) -> str:
+    """Return a retrieval mode name, or raise BadRequest."""
+    if mode in (None, ""):
+        return DEFAULT_MODE
+    if mode not in MODES:
+        raise BadRequest(f"mode must be one of {', '.join(MODES)}")
+    return mode
 
 
 class Searcher:
@@ -113,21 +185,113 @@ class Searcher:
                     self._reader, self._reader_build = reader, reader.folder
         return self._reader
 
-    def search(self, question: object, k: object = DEFAULT_K) -> Answer:
+    def search(
+        self,
+        question: object,
+        k: object = DEFAULT_K,
+        *,
+        since: object = None,
+        until: object = None,
+        source: object = None,
+        mode: object = None,
+    ) -> Answer:
         """Return the ``k`` passages that best answer ``question``, best first.
 
+        Args:
+            question: up to 1,000 characters; control characters count as spaces.
+            k: how many passages, 1 to 50.
+            since, until: ISO dates; documents without a date are left out.
+            source: only passages of this file.
+            mode: ``dense`` (cosine), ``lexical`` (BM25), ``hybrid`` (their
+                convex fusion) or ``rerank`` (hybrid re-scored by each passage's
+                best sentence, the default).
+
         Raises:
-            BadRequest: the question or ``k`` is not acceptable.
+            BadRequest: the question or a parameter is not acceptable.
             IndexUnavailable: there is no usable index.
         """
         began = time.perf_counter()
         question = clean_question(question)
         k = clean_k(k)
+        mode = clean_mode(mode)
+        filters = Filters.clean(since, until, source)
         reader = self.reader
-        query = self.embedder.encode([question])
-        scores, rows = reader.search(query, k * OVERFETCH)
-        pairs = [(float(s), int(r)) for s, r in zip(scores[0], rows[0]) if r >= 0]
-        passages = reader.passages([r for _, r in pairs])
-        ranked = drop_duplicates([(s, p) for (s, _), p in zip(pairs, passages)], k)
-        results = [Result(rank=i + 1, score=s, passage=p) for i, (s, p) in enumerate(ranked)]
-        return Answer(question, results, (time.perf_counter() - began) * 1000)
+        excluded = 0
+        if filters.source and not reader.count_documents("d.source = ?", (filters.source,)):
+            raise BadRequest(f"no document named {filters.source!r} in the index")
+        if filters.by_date:
+            excluded = reader.count_documents(
+                "d.date IS NULL" + (" AND d.source = ?" if filters.source else ""),
+                (filters.source,) if filters.source else (),
+            )
+        query = self.embedder.encode([question])[0]
+        ranking = self.rank(reader, question, query, max(CANDIDATES, k * OVERFETCH), mode, filters)
+        passages, order, scored = ranking.passages, ranking.rows, ranking.scores
+        sentence_scores = ranking.sentences
+
+        results = []
+        best_sentence = -1.0
+        for rank, i in enumerate(keep_distinct(passages, k), 1):
+            p, row = passages[i], order[i]
+            sentences = sentence_scores.get(row) or self._sentence_cosines(reader, p, query)
+            cosines = [c for _, _, c in sentences]
+            best_sentence = max([best_sentence, *cosines])
+            spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
+            results.append(Result(rank=rank, score=scored[row], passage=p, highlights=spans))
+        return Answer(
+            question,
+            results,
+            (time.perf_counter() - began) * 1000,
+            mode=mode,
+            low_confidence=best_sentence < LOW_CONFIDENCE_BELOW,
+            excluded_undated=excluded,
+        )
+
+    def rank(
+        self, reader: store.IndexReader, question: str, query: np.ndarray, depth: int, mode: str, filters: Filters
+    ) -> Ranking:
+        """Rank up to ``depth`` candidates from each retriever of ``reader``, with no de-duplication.
+
+        ``query`` is the question's embedding. Used by ``search`` and by evaluation.
+        """
+        where, params = filters.sql()
+        allowed = reader.rows_where(where, params) if where else None
+        dense: list[tuple[int, float]] = []
+        if mode != "lexical" and (allowed is None or allowed):
+            scores, rows = reader.search(query[None, :], depth, allowed)
+            dense = [(int(r), float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+        lexical_hits = [] if mode == "dense" else reader.lexical(question, depth, where, params)
+
+        candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in lexical_hits]))
+        cosine = dict(zip(candidates, (reader.reconstruct(candidates) @ query).tolist())) if candidates else {}
+        if mode == "dense":
+            scored = dict(dense)
+        elif mode == "lexical":
+            scored = dict(lexical_hits)
+        elif FUSION == "rrf":
+            scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
+        else:
+            scored = fusion.convex(cosine, dict(lexical_hits), ALPHA)
+        order = sorted(scored, key=lambda r: -scored[r])
+        passages = reader.passages(order)
+        sentences: dict[int, list[tuple[int, int, float]]] = {}
+        if mode == "rerank":
+            head = min(RERANK_DEPTH, len(order))
+            for p, row in zip(passages[:head], order):
+                sentences[row] = self._sentence_cosines(reader, p, query)
+                scored[row] = fusion.sentence_rescore(
+                    cosine[row], [c for _, _, c in sentences[row]], scored[row], SENTENCE_WEIGHT
+                )
+            ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
+            order = [order[i] for i in ranked]
+            passages = [passages[i] for i in ranked]
+        return Ranking(order, passages, scored, sentences)
+
+    @staticmethod
+    def _sentence_cosines(reader: store.IndexReader, passage: Passage, query) -> list[tuple[int, int, float]]:
+        """Return (start, end, cosine) of each sentence of ``passage``, offsets relative to its text."""
+        rows = reader.sentences_in(passage)
+        if not rows:
+            return []
+        cosines = np.asarray(reader.sentence_vectors[[r for r, _, _ in rows]]) @ query
+        return [(a - passage.start, b - passage.start, float(c)) for (_, a, b), c in zip(rows, cosines)]

@@ -3,30 +3,13 @@ from __future__ import annotations
 import pytest
 
 from qa.errors import BadRequest
-from qa.passage import Passage
-from qa.search import MAX_K, Searcher, clean_k, clean_question, drop_duplicates, overlaps
+from qa.search import MAX_K, MODES, Filters, Searcher, clean_k, clean_mode, clean_question
+from qa.dedup import overlaps
 
 
-def passage(source, start, end):
-    return Passage(id=f"{source}:{start}-{end}", text="x" * (end - start), source=source, start=start, end=end)
-
-
-def test_overlap_needs_same_file_and_half_the_shorter():
-    assert overlaps(passage("a", 0, 100), passage("a", 50, 150))  # 50 of 100 shared
-    assert not overlaps(passage("a", 0, 100), passage("a", 51, 151))  # 49 shared
-    assert not overlaps(passage("a", 0, 100), passage("b", 0, 100))  # other file
-    assert overlaps(passage("a", 0, 1000), passage("a", 10, 20))  # contained
-
-
-def test_drop_duplicates_keeps_best_and_fills_k():
-    ranked = [
-        (0.9, passage("a", 0, 100)),
-        (0.8, passage("a", 20, 120)),  # overlaps the first: dropped
-        (0.7, passage("b", 0, 100)),
-        (0.6, passage("c", 0, 100)),
-    ]
-    kept = drop_duplicates(ranked, k=2)
-    assert [(s, p.source) for s, p in kept] == [(0.9, "a"), (0.7, "b")]
+@pytest.fixture
+def searcher(index_dir, embedder):
+    return Searcher(index_dir, embedder=embedder)
 
 
 @pytest.mark.parametrize("value", ["", "   ", "\x00\x01", None, 42, ["q"], "x" * 1001])
@@ -50,8 +33,37 @@ def test_good_k_is_accepted(value, expected):
     assert clean_k(value) == expected
 
 
-def test_search_returns_ranked_cited_results(index_dir, embedder):
-    answer = Searcher(index_dir, embedder=embedder).search("Kursk region stands apart", k=3)
+def test_modes_are_checked():
+    assert clean_mode(None) == "rerank" and clean_mode("dense") == "dense"
+    with pytest.raises(BadRequest, match="mode must be one of"):
+        clean_mode("magic")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"since": "2024-1-1"}, "since must be a date"),
+        ({"until": "yesterday"}, "until must be a date"),
+        ({"since": "2024-02-30"}, "not a real date"),
+        ({"since": "2024-02-01", "until": "2024-01-01"}, "since is after until"),
+        ({"since": 20240101}, "since must be a date"),
+        ({"source": 5}, "source must be a file name"),
+    ],
+)
+def test_bad_filters_are_refused(kwargs, message):
+    with pytest.raises(BadRequest, match=message):
+        Filters.clean(**kwargs)
+
+
+def test_filters_make_sql_and_treat_empty_as_absent():
+    assert Filters.clean("", None, "").sql() == ("", ())
+    where, params = Filters.clean("2024-01-01", "2024-12-31", "a.txt").sql()
+    assert where == "d.date >= ? AND d.date <= ? AND d.source = ?"
+    assert params == ("2024-01-01", "2024-12-31", "a.txt")
+
+
+def test_search_returns_ranked_cited_results(searcher):
+    answer = searcher.search("Kursk region stands apart", k=3)
     results = [r.as_dict() for r in answer.results]
     assert [r["rank"] for r in results] == [1, 2, 3]
     assert results[0]["source"] == "002_42f21bd48c4da039.txt"
@@ -62,9 +74,59 @@ def test_search_returns_ranked_cited_results(index_dir, embedder):
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
+    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated"]
 
 
-def test_search_never_returns_overlapping_passages(index_dir, embedder):
-    answer = Searcher(index_dir, embedder=embedder).search("Lavrov Trump Putin Russia", k=20)
+def test_highlight_is_the_matching_sentence(searcher):
+    top = searcher.search("The Kursk region stands apart", k=1).results[0]
+    (start, end), = top.highlights
+    assert top.passage.text[start:end] == "The Kursk region stands apart."
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_answers_without_duplicates(searcher, mode):
+    answer = searcher.search("Lavrov Trump Putin Russia", k=20, mode=mode)
+    assert answer.mode == mode and len(answer.results) >= 10
     ps = [r.passage for r in answer.results]
     assert not any(overlaps(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :])
+    texts = [" ".join(p.text.split()) for p in ps]
+    assert len(set(texts)) == len(texts)
+
+
+def test_repeated_article_text_appears_once(searcher):
+    # 003 carries its article twice, once run together and once line by line.
+    question = "Lavrov compared the US stance on military funding for Ukraine to a profitable business project"
+    for mode in ("dense", "rerank"):
+        answer = searcher.search(question, k=10, mode=mode)
+        hits = [r for r in answer.results if "profitable business project" in r.passage.text]
+        assert len(hits) == 1, mode
+
+
+def test_lexical_mode_finds_exact_names(searcher):
+    top = searcher.search("Podolsky USAID", k=1, mode="lexical").results[0]
+    assert "Podolsky" in top.passage.text
+
+
+def test_date_filters_exclude_undated_documents_and_say_how_many(searcher):
+    answer = searcher.search("Lavrov", k=50, since="2024-01-01", until="2024-12-31")
+    assert {r.passage.date for r in answer.results} <= {"2024-01-23", "2024-01-24"}
+    assert answer.excluded_undated == 2  # 000 and 001 carry no date
+    assert searcher.search("Lavrov", k=5).excluded_undated == 0
+
+
+def test_date_filter_with_nothing_in_range_returns_nothing(searcher):
+    answer = searcher.search("Lavrov", since="2030-01-01")
+    assert answer.results == [] and answer.low_confidence
+
+
+def test_source_filter_limits_to_one_file(searcher):
+    answer = searcher.search("Russia", k=50, source="001_197f8570244cbea7.txt")
+    assert answer.results and {r.passage.source for r in answer.results} == {"001_197f8570244cbea7.txt"}
+    with pytest.raises(BadRequest, match="no document named"):
+        searcher.search("Russia", source="missing.txt")
+
+
+def test_unrelated_question_is_low_confidence(searcher):
+    # The hashing embedder shares no words between these and any seed sentence.
+    assert searcher.search("zebra quokka platypus").low_confidence
+    assert not searcher.search("The Kursk region stands apart").low_confidence

@@ -1,0 +1,68 @@
+"""Keep one copy of passages that repeat the same text."""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from qa.passage import Passage
+
+#: Words per shingle: long enough that shared phrases, not shared words, make a duplicate.
+SHINGLE = 4
+#: Share of the shorter passage's shingles found in the other that makes it a duplicate.
+CONTAINMENT = 0.5
+#: Within one file, a shared run of this many words is the document repeating itself.
+REPEATED_RUN = 12
+_WORD = re.compile(r"\w+")
+
+
+def overlaps(a: Passage, b: Passage) -> bool:
+    """Return True when two passages of one file share any characters."""
+    return a.source == b.source and min(a.end, b.end) > max(a.start, b.start)
+
+
+def shingles(text: str, n: int = SHINGLE) -> frozenset[tuple[str, ...]]:
+    """Return the set of lower-cased ``n``-word runs of ``text`` (all its words if shorter)."""
+    words = _WORD.findall(text.lower())
+    if len(words) < n:
+        return frozenset([tuple(words)]) if words and n == SHINGLE else frozenset()
+    return frozenset(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+
+
+def containment(a: frozenset, b: frozenset) -> float:
+    """Share of the smaller shingle set contained in the other (Broder, "On the resemblance
+    and containment of documents", 1997)."""
+    small, large = (a, b) if len(a) <= len(b) else (b, a)
+    return len(small & large) / len(small) if small else 0.0
+
+
+def is_duplicate(a: Passage, b: Passage, sa: frozenset, sb: frozenset) -> bool:
+    """Return True when ``b`` would show the reader text ``a`` already showed.
+
+    Within one file: any overlap of the spans (neighbouring windows share a
+    sentence), or any shared run of ``REPEATED_RUN`` words (a document that
+    carries its article twice). Across files: most of the shorter passage
+    repeated (the same wire story); two outlets quoting one line of an
+    interview stay, as two sources.
+    """
+    if a.source == b.source:
+        if overlaps(a, b):
+            return True
+        if shingles(a.text, REPEATED_RUN) & shingles(b.text, REPEATED_RUN):
+            return True
+    return containment(sa, sb) >= CONTAINMENT
+
+
+def keep_distinct(ranked: Sequence[Passage], k: int) -> list[int]:
+    """Return indexes into ``ranked`` of the first ``k`` passages that duplicate no better one."""
+    kept: list[int] = []
+    kept_shingles: list[frozenset] = []
+    for i, passage in enumerate(ranked):
+        s = shingles(passage.text)
+        if any(is_duplicate(passage, ranked[j], s, sj) for j, sj in zip(kept, kept_shingles)):
+            continue
+        kept.append(i)
+        kept_shingles.append(s)
+        if len(kept) == k:
+            break
+    return kept

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import pytest
+
+from qa.dedup import containment, keep_distinct, overlaps, shingles
+from qa.fusion import convex, highlight, rrf, sentence_rescore
+from qa.passage import Passage
+
+
+def test_rrf_sums_reciprocal_ranks():
+    scores = rrf([[1, 2, 3], [3, 1]], k=60)
+    assert scores[1] == pytest.approx(1 / 61 + 1 / 62)  # first, then second
+    assert scores[2] == pytest.approx(1 / 62)  # only in the first list
+    assert scores[3] == pytest.approx(1 / 63 + 1 / 61)
+    assert max(scores, key=scores.get) == 1  # 1/61 + 1/62 beats 1/61 + 1/63
+
+
+def test_convex_scales_bm25_by_its_best_and_missing_counts_zero():
+    dense = {1: 0.8, 2: 0.4, 3: 0.6}
+    lexical = {2: 10.0, 3: 5.0}
+    scores = convex(dense, lexical, alpha=0.5)
+    assert scores[1] == pytest.approx(0.4)  # 0.5 * 0.8 + 0.5 * 0
+    assert scores[2] == pytest.approx(0.7)  # 0.5 * 0.4 + 0.5 * 1.0
+    assert scores[3] == pytest.approx(0.55)  # 0.5 * 0.6 + 0.5 * 0.5
+
+
+def test_convex_without_lexical_hits_is_scaled_cosine():
+    assert convex({1: 0.5}, {}, alpha=0.7) == {1: pytest.approx(0.35)}
+
+
+def test_sentence_rescore_blends_the_best_sentence():
+    assert sentence_rescore(0.5, [0.2, 0.9], fused=0.6, weight=0.5) == pytest.approx(0.75)
+    assert sentence_rescore(0.5, [], fused=0.6, weight=0.5) == pytest.approx(0.55)  # falls back on the passage
+
+
+@pytest.mark.parametrize(
+    "cosines, expected",
+    [
+        ([], []),
+        ([0.1, 0.9, 0.3], [1]),
+        ([0.86, 0.9, 0.3], [0, 1]),  # within the margin: both, in text order
+        ([0.88, 0.9, 0.89], [1, 2]),  # at most two
+    ],
+)
+def test_highlight_picks_best_sentences(cosines, expected):
+    assert highlight(cosines, margin=0.05, most=2) == expected
+
+
+def passage(source, start, end, text=None):
+    return Passage(id=f"{source}:{start}-{end}", text=text or f"unique text {source} {start}", source=source,
+                   start=start, end=end)
+
+
+def test_overlap_is_any_shared_character_of_one_file():
+    assert overlaps(passage("a", 0, 100), passage("a", 99, 150))
+    assert not overlaps(passage("a", 0, 100), passage("a", 100, 150))  # touching is not sharing
+    assert not overlaps(passage("a", 0, 100), passage("b", 0, 100))  # other file
+    assert overlaps(passage("a", 0, 1000), passage("a", 10, 20))  # contained
+
+
+def test_containment_of_shingles():
+    a = shingles("the quick brown fox jumps over")  # 3 four-word shingles
+    b = shingles("The quick, brown fox jumps!")  # 2, both in a
+    assert containment(a, b) == 1.0
+    assert containment(a, shingles("entirely different words in here")) == 0.0
+    assert containment(frozenset(), a) == 0.0
+
+
+def test_keep_distinct_drops_overlaps_and_repeated_text_across_files():
+    quote = "Those who miscalculated everything, they must rethink their stance now."
+    ranked = [
+        passage("a", 0, 100),
+        passage("a", 20, 120),  # overlaps the first
+        passage("b", 0, 100, text=quote),
+        passage("c", 0, 100, text="As he said: " + quote),  # the same quote in another file
+        passage("d", 0, 100),
+    ]
+    assert keep_distinct(ranked, k=10) == [0, 2, 4]
+    assert keep_distinct(ranked, k=2) == [0, 2]
+
+
+def test_a_file_repeating_a_sentence_elsewhere_is_a_duplicate_but_another_file_quoting_it_is_not():
+    line = "one two three four five six seven eight nine ten eleven twelve"
+    first = passage("a", 0, 200, text=f"Opening words here, set out at some length first. {line}. And more text follows.")
+    again = passage("a", 500, 700, text=f"Entirely different framing at first. {line}. Then other matter.")
+    quoted = passage("b", 0, 200, text=f"Elsewhere a paper writes that {line}. Its own story goes on and on.")
+    assert keep_distinct([first, again, quoted], k=10) == [0, 2]
