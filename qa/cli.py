@@ -40,6 +40,23 @@ MODEL_OPTION = click.option(
 )
 
 
+def FILTER_OPTIONS(command):
+    """Add the retrieval mode and the date/source filters to a command."""
+    from qa.search import DEFAULT_MODE, MODES
+
+    for option in reversed(
+        [
+            click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
+                         help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences."),
+            click.option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
+            click.option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
+            click.option("--source", metavar="FILE", help="Only passages of this document (path as listed)."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
 class QAGroup(click.Group):
     """Turn library errors into one-line messages and exit code 1 (2 for bad input)."""
 
@@ -95,6 +112,7 @@ def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: b
     type=click.File("r", encoding="utf-8"),
     help='JSON Lines file of {"id", "question"}; writes {"id", "results"} lines.',
 )
+@FILTER_OPTIONS
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
@@ -106,6 +124,7 @@ def search_command(
     docs_dir: Path,
     index_dir: Path,
     model: str | None,
+    **options,
 ) -> None:
     """Print the passages that best answer QUESTION."""
     if (question is None) == (queries is None):
@@ -115,11 +134,11 @@ def search_command(
     searcher = Searcher(index_dir, model=model)
     _warn_if_stale(searcher, docs_dir)
     if queries is not None:
-        failed = _run_queries(searcher, queries, k)
+        failed = _run_queries(searcher, queries, k, options)
         if failed:
             raise click.ClickException(f"{failed} queries failed; see their error lines")
         return
-    answer = searcher.search(question, k)
+    answer = searcher.search(question, k, **options)
     if as_json:
         click.echo(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
     else:
@@ -147,6 +166,41 @@ def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir:
     serve(app, host, port, workers)
 
 
+@cli.command("eval")
+@click.argument("questions", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--mode", "modes", multiple=True, type=click.Choice(["dense", "lexical", "hybrid", "rerank"]),
+    help="Modes to compare (repeatable); default all.",
+)
+@click.option("--runs", "run_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="BEIR: write TREC run files here, one per mode.")
+@click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
+              help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table as JSON here.")
+@DOCS_OPTION
+@INDEX_OPTION
+@MODEL_OPTION
+def eval_command(questions: Path, modes, run_dir, beir_index, json_path, docs_dir: Path, index_dir: Path, model) -> None:
+    """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
+    from qa import evaluate
+    from qa.embed import load_embedder
+    from qa.search import MODES, Searcher
+
+    modes = list(modes) or list(MODES)
+    embedder = load_embedder(model)
+    if questions.is_dir():
+        beir_index = beir_index or index_dir / "beir" / questions.resolve().name
+        table = evaluate.evaluate_beir(questions, beir_index, embedder, modes, run_dir, progress=sys.stderr.isatty())
+    else:
+        searcher = Searcher(index_dir, embedder=embedder)
+        _warn_if_stale(searcher, docs_dir)
+        table = evaluate.evaluate_judged(searcher, evaluate.load_judged(questions), modes)
+    click.echo(evaluate.format_table(table))
+    if json_path is not None:
+        json_path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+
+
 def _warn_if_stale(searcher, docs_dir: Path) -> None:
     from qa.build import stale_reason
 
@@ -154,7 +208,7 @@ def _warn_if_stale(searcher, docs_dir: Path) -> None:
         click.echo(f"warning: the index is stale: {reason}; run `qa index`", err=True)
 
 
-def _run_queries(searcher, lines, k: int) -> int:
+def _run_queries(searcher, lines, k: int, options: dict) -> int:
     """Answer each JSON line, writing one result line per query; return how many failed."""
     failed = 0
     for number, line in enumerate(lines, 1):
@@ -166,7 +220,7 @@ def _run_queries(searcher, lines, k: int) -> int:
             if not isinstance(item, dict) or "question" not in item:
                 raise BadRequest('each line must be a JSON object with a "question"')
             qid = item.get("id")
-            answer = searcher.search(item["question"], item.get("k", k))
+            answer = searcher.search(item["question"], item.get("k", k), **options)
             out = {"id": qid, "results": [r.as_dict() for r in answer.results]}
         except (ValueError, BadRequest) as exc:
             failed += 1
@@ -177,9 +231,14 @@ def _run_queries(searcher, lines, k: int) -> int:
 
 def format_answer(answer: dict) -> str:
     """Render an answer for reading in a terminal."""
+    notes = []
+    if answer["excluded_undated"]:
+        notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
     if not answer["results"]:
-        return "No passages found."
-    blocks = []
+        return "\n".join(notes + ["No passages found."])
+    if answer["low_confidence"]:
+        notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
+    blocks = ["\n".join(notes)] if notes else []
     for r in answer["results"]:
         cite = " | ".join(x for x in (r["source"], r["date"], r["author"]) if x)
         lines = [f"{r['rank']}. [{r['score']:.3f}] {r['title'] or '(untitled)'}", f"   {cite}  chars {r['start']}-{r['end']}"]
