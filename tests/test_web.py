@@ -33,7 +33,7 @@ def test_get_search_returns_answer_shape(client):
     response = client.get("/api/search?q=Kursk+region&k=2")
     assert response.status_code == 200
     data = response.get_json()
-    assert list(data) == ["question", "results", "took_ms"]
+    assert list(data) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated"]
     assert data["question"] == "Kursk region"
     assert len(data["results"]) == 2
     assert data["results"][0]["source"] == "002_42f21bd48c4da039.txt"
@@ -194,7 +194,7 @@ class FixedSearcher:
     def __init__(self, passage: Passage, highlights=()):
         self.result = Result(rank=1, score=0.5, passage=passage, highlights=highlights)
 
-    def search(self, question, k=5):
+    def search(self, question, k=5, **options):
         return Answer(question, [self.result], 1.0)
 
 
@@ -220,7 +220,7 @@ def test_page_escapes_everything_from_documents():
 
 def test_page_nothing_found_state():
     class Nothing:
-        def search(self, question, k=5):
+        def search(self, question, k=5, **options):
             return Answer(question, [], 1.0)
 
     app = create_app({"TESTING": True, "SEARCHER": Nothing()})
@@ -246,3 +246,29 @@ def test_security_headers_on_pages_and_api(client):
 )
 def test_segments_cover_text_exactly(highlights, expected):
     assert segments("abcdef", highlights) == expected
+
+
+def test_api_filters_and_mode(client):
+    data = client.get("/api/search?q=Lavrov&k=10&since=2024-01-01&until=2024-12-31&mode=dense").get_json()
+    assert data["mode"] == "dense" and data["excluded_undated"] == 2
+    assert {r["date"] for r in data["results"]} <= {"2024-01-23", "2024-01-24"}
+    body = {"question": "Russia", "source": "001_197f8570244cbea7.txt", "k": 3}
+    data = client.post("/api/search", json=body).get_json()
+    assert {r["source"] for r in data["results"]} == {"001_197f8570244cbea7.txt"}
+    assert client.get("/api/search?q=x&since=2024-99-01").status_code == 400
+    assert client.get("/api/search?q=x&mode=magic").status_code == 400
+    assert client.post("/api/search", json={"question": "x", "source": "nope.txt"}).status_code == 400
+
+
+def test_page_filters_and_undated_notice(client):
+    html = client.get("/?q=Lavrov&since=2024-01-01&until=2024-12-31&k=20").get_data(as_text=True)
+    assert "2 documents without a date were left out" in html
+    assert 'id="since" name="since" type="date" value="2024-01-01"' in html
+    assert 'datetime="2024-01-2' in html
+    assert 'datetime="2025-02-17"' not in html and "no date" not in html
+
+
+def test_page_low_confidence_notice(client):
+    html = client.get("/?q=zebra+quokka+platypus").get_data(as_text=True)
+    assert "No close match" in html
+    assert "No close match" not in client.get("/?q=The+Kursk+region+stands+apart").get_data(as_text=True)

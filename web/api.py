@@ -14,7 +14,7 @@ from web.openapi import openapi_document
 bp = Blueprint("api", __name__)
 
 #: Request fields and the query parameters that carry them on GET.
-FIELDS = {"question": "q", "k": "k"}
+FIELDS = {"question": "q", "k": "k", "since": "since", "until": "until", "source": "source", "mode": "mode"}
 
 
 @bp.get("/api/search")
@@ -52,7 +52,8 @@ def search_post():
 
 
 def _answer(fields: dict):
-    answer = get_searcher().search(fields["question"], fields.get("k", DEFAULT_K))
+    options = {name: fields[name] for name in ("since", "until", "source", "mode") if name in fields}
+    answer = get_searcher().search(fields["question"], fields.get("k", DEFAULT_K), **options)
     return jsonify(answer.as_dict())
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from qa import __version__
-from qa.search import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
+from qa.search import DEFAULT_K, DEFAULT_MODE, MAX_K, MAX_QUESTION_CHARS, MODES
 
 NULLABLE_STRING = {"type": ["string", "null"]}
 
@@ -61,6 +61,14 @@ def openapi_document() -> dict:
     }
     question = {"type": "string", "minLength": 1, "maxLength": MAX_QUESTION_CHARS}
     k = {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": DEFAULT_K}
+    day = {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$"}
+    options = {
+        "since": (day, "Only documents dated on or after this day; undated documents are left out."),
+        "until": (day, "Only documents dated on or before this day; undated documents are left out."),
+        "source": ({"type": "string"}, "Only passages of this document (its path in the collection)."),
+        "mode": ({"type": "string", "enum": list(MODES), "default": DEFAULT_MODE},
+                 "dense, lexical (BM25), hybrid, or hybrid re-scored by best sentence (default)."),
+    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -78,6 +86,8 @@ def openapi_document() -> dict:
                          "description": "The question; control characters are treated as spaces."},
                         {"name": "k", "in": "query", "required": False, "schema": k,
                          "description": "How many passages to return."},
+                        *({"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+                          for name, (schema, text) in options.items()),
                     ],
                     "responses": {"200": answer, **_errors(400, 405, 503)},
                 },
@@ -90,7 +100,8 @@ def openapi_document() -> dict:
                             "type": "object",
                             "required": ["question"],
                             "additionalProperties": False,
-                            "properties": {"question": question, "k": k},
+                            "properties": {"question": question, "k": k,
+                                           **{name: schema for name, (schema, _) in options.items()}},
                         }}},
                     },
                     "responses": {"200": answer, **_errors(400, 413, 415, 503)},
@@ -130,11 +141,16 @@ def openapi_document() -> dict:
                 "Result": _result_schema(),
                 "Answer": {
                     "type": "object",
-                    "required": ["question", "results", "took_ms"],
+                    "required": ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated"],
                     "properties": {
                         "question": {"type": "string", "description": "The question as searched (cleaned)."},
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
                         "took_ms": {"type": "number", "minimum": 0},
+                        "mode": {"type": "string", "enum": list(MODES)},
+                        "low_confidence": {"type": "boolean",
+                                           "description": "No passage matches closely: the documents may not answer this."},
+                        "excluded_undated": {"type": "integer", "minimum": 0,
+                                             "description": "Documents without a date left out by since/until."},
                     },
                 },
                 "Health": {

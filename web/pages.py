@@ -11,6 +11,7 @@ from web import get_searcher
 bp = Blueprint("pages", __name__)
 
 K_CHOICES = (3, 5, 10, 20)
+FILTERS = ("since", "until", "source")
 EXAMPLES = (
     "Which treaty did Bush withdraw from in 2002?",
     "When did the US suspend the INF Treaty?",
@@ -39,13 +40,19 @@ def index():
     """Show the form, and the answer when there is a question."""
     question = request.args.get("q", "")
     k = request.args.get("k", str(DEFAULT_K))
+    filters = {name: request.args.get(name, "").strip() for name in FILTERS}
     context = dict(
-        question=question, k=k, k_choices=K_CHOICES, examples=EXAMPLES, max_chars=MAX_QUESTION_CHARS
+        question=question,
+        k=k,
+        filters=filters,
+        k_choices=K_CHOICES,
+        examples=EXAMPLES,
+        max_chars=MAX_QUESTION_CHARS,
     )
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:
-        answer = get_searcher().search(question, k).as_dict()
+        answer = get_searcher().search(question, k, **filters).as_dict()
     except QAError as exc:
         return render_template("index.html", error=str(exc), **context), exc.status
     for result in answer["results"]:
