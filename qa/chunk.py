@@ -31,6 +31,8 @@ _PARAGRAPH = re.compile(r"\n[ \t\r\f\v\u00a0]*\n")
 # A candidate end: terminal punctuation and any closing quotes/brackets after it.
 _TERMINAL = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*")
 _WORD = re.compile(r"\S+")
+_NEWLINE = re.compile(r"\n")
+_NEXT_VISIBLE = re.compile(r"\s*(\S)")
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
@@ -49,8 +51,8 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     for m in _TERMINAL.finditer(text, start, end):
         if _ends_sentence(text, m.start(), m.end(), end):
             cuts.add(m.end())
-    for m in re.finditer(r"\n", text[start:end]):
-        pos = start + m.end()
+    for m in _NEWLINE.finditer(text, start, end):
+        pos = m.end()
         if pos < end and _starts_line_sentence(text[pos]):
             cuts.add(pos)
     spans = []
@@ -63,18 +65,21 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
 
 
 def _ends_sentence(text: str, p_start: int, p_end: int, limit: int) -> bool:
+    # Look only at the neighbourhood: slicing to the ends of a 50 MB text per
+    # period would make splitting quadratic.
     nxt = text[p_end] if p_end < limit else ""
     if nxt == "":
         return True
     if nxt.isspace():
-        following = text[p_end:limit].lstrip()
-        if following and following[0].islower():
+        following = _NEXT_VISIBLE.match(text, p_end, limit)
+        if following and following.group(1).islower():
             return False  # "... that with", "e.g. this"
     elif not nxt.isupper():
         return False  # "5.5", "U.S.-led", "example.com"
     if text[p_start] != ".":
         return True
-    word = text[:p_start].rsplit(None, 1)[-1] if text[:p_start].strip() else ""
+    before = text[max(0, p_start - 40) : p_start].rsplit(None, 1)
+    word = before[-1] if before else ""
     word = word.lstrip(_CLOSERS + "([«“‘").lower()
     if word in _ABBREVIATIONS:
         return False
@@ -104,6 +109,8 @@ def word_count(text: str, span: Span) -> int:
 
 def split_long(text: str, span: Span, max_words: int, overlap_words: int) -> list[Span]:
     """Cut a sentence longer than ``max_words`` into overlapping word windows."""
+    if span[1] - span[0] < 2 * max_words:
+        return [span]  # every word takes at least two characters with its space: it fits
     words = [m.span() for m in _WORD.finditer(text, span[0], span[1])]
     if len(words) <= max_words:
         return [span]

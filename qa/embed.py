@@ -8,6 +8,7 @@ needs no weights, for tests and for trying qa without the model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -103,6 +104,11 @@ class SentenceTransformerEmbedder:
 _TOKEN = re.compile(r"\w+")
 
 
+@functools.lru_cache(maxsize=1 << 18)
+def _token_hash(token: str) -> int:
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
+
+
 class HashingEmbedder:
     """Deterministic fake: lower-cased words hashed into signed buckets, then normalised.
 
@@ -121,10 +127,9 @@ class HashingEmbedder:
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
-            for token in _TOKEN.findall(text.lower()):
-                digest = hashlib.blake2b(token.encode(), digest_size=8).digest()
-                value = int.from_bytes(digest, "little")
-                out[row, value % self.dimension] += 1.0 if (value >> 63) else -1.0
+            values = np.fromiter((_token_hash(t) for t in _TOKEN.findall(text.lower())), dtype=np.uint64)
+            signs = np.where(values >> np.uint64(63), 1.0, -1.0).astype(np.float32)
+            np.add.at(out[row], (values % np.uint64(self.dimension)).astype(np.intp), signs)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -58,6 +58,8 @@ _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _BLANK = re.compile(r"[ \t\r\f\v\u00a0]*$")
 _LINE = re.compile(r"[^\n]*\n?")
 
+#: Characters at the top of a file where a header can be: headers are short, files may be huge.
+HEADER_WINDOW = 16_384
 #: A first line longer than this is a paragraph, not a title.
 TITLE_MAX_WORDS = 25
 TITLE_MAX_CHARS = 250
@@ -74,19 +76,13 @@ def load_documents(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
     documents: list[Document] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    for path in _walk(root):
+    for path, problem in _walk(root):
         source = path.relative_to(root).as_posix()
-        if path.is_symlink():
-            if not path.exists():
-                skipped.append(Skipped(source, "broken symbolic link"))
-                continue
-            real = os.path.realpath(path)
-            if real in seen:
-                skipped.append(Skipped(source, "symbolic link to a file already read"))
-                continue
-            seen.add(real)
-        else:
-            seen.add(os.path.realpath(path))
+        if problem is None:
+            problem = _check_file(path, seen)
+        if problem is not None:
+            skipped.append(Skipped(source, problem))
+            continue
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -100,28 +96,51 @@ def load_documents(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
     return documents, skipped
 
 
+def _check_file(path: Path, seen: set[str]) -> str | None:
+    """Say why ``path`` cannot be read as a document, or None; remember it to skip links to it."""
+    if path.is_symlink() and not path.exists():
+        return "broken symbolic link"
+    if not path.is_file():
+        return "not a regular file"  # a FIFO or device would block or never end
+    real = os.path.realpath(path)
+    if real in seen:
+        return "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
+    seen.add(real)
+    return None
+
+
 def fingerprint(folder: str | Path) -> str:
     """Return a digest of every candidate file's path and bytes: it changes when any document does."""
     root = Path(folder)
     digest = hashlib.sha256()
-    for path in _walk(root):
-        try:
-            content = hashlib.sha256(path.read_bytes()).hexdigest()
-        except OSError as exc:
-            content = f"unreadable {exc.errno}"
+    for path, problem in _walk(root):
+        if problem is not None or not path.is_file():
+            content = problem or "not a regular file"
+        else:
+            try:
+                content = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as exc:
+                content = f"unreadable {exc.errno}"
         digest.update(f"{path.relative_to(root).as_posix()}\t{content}\n".encode())
     return digest.hexdigest()
 
 
-def _walk(root: Path) -> list[Path]:
-    """Return candidate files under ``root`` in a stable order, skipping hidden names."""
-    found = []
+def _walk(root: Path) -> list[tuple[Path, str | None]]:
+    """Return candidate files under ``root`` in a stable order, with a reason for any not to read.
+
+    Hidden names are passed over; linked folders are not followed (a link
+    loop would never end), and are reported.
+    """
+    found: list[tuple[Path, str | None]] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames:
+            if not name.startswith(".") and os.path.islink(os.path.join(dirpath, name)):
+                found.append((Path(dirpath) / name, "symbolic link to a folder: not followed"))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if not name.startswith(".") and name.lower().endswith(SUFFIXES):
-                found.append(Path(dirpath) / name)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+                found.append((Path(dirpath) / name, None))
+    return sorted(found, key=lambda item: item[0].relative_to(root).as_posix())
 
 
 def parse_document(source: str, data: bytes) -> Document | Skipped:
@@ -163,7 +182,7 @@ def parse_header(text: str) -> Header:
     title line; a ``Written by NAME on Month D, YYYY`` byline then a title line;
     or no header at all.
     """
-    lines = _lines(text)
+    lines = _lines(text[:HEADER_WINDOW])
     i = _next_nonblank(lines, 0)
     if i is None:
         return Header()

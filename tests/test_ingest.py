@@ -143,3 +143,84 @@ def test_fingerprint_changes_with_any_document(tmp_path):
     assert changed != before
     (tmp_path / "b.txt").write_text("new", encoding="utf-8")
     assert fingerprint(tmp_path) != changed
+
+
+def test_fifo_is_skipped_not_read(tmp_path):
+    import os
+
+    (tmp_path / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
+    documents, skipped = load_documents(tmp_path)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert skipped == [Skipped("pipe.txt", "not a regular file")]
+    assert fingerprint(tmp_path)  # the fingerprint does not block on it either
+
+
+def test_symlinks_to_files_are_read_once_and_linked_folders_reported(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "far.txt").write_text("Far Away\n\nLinked from elsewhere.", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("A\n\nText.", encoding="utf-8")
+    (docs / "b.txt").symlink_to(docs / "a.txt")
+    (docs / "far.txt").symlink_to(outside / "far.txt")
+    (docs / "loop").symlink_to(docs, target_is_directory=True)
+    documents, skipped = load_documents(docs)
+    assert [d.source for d in documents] == ["a.txt", "far.txt"]
+    assert {(s.source, s.reason) for s in skipped} == {
+        ("b.txt", "symbolic link to a file already read"),
+        ("loop", "symbolic link to a folder: not followed"),
+    }
+
+
+def test_unreadable_file_is_reported(tmp_path, monkeypatch):
+    (tmp_path / "locked.txt").write_text("secret", encoding="utf-8")
+    (tmp_path / "open.txt").write_text("Open\n\nText.", encoding="utf-8")
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    documents, skipped = load_documents(tmp_path)
+    assert [d.source for d in documents] == ["open.txt"]
+    assert skipped == [Skipped("locked.txt", "unreadable: Permission denied")]
+
+
+def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
+    from qa import store
+    from qa.build import build
+
+    docs = tmp_path / "docs"
+    for i in range(3000):
+        folder = docs / f"d{i % 30:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"n{i}.txt").write_text(f"Note {i}\n\nItem {i} says hello.", encoding="utf-8")
+    report = build(docs, tmp_path / "index", embedder)
+    assert report.documents == 3000 and report.skipped == []
+    reader = store.open_index(tmp_path / "index")
+    assert reader.manifest.passage_count == 3000
+
+
+@pytest.mark.slow
+def test_fifty_megabyte_file_is_indexed_with_exact_offsets(tmp_path, embedder):
+    import random
+
+    from qa import store
+    from qa.build import build
+
+    seed = (SEEDS / "003_693562d2949a8d6d.txt").read_text(encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    big = docs / "big.txt"
+    big.write_text("Big File\n\n" + (seed + "\n\n") * (50_000_000 // len(seed)), encoding="utf-8")
+    report = build(docs, tmp_path / "index", embedder)
+    assert report.documents == 1 and report.passages > 50_000
+    reader = store.open_index(tmp_path / "index")
+    text = big.read_text(encoding="utf-8")
+    for row in random.Random(0).sample(range(reader.manifest.passage_count), 50):
+        (p,) = reader.passages([row])
+        assert text[p.start : p.end] == p.text
