@@ -47,6 +47,14 @@ SENTENCES = "sentences.npy"
 CURRENT = "CURRENT"
 LOCK = "build.lock"
 BUILDS = "builds"
+#: Above this many passages an HNSW graph replaces exact search (see bench/bench_index.py).
+EXACT_MAX = 200_000
+#: HNSW settings: links per node, candidate list sizes when building and searching.
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+#: A filter leaving at most this many passages is searched exactly over them, whatever the index.
+EXACT_SUBSET_MAX = 50_000
 #: Builds kept besides the current one, so a reader that opened it just before a switch can finish.
 KEEP_PREVIOUS = 1
 
@@ -164,7 +172,7 @@ def write_build(
     try:
         _write_tables(tmp / PASSAGES, documents, passages, sentences)
         np.save(tmp / SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
-        faiss.write_index(_flat_index(vectors, manifest.dimension), str(tmp / VECTORS))
+        faiss.write_index(vector_index(vectors, manifest.dimension), str(tmp / VECTORS))
         (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
         for child in tmp.iterdir():
             _fsync(child)
@@ -179,11 +187,21 @@ def write_build(
     return final
 
 
-def _flat_index(vectors: np.ndarray, dimension: int) -> faiss.Index:
-    # Inner product of L2-normalised vectors is their cosine similarity.
-    index = faiss.IndexFlatIP(dimension)
+def vector_index(vectors: np.ndarray, dimension: int, exact_max: int | None = None) -> faiss.Index:
+    """Return an exact index for up to ``exact_max`` vectors, an HNSW graph above that.
+
+    Inner product of L2-normalised vectors is their cosine similarity. Every
+    build indexes all its vectors afresh, so deleted passages never linger in
+    the graph.
+    """
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if len(vectors) <= (EXACT_MAX if exact_max is None else exact_max):
+        index = faiss.IndexFlatIP(dimension)
+    else:
+        index = faiss.IndexHNSWFlat(dimension, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
     if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        index.add(vectors)
     return index
 
 
@@ -300,10 +318,24 @@ class IndexReader:
         if k == 0:
             return np.zeros((len(query), 0), np.float32), np.zeros((len(query), 0), np.int64)
         query = np.ascontiguousarray(query, dtype=np.float32)
+        exact = isinstance(self.vectors, faiss.IndexFlat)
         if rows is None:
-            return self.vectors.search(query, k)
-        selector = faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
-        return self.vectors.search(query, k, params=faiss.SearchParameters(sel=selector))
+            if exact:
+                return self.vectors.search(query, k)
+            return self.vectors.search(query, k, params=faiss.SearchParametersHNSW(efSearch=max(HNSW_EF_SEARCH, k)))
+        if exact or len(rows) > EXACT_SUBSET_MAX:
+            selector = faiss.IDSelectorBatch(np.asarray(rows, dtype=np.int64))
+            params = (
+                faiss.SearchParameters(sel=selector)
+                if exact
+                else faiss.SearchParametersHNSW(sel=selector, efSearch=max(HNSW_EF_SEARCH, k))
+            )
+            return self.vectors.search(query, k, params=params)
+        # A graph walk through a few allowed nodes loses recall: score the subset exactly.
+        ids = np.asarray(rows, dtype=np.int64)
+        scores = query @ self.vectors.reconstruct_batch(ids).T
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, top, axis=1), ids[top]
 
     def lexical(self, question: str, k: int, where: str = "", params: tuple = ()) -> list[tuple[int, float]]:
         """Return (row, BM25) pairs of the ``k`` best lexical matches among rows satisfying ``where``."""

@@ -180,3 +180,33 @@ def test_searcher_picks_up_a_new_build(docs, index_dir, embedder):
     (docs / "zoo.txt").write_text("Zoo\n\nThe zanzibar quokka lives here.", encoding="utf-8")
     build(docs, index_dir, embedder)
     assert searcher.search("zanzibar quokka").results[0].passage.source == "zoo.txt"
+
+
+def test_hnsw_above_threshold_agrees_with_exact_search():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    vectors = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    exact = store.vector_index(vectors, 32, exact_max=10_000)
+    graph = store.vector_index(vectors, 32, exact_max=1_000)
+    assert type(exact).__name__ == "IndexFlatIP" and type(graph).__name__ == "IndexHNSWFlat"
+    queries = vectors[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
+    _, truth = exact.search(queries, 10)
+    _, approx = graph.search(queries, 10, params=__import__("faiss").SearchParametersHNSW(efSearch=store.HNSW_EF_SEARCH))
+    recall = np.mean([len(set(t) & set(a)) / 10 for t, a in zip(truth, approx)])
+    assert recall >= 0.95
+    np.testing.assert_allclose(graph.reconstruct_batch(np.arange(5)), vectors[:5])
+
+
+def test_filtered_search_on_hnsw_is_exact_over_the_subset(docs, tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(store, "EXACT_MAX", 10)  # the seeds make ~60 passages: a graph index
+    build(docs, tmp_path / "index", embedder)
+    reader = store.open_index(tmp_path / "index")
+    assert type(reader.vectors).__name__ == "IndexHNSWFlat"
+    rows = [1, 5, 7, 20, 33]
+    query = embedder.encode(["Kursk region"])
+    scores, found = reader.search(query, 3, rows)
+    matrix = reader.reconstruct(rows)
+    expected = [rows[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
+    assert list(found[0]) == expected
+    assert set(found[0]) <= set(rows)
