@@ -154,14 +154,12 @@ def search_command(
 @MODEL_OPTION
 def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir: Path, model: str | None) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
-    from qa.embed import load_embedder
     from qa.search import Searcher
     from qa.serve import ensure_index, serve
     from web import create_app
 
-    embedder = load_embedder(model)
-    ensure_index(docs_dir, index_dir, embedder, log=lambda line: click.echo(line, err=True))
-    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": Searcher(index_dir, embedder=embedder)})
+    ensure_index(docs_dir, index_dir, model, log=lambda line: click.echo(line, err=True))
+    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": Searcher(index_dir, model=model)})
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     serve(app, host, port, workers)
 
@@ -187,13 +185,19 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, docs_di
     from qa.embed import load_embedder
     from qa.search import MODES, Searcher
 
+    from qa import store
+    from qa.embed import load_query_encoder
+
     modes = list(modes) or list(MODES)
-    embedder = load_embedder(model)
+    queries = load_query_encoder(model, index_dir / store.MODELS)
+    click.echo(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
-        table = evaluate.evaluate_beir(questions, beir_index, embedder, modes, run_dir, progress=sys.stderr.isatty())
+        table = evaluate.evaluate_beir(
+            questions, beir_index, load_embedder(model), modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries
+        )
     else:
-        searcher = Searcher(index_dir, embedder=embedder)
+        searcher = Searcher(index_dir, embedder=queries)
         _warn_if_stale(searcher, docs_dir)
         table = evaluate.evaluate_judged(searcher, evaluate.load_judged(questions), modes)
     click.echo(evaluate.format_table(table))

@@ -162,17 +162,19 @@ def evaluate_beir(
     modes: Iterable[str],
     run_dir: Path | None = None,
     progress: bool = False,
+    query_encoder: Embedder | None = None,
 ) -> dict[str, dict]:
     """Index a BEIR corpus into ``index_dir`` (reusing an up-to-date one) and score each mode.
 
-    Documents are ranked by their best passage (MaxP). Writes TREC run files
-    ``<run_dir>/<mode>.trec`` when ``run_dir`` is given.
+    Passages are embedded by ``embedder``, queries by ``query_encoder`` (default:
+    the same). Documents are ranked by their best passage (MaxP). Writes TREC
+    run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given.
     """
     documents, queries, qrels, digest = load_beir(folder)
     builder.build_documents(documents, [], digest, index_dir, embedder, progress=progress)
-    searcher = Searcher(index_dir, embedder=embedder)
+    searcher = Searcher(index_dir, embedder=query_encoder or embedder)
     reader = searcher.reader
-    vectors = embedder.encode(list(queries.values()), progress=progress)
+    vectors = searcher.embedder.encode(list(queries.values()), progress=progress)
     table = {}
     for mode in modes:
         run = []

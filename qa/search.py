@@ -13,7 +13,7 @@ import numpy as np
 
 from qa import fusion, store
 from qa.dedup import keep_distinct
-from qa.embed import Embedder, load_embedder
+from qa.embed import Embedder, load_query_encoder
 from qa.errors import BadRequest
 from qa.passage import Passage, Result
 
@@ -169,7 +169,8 @@ class Searcher:
 
     def __init__(self, index_dir: Path, embedder: Embedder | None = None, model: str | None = None):
         self.index_dir = Path(index_dir)
-        self.embedder = embedder or load_embedder(model)
+        #: Encodes questions (by default the int8 export of the index's model).
+        self.embedder = embedder or load_query_encoder(model, self.index_dir / store.MODELS)
         self._lock = threading.Lock()
         self._reader: store.IndexReader | None = None
         self._reader_build: Path | None = None

@@ -8,21 +8,27 @@ from pathlib import Path
 
 from qa import store
 from qa.build import build, stale_reason
-from qa.embed import Embedder
+from qa.embed import load_embedder, model_name
 from qa.errors import IndexUnavailable, NoDocuments
 
 
-def ensure_index(docs_dir: Path, index_dir: Path, embedder: Embedder, log=print) -> None:
-    """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone."""
+def ensure_index(docs_dir: Path, index_dir: Path, model: str | None = None, log=print) -> None:
+    """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
+
+    The embedding model is loaded only when a build is needed.
+    """
     try:
-        reason = stale_reason(store.open_index(index_dir, model=embedder.name), docs_dir) if docs_dir.is_dir() else None
+        reader = store.open_index(index_dir, model=model_name(model))
+        if reader.manifest.model != model_name(model):
+            raise IndexUnavailable(f"the index was built with {reader.manifest.model}")
+        reason = stale_reason(reader, docs_dir) if docs_dir.is_dir() else None
     except IndexUnavailable as exc:
         reason = str(exc)
     if reason is None:
         return
     log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, embedder, progress=sys.stderr.isatty(), wait=True)
+        report = build(docs_dir, index_dir, load_embedder(model), progress=sys.stderr.isatty(), wait=True)
     except NoDocuments:
         if store.current_build(index_dir) is None:
             raise

@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from qa import lexical
+from qa.embed import vector_space
 from qa.errors import IndexBusy, IndexUnavailable
 from qa.ingest import Document
 from qa.passage import Passage
@@ -47,6 +48,8 @@ SENTENCES = "sentences.npy"
 CURRENT = "CURRENT"
 LOCK = "build.lock"
 BUILDS = "builds"
+#: Cached query-encoder exports, kept across builds.
+MODELS = "models"
 #: Above this many passages an HNSW graph replaces exact search (see bench/bench_index.py).
 EXACT_MAX = 200_000
 #: HNSW settings: links per node, candidate list sizes when building and searching.
@@ -416,14 +419,18 @@ def _passage(row: sqlite3.Row) -> Passage:
 
 
 def open_index(index_dir: Path, model: str | None = None) -> IndexReader:
-    """Load the current build of ``index_dir``; refuse one made with a model other than ``model``."""
+    """Load the current build of ``index_dir``; refuse one whose vectors another model made.
+
+    ``model`` is the name of the model that will encode the questions; an int8
+    export of the index's model shares its vector space and is accepted.
+    """
     folder = current_build(index_dir)
     if folder is None:
         raise IndexUnavailable(f"no index in {index_dir}: run `qa index` first")
     if not folder.is_dir():
         raise IndexUnavailable(f"index build folder missing: {folder}; run `qa index --rebuild`")
     reader = IndexReader(folder)
-    if model is not None and reader.manifest.model != model:
+    if model is not None and vector_space(reader.manifest.model) != vector_space(model):
         raise IndexUnavailable(
             f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
             f"not {model!r}: run `qa index --rebuild` or choose that model"

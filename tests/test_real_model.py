@@ -43,3 +43,12 @@ def test_every_seed_passage_fits_the_model_window(seeds_index, model):
 def test_abm_treaty_question_finds_the_passage(seeds_index, model):
     answer = Searcher(seeds_index, embedder=model).search("Which treaty did Bush withdraw from in 2002?", k=3)
     assert any("Anti-Ballistic Missile" in r.passage.text for r in answer.results)
+
+
+def test_default_query_encoder_is_int8_and_searches_the_torch_index(seeds_index, tmp_path):
+    pytest.importorskip("onnxruntime")
+    searcher = Searcher(seeds_index)  # default query encoder
+    assert searcher.embedder.name == "all-MiniLM-L6-v2+onnx-int8"
+    answer = searcher.search("Which treaty did Bush withdraw from in 2002?", k=3)
+    assert any("Anti-Ballistic Missile" in r.passage.text for r in answer.results)
+    assert (seeds_index / "models").is_dir()  # the export is cached with the index, not downloaded
