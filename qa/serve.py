@@ -51,9 +51,11 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
     per_worker = torch_threads(workers)
 
     def post_fork(server, worker):
-        import torch
-
-        torch.set_num_threads(per_worker)
+        # The int8 query encoder runs one thread already; torch is only loaded when a
+        # build happened in this process or the query encoder is torch.
+        torch = sys.modules.get("torch")
+        if torch is not None:
+            torch.set_num_threads(per_worker)
 
     class Server(BaseApplication):
         def load_config(self):
