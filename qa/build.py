@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -162,12 +163,7 @@ def _build(
             sentence_vectors.append(np.zeros((len(doc_sentences), embedder.dimension), np.float32))
     passage_matrix = _stack(passage_vectors, embedder.dimension)
     sentence_matrix = _stack(sentence_vectors, embedder.dimension)
-    if new_passages:
-        passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
-    if new_sentences:
-        sentence_matrix[new_sentences] = embedder.encode(
-            [texts[src][a:b] for src, a, b in (sentences[i] for i in new_sentences)], progress=progress
-        )
+    _embed(embedder, texts, passages, sentences, new_passages, new_sentences, passage_matrix, sentence_matrix, progress)
     report.encoded = len(new_passages)
     report.passages = len(passages)
 
@@ -185,6 +181,62 @@ def _build(
     )
     report.seconds = time.perf_counter() - began
     return report
+
+
+def _embed(
+    embedder: Embedder,
+    texts: dict[str, str],
+    passages: list[Passage],
+    sentences: list[tuple[str, int, int]],
+    new_passages: list[int],
+    new_sentences: list[int],
+    passage_matrix: np.ndarray,
+    sentence_matrix: np.ndarray,
+    progress: bool,
+) -> None:
+    """Fill in the vectors of new passages and sentences.
+
+    With a model that exposes token embeddings, a sentence's vector is pooled
+    from the forward pass of the first passage holding it, so the sentences
+    cost no encoding of their own; any sentence left over is encoded alone.
+    """
+    late = hasattr(embedder, "encode_with_spans") and os.environ.get("QA_LATE_CHUNKING", "1") == "1"
+    left = new_sentences
+    if not late:
+        if new_passages:
+            passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
+    elif new_passages:
+        # The first new passage of its document that holds each new sentence.
+        holder: dict[int, tuple[int, int]] = {}
+        by_source: dict[str, list[int]] = {}
+        for i in new_passages:
+            by_source.setdefault(passages[i].source, []).append(i)
+        spans: dict[int, list[tuple[int, int]]] = {i: [] for i in new_passages}
+        for s in new_sentences:
+            source, a, b = sentences[s]
+            for i in by_source.get(source, []):
+                p = passages[i]
+                if p.start <= a and b <= p.end:
+                    holder[s] = (i, len(spans[i]))
+                    spans[i].append((a - p.start, b - p.start))
+                    break
+        vectors, pooled = embedder.encode_with_spans(
+            [passages[i].text for i in new_passages], [spans[i] for i in new_passages], progress=progress
+        )
+        passage_matrix[new_passages] = vectors
+        position = {i: n for n, i in enumerate(new_passages)}
+        left = []
+        for s in new_sentences:
+            found = holder.get(s)
+            vector = pooled[position[found[0]]][found[1]] if found else None
+            if vector is None:
+                left.append(s)
+            else:
+                sentence_matrix[s] = vector
+    if left:
+        sentence_matrix[left] = embedder.encode(
+            [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], progress=progress
+        )
 
 
 def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:

@@ -146,6 +146,45 @@ class SentenceTransformerEmbedder:
         """Return the number of word pieces the model sees for ``text``, specials included."""
         return len(self.model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
 
+    def encode_with_spans(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], batch_size: int = 32, progress: bool = False
+    ) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        """Return each text's vector and, from the same forward pass, a vector per span of it.
+
+        The text's vector is the model's usual one (mean of its token
+        embeddings, normalised). A span's vector is the normalised mean of the
+        token embeddings inside it ("late chunking", Günther et al. 2024): it
+        sees its context and costs no extra pass. None where no token falls in
+        the span (beyond the model's 256-piece window).
+        """
+        texts = list(texts)
+        tokens = self.model.encode(
+            texts, batch_size=batch_size, show_progress_bar=progress, output_value="token_embeddings",
+            convert_to_numpy=False,
+        )
+        offsets = self.model.tokenizer(
+            texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
+        )["offset_mapping"]
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        pooled: list[list[np.ndarray | None]] = []
+        for i, (matrix, where) in enumerate(zip(tokens, offsets)):
+            matrix = matrix.float().cpu().numpy()
+            vectors[i] = _unit(matrix.mean(axis=0))
+            starts = np.array([a for a, _ in where])
+            ends = np.array([b for _, b in where])
+            real = ends > starts  # special tokens have empty offsets
+            row = []
+            for a, b in spans[i]:
+                inside = real & (starts >= a) & (ends <= b)
+                row.append(_unit(matrix[inside].mean(axis=0)) if inside.any() else None)
+            pooled.append(row)
+        return vectors, pooled
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
+
 
 _TOKEN = re.compile(r"\w+")
 

@@ -79,6 +79,18 @@ def evidence_ids(judged: Judged, passages) -> list[str]:
     return names
 
 
+def highlight_holds_evidence(judged: Judged, result) -> bool:
+    """Return True when the highlighted sentences of a relevant result contain (part of) its evidence.
+
+    Evidence can span a sentence break, so its first or last 30 characters suffice.
+    """
+    marked = " ".join(_squash(result.passage.text[a:b]) for a, b in result.highlights)
+    return any(
+        result.passage.source == file and (_squash(evidence)[:30] in marked or _squash(evidence)[-30:] in marked)
+        for file, evidence in judged.relevant
+    )
+
+
 def duplicate_rate(passages) -> float:
     """Share of passages that repeat (overlap or share the text of) a better-ranked one."""
     if not passages:
@@ -96,7 +108,7 @@ def evaluate_judged(searcher: Searcher, questions: list[Judged], modes: Iterable
     qrels = [Qrel(q.id, f"{q.id}#{n}", 1) for q in questions for n in range(len(q.relevant))]
     for mode in modes:
         run, dup_rates, flagged_unanswerable, flagged_answerable = [], [], 0, 0
-        first = {}
+        first, highlighted = {}, 0
         for q in questions:
             answer = searcher.search(q.question, JUDGED_DEPTH, mode=mode)
             passages = [r.passage for r in answer.results]
@@ -106,6 +118,7 @@ def evaluate_judged(searcher: Searcher, questions: list[Judged], modes: Iterable
             if q.relevant:
                 flagged_answerable += answer.low_confidence
                 first[q.id] = next((i + 1 for i, n in enumerate(names) if n.startswith(q.id + "#")), None)
+                highlighted += first[q.id] is not None and highlight_holds_evidence(q, answer.results[first[q.id] - 1])
             else:
                 flagged_unanswerable += answer.low_confidence
         answerable = [q for q in questions if q.relevant]
@@ -113,6 +126,7 @@ def evaluate_judged(searcher: Searcher, questions: list[Judged], modes: Iterable
         row["duplicate rate"] = sum(dup_rates) / len(dup_rates) if dup_rates else 0.0
         row["first@1"] = f"{sum(r == 1 for r in first.values())}/{len(answerable)}"
         row["in top 5"] = f"{sum(r is not None and r <= 5 for r in first.values())}/{len(answerable)}"
+        row["highlight hits"] = f"{highlighted}/{len(answerable)}"
         row["OOC flagged"] = f"{flagged_unanswerable}/{len(questions) - len(answerable)}"
         row["false flags"] = f"{flagged_answerable}/{len(answerable)}"
         row["ranks"] = first
@@ -186,6 +200,10 @@ def evaluate_beir(
             run += [ScoredDoc(qid, doc, float(score)) for doc, score in docs.items()]
         table[mode] = {str(m): v for m, v in ir_measures.calc_aggregate(BEIR_MEASURES, qrels, run).items()}
         table[mode]["queries"] = len(queries)
+        if mode == "rerank":
+            # Every query has an answer here: any low-confidence flag is a false alarm.
+            flags = sum(searcher.search(text, 10, mode=mode).low_confidence for text in queries.values())
+            table[mode]["false flags"] = f"{flags}/{len(queries)}"
         if run_dir is not None:
             write_trec(run, run_dir / f"{mode}.trec", f"qa-{mode}")
     return table

@@ -35,7 +35,7 @@ ALPHA = 0.5
 #: Weight of the best sentence's cosine against the fused score in rerank mode.
 SENTENCE_WEIGHT = 0.5
 #: Best-sentence cosine under which no passage is taken to answer the question.
-LOW_CONFIDENCE_BELOW = 0.40
+LOW_CONFIDENCE_BELOW = 0.35
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")

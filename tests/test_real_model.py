@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import store
@@ -52,3 +53,23 @@ def test_default_query_encoder_is_int8_and_searches_the_torch_index(seeds_index,
     answer = searcher.search("Which treaty did Bush withdraw from in 2002?", k=3)
     assert any("Anti-Ballistic Missile" in r.passage.text for r in answer.results)
     assert (seeds_index / "models").is_dir()  # the export is cached with the index, not downloaded
+
+
+def test_late_chunked_sentence_vectors_come_from_the_passage_pass(model):
+    first, second, third = (
+        "Paris is the capital of France.",
+        "Photosynthesis turns sunlight into sugar in green leaves.",
+        "The stock market fell sharply on Monday.",
+    )
+    text = f"{first} {second} {third}"
+    a = len(first) + 1
+    b = a + len(second) + 1
+    spans = [[(0, len(first)), (a, a + len(second)), (b, len(text))]]
+    vectors, pooled = model.encode_with_spans([text], spans)
+    # The passage vector is the model's ordinary embedding of the text.
+    assert float(vectors[0] @ model.encode([text])[0]) > 0.9999
+    assert all(v is not None and abs(float(np.linalg.norm(v)) - 1) < 1e-5 for v in pooled[0])
+    # Each sentence vector is nearest to its own sentence's standalone embedding.
+    alone = model.encode([text[a:b] for a, b in spans[0]])
+    similarity = np.stack(pooled[0]) @ alone.T
+    assert list(similarity.argmax(axis=1)) == [0, 1, 2]
