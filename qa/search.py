@@ -37,6 +37,9 @@ SENTENCE_WEIGHT = 0.5
 #: Best-sentence cosine under which no passage is taken to answer the question.
 LOW_CONFIDENCE_BELOW = 0.35
 
+#: Seconds an index that was replaced stays open for searches already running on it.
+RETIRE_AFTER_S = 30.0
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -183,7 +186,13 @@ class Searcher:
             with self._lock:
                 if self._reader is None or build != self._reader_build:
                     reader = store.open_index(self.index_dir, model=self.embedder.name)
-                    self._reader, self._reader_build = reader, reader.folder
+                    retired, self._reader, self._reader_build = self._reader, reader, reader.folder
+                    if retired is not None:
+                        # Searches that began on the old build get time to finish before its
+                        # files (already replaced on disk) are let go.
+                        timer = threading.Timer(RETIRE_AFTER_S, retired.close)
+                        timer.daemon = True
+                        timer.start()
         return self._reader
 
     def search(

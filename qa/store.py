@@ -58,7 +58,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 #: A filter leaving at most this many passages is searched exactly over them, whatever the index.
 EXACT_SUBSET_MAX = 50_000
-#: Builds kept besides the current one, so a reader that opened it just before a switch can finish.
+#: Builds kept besides the current one: the one it replaced, for readers that opened it before the switch.
 KEEP_PREVIOUS = 1
 
 _SCHEMA = """
@@ -182,11 +182,12 @@ def write_build(
         final = builds / name
         os.rename(tmp, final)
         _fsync(builds)
+        served = current_build(index_dir)
         _publish(index_dir, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _prune(index_dir, keep=name)
+    _prune(index_dir, keep={name, served.name if served else ""})
     return final
 
 
@@ -238,14 +239,18 @@ def _publish(index_dir: Path, name: str) -> None:
     _fsync(index_dir)
 
 
-def _prune(index_dir: Path, keep: str) -> None:
-    """Remove old builds and leftovers of killed builds (their folders start with a dot)."""
-    builds = sorted(p for p in (index_dir / BUILDS).iterdir() if p.name != keep)
-    finished = [p for p in builds if not p.name.startswith(".")]
-    doomed = finished[: max(0, len(finished) - KEEP_PREVIOUS)]
-    doomed += [p for p in builds if p.name.startswith(".tmp-")]
-    for path in doomed:
-        shutil.rmtree(path, ignore_errors=True)
+def _prune(index_dir: Path, keep: set[str]) -> None:
+    """Remove every build but ``keep`` (the new one and the one it replaced), and leftovers of killed builds.
+
+    A build killed after its folder was renamed but before it was published is
+    never served, so it goes too; the build that was in service until now
+    stays, for readers that opened it just before the switch.
+    """
+    for path in (index_dir / BUILDS).iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        stray.unlink(missing_ok=True)
 
 
 def _fsync(path: Path) -> None:
@@ -285,10 +290,12 @@ class IndexReader:
             )
         self._db_path = folder / PASSAGES
         self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
         try:
             (count,) = self._db().execute("SELECT count(*) FROM passages").fetchone()
             (sentence_count,) = self._db().execute("SELECT count(*) FROM sentences").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             raise IndexUnavailable(f"corrupt passage table {self._db_path}: {exc}; run `qa index --rebuild`") from exc
         if count != self.manifest.passage_count:
             raise IndexUnavailable(
@@ -310,10 +317,29 @@ class IndexReader:
         """Return this thread's read-only connection to the passage table."""
         db = getattr(self._local, "db", None)
         if db is None:
-            db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
+            try:
+                db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
+            except sqlite3.Error as exc:
+                raise IndexUnavailable(f"cannot open {self._db_path}: {exc}; run `qa index --rebuild`") from exc
             db.row_factory = sqlite3.Row
             self._local.db = db
+            with self._connections_lock:
+                self._connections.append(db)
         return db
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        """Run a read query; a missing or damaged table is IndexUnavailable, not a crash."""
+        try:
+            return self._db().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"cannot read {self._db_path}: {exc}; run `qa index --rebuild`") from exc
+
+    def close(self) -> None:
+        """Close every connection this reader opened (in any thread); call once no search uses it."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
 
     def search(self, query: np.ndarray, k: int, rows: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Return (scores, rows) of the ``k`` nearest passages for each query row, among ``rows`` if given."""
@@ -342,31 +368,35 @@ class IndexReader:
 
     def lexical(self, question: str, k: int, where: str = "", params: tuple = ()) -> list[tuple[int, float]]:
         """Return (row, BM25) pairs of the ``k`` best lexical matches among rows satisfying ``where``."""
-        return lexical.search(self._db(), question, k, where, params)
+        try:
+            return lexical.search(self._db(), question, k, where, params)
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"cannot read {self._db_path}: {exc}; run `qa index --rebuild`") from exc
 
     def rows_where(self, where: str, params: tuple) -> list[int]:
         """Return passage rows whose document satisfies the SQL condition ``where``."""
         sql = f"SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where}"
-        return [r for (r,) in self._db().execute(sql, params)]
+        return [r for (r,) in self._query(sql, params)]
 
     def count_documents(self, where: str, params: tuple = ()) -> int:
         """Return how many documents satisfy ``where`` (an SQL condition on ``documents d``)."""
-        return self._db().execute(f"SELECT count(*) FROM documents d WHERE {where}", params).fetchone()[0]
+        return self._query(f"SELECT count(*) FROM documents d WHERE {where}", params)[0][0]
 
     def sentences_in(self, passage: Passage) -> list[tuple[int, int, int]]:
         """Return (row, start, end) of the sentences inside ``passage``, in order."""
-        return list(
-            self._db().execute(
+        return [
+            tuple(r)
+            for r in self._query(
                 "SELECT row, start, end FROM sentences WHERE source = ? AND start >= ? AND end <= ? ORDER BY start",
                 (passage.source, passage.start, passage.end),
             )
-        )
+        ]
 
     def sentences_of(self, source: str) -> list[tuple[int, int, int]]:
         """Return (row, start, end) of every sentence of one document, for reuse by the next build."""
-        return list(
-            self._db().execute("SELECT row, start, end FROM sentences WHERE source = ? ORDER BY start", (source,))
-        )
+        return [
+            tuple(r) for r in self._query("SELECT row, start, end FROM sentences WHERE source = ? ORDER BY start", (source,))
+        ]
 
     def passages(self, rows: Sequence[int]) -> list[Passage]:
         """Return the passages at ``rows``, in that order, with their document's metadata."""
@@ -376,7 +406,7 @@ class IndexReader:
         marks = ",".join("?" * len(rows))
         found = {
             r["row"]: r
-            for r in self._db().execute(
+            for r in self._query(
                 "SELECT p.row, p.id, p.text, p.source, p.start, p.end, d.title, d.date, d.url, d.author "
                 f"FROM passages p JOIN documents d USING (source) WHERE p.row IN ({marks})",
                 rows,
@@ -386,15 +416,12 @@ class IndexReader:
 
     def documents(self) -> dict[str, sqlite3.Row]:
         """Return every document row by source."""
-        return {r["source"]: r for r in self._db().execute("SELECT * FROM documents")}
+        return {r["source"]: r for r in self._query("SELECT * FROM documents")}
 
     def rows_of(self, source: str) -> list[sqlite3.Row]:
         """Return the passage rows of one document in order, for reuse by the next build."""
-        return list(
-            self._db().execute(
-                "SELECT row, id, source, start, end, text FROM passages WHERE source = ? ORDER BY start",
-                (source,),
-            )
+        return self._query(
+            "SELECT row, id, source, start, end, text FROM passages WHERE source = ? ORDER BY start", (source,)
         )
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
