@@ -70,9 +70,12 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
                 "accesslog": "-",
                 "errorlog": "-",
                 "loglevel": "info",
+                # One fixed control-socket path per user would be shared by every qa server on the machine.
+                "control_socket_disable": True,
             }
             for key, value in settings.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # older gunicorn has no control socket
+                    self.cfg.set(key, value)
 
         def load(self):
             return app
