@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -146,13 +146,16 @@ def _build(
         texts[document.source] = document.text
         old = known.get(document.source)
         if old is not None and old["sha256"] == document.sha256:
-            rows = previous.rows_of(document.source)
+            kept = previous.passages_of(document.source)
             old_sentences = previous.sentences_of(document.source)
-            passages.extend(_refresh(r, document) for r in rows)
+            passages.extend(
+                replace(p, title=document.title, date=document.date, url=document.url, author=document.author)
+                for _, p in kept
+            )
             sentences.extend((document.source, start, end) for _, start, end in old_sentences)
-            passage_vectors.append(previous.reconstruct([r["row"] for r in rows]))
+            passage_vectors.append(previous.reconstruct([row for row, _ in kept]))
             sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
-            report.reused += len(rows)
+            report.reused += len(kept)
         else:
             doc_passages, doc_sentences = split(document)
             new_passages.extend(range(len(passages), len(passages) + len(doc_passages)))
@@ -254,18 +257,3 @@ def _previous(index_dir: Path, embedder: Embedder) -> store.IndexReader | None:
     if reader.manifest.chunking != chunking_params():
         return None
     return reader
-
-
-def _refresh(row, document: Document) -> Passage:
-    """Rebuild a stored passage with the document's current metadata."""
-    return Passage(
-        id=row["id"],
-        text=row["text"],
-        source=row["source"],
-        start=row["start"],
-        end=row["end"],
-        title=document.title,
-        date=document.date,
-        url=document.url,
-        author=document.author,
-    )

@@ -418,11 +418,16 @@ class IndexReader:
         """Return every document row by source."""
         return {r["source"]: r for r in self._query("SELECT * FROM documents")}
 
-    def rows_of(self, source: str) -> list[sqlite3.Row]:
-        """Return the passage rows of one document in order, for reuse by the next build."""
-        return self._query(
-            "SELECT row, id, source, start, end, text FROM passages WHERE source = ? ORDER BY start", (source,)
-        )
+    def passages_of(self, source: str) -> list[tuple[int, Passage]]:
+        """Return (row, passage) of one document's passages in order, for reuse by the next build."""
+        return [
+            (r["row"], _passage(r))
+            for r in self._query(
+                "SELECT p.row, p.id, p.text, p.source, p.start, p.end, d.title, d.date, d.url, d.author "
+                "FROM passages p JOIN documents d USING (source) WHERE p.source = ? ORDER BY p.start",
+                (source,),
+            )
+        ]
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored vectors of ``rows``."""
