@@ -1,0 +1,266 @@
+"""End-to-end: a real headless Chromium asks `qa serve` (real model) a question, as a person would."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+APT_TIMEOUT = 900
+STARTUP_TIMEOUT = 120
+QUESTION = "When did the US suspend the INF Treaty?"
+ANSWER = "suspended the INF Treaty in February 2019"
+SOURCE = "004_027c9bdda43207c8.txt"
+DATE = "2024-01-24"
+
+
+def tail(text: str, lines: int = 40) -> str:
+    """The last ``lines`` lines of ``text``."""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def as_text(output: bytes | str | None) -> str:
+    """Captured output as text (TimeoutExpired carries bytes even when run with text=True)."""
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def squash(text: str) -> str:
+    """``text`` with runs of whitespace as single spaces (the passage keeps its line breaks)."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="session")
+def chromedriver() -> Path:
+    """Debian's chromium and chromium-driver, installed with apt-get when missing."""
+    if CHROMEDRIVER.exists() and CHROMIUM.exists():
+        return CHROMEDRIVER
+    apt = shutil.which("apt-get")
+    if apt is None or os.geteuid() != 0:
+        pytest.skip(
+            f"{CHROMEDRIVER} is missing and cannot be installed here (needs root and apt-get): "
+            "run `apt-get install chromium chromium-driver`"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    log = ""
+    for command in (
+        [apt, "update"],
+        [apt, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
+    ):
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT, stdin=subprocess.DEVNULL
+            )
+        except subprocess.TimeoutExpired as exc:
+            pytest.skip(f"`{' '.join(command)}` timed out after {APT_TIMEOUT}s:\n{tail(log + as_text(exc.stdout), 15)}")
+        log += done.stdout + done.stderr
+    # Judge by the install alone: a failed `apt-get update` may still leave usable package lists.
+    if done.returncode != 0:
+        pytest.skip(f"apt-get could not install chromium chromium-driver (exit {done.returncode}):\n{tail(log, 15)}")
+    if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
+        pytest.skip(f"apt-get installed chromium-driver but {CHROMEDRIVER} or {CHROMIUM} is still missing")
+    return CHROMEDRIVER
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`qa serve` with the real default model on a free local port; yields its base URL."""
+    root = tmp_path_factory.mktemp("server")
+    docs, index, log_path = root / "docs", root / "index", root / "serve.log"
+    shutil.copytree(SEEDS, docs)
+    port = free_port()
+    # The test checks what a user sees, so it must use the real model, not the hashing fake.
+    env = {key: value for key, value in os.environ.items() if key not in ("QA_MODEL", "QA_DOCS", "QA_INDEX")}
+    command = [
+        sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--docs", str(docs), "--index", str(index),
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    try:
+        wait_until_healthy(base, process, log_path)
+        yield base
+    finally:
+        stop(process)
+
+
+def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
+    """Poll /healthz until it says ok; fail with the server's log when it dies or takes too long."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            log = tail(log_path.read_text(errors="replace"))
+            pytest.fail(f"qa serve exited with code {process.returncode}:\n{log}")
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
+                if json.load(response).get("status") == "ok":
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"qa serve was not healthy within {STARTUP_TIMEOUT}s:\n{tail(log_path.read_text(errors='replace'))}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate the server's whole process group (gunicorn forks workers), killing it if it lingers."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def driver(chromedriver: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A headless Chromium that never reaches for the network on its own."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in (
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,900",
+    ):
+        options.add_argument(arg)
+    # An explicit driver path plus SE_OFFLINE keeps Selenium Manager from downloading a browser or driver.
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SE_OFFLINE", "true")
+        browser = webdriver.Chrome(service=Service(executable_path=str(chromedriver)), options=options)
+        try:
+            browser.set_page_load_timeout(60)
+            yield browser
+        finally:
+            browser.quit()
+
+
+def save_screenshot(driver, tmp_path: Path, name: str) -> Path:
+    """Save the viewport as PNG under tmp_path (and $QA_TEST_OUTPUT when set); return the tmp_path copy."""
+    path = tmp_path / name
+    assert driver.save_screenshot(str(path)), f"could not save {path}"
+    assert path.stat().st_size > 0
+    print(f"screenshot: {path}")
+    if out := os.environ.get("QA_TEST_OUTPUT"):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(out) / name)
+        print(f"screenshot: {Path(out) / name}")
+    return path
+
+
+def wait_for_results(driver) -> list:
+    """The result items, once the page shows them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 30).until(EC.presence_of_element_located((By.CSS_SELECTOR, "li.result")))
+    return driver.find_elements(By.CSS_SELECTOR, "ol.results > li.result")
+
+
+def test_ask_with_the_keyboard_shows_the_cited_answer(server, driver, tmp_path):
+    """Typing a question and pressing Enter shows the quoted answer with its source and date."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    driver.set_window_size(1280, 900)
+    driver.get(f"{server}/")
+    label = driver.find_element(By.XPATH, "//label[normalize-space()='Your question']")
+    assert label.get_attribute("for") == "q"
+    field = driver.find_element(By.ID, label.get_attribute("for"))
+    assert field.get_attribute("name") == "q"
+
+    field.send_keys(QUESTION, Keys.ENTER)
+    results = wait_for_results(driver)
+
+    assert results, "the page shows no results"
+    top = results[:3]
+    matching = [r for r in top if ANSWER in squash(r.find_element(By.CSS_SELECTOR, "blockquote.passage").text)]
+    assert matching, f"no passage among the first {len(top)} contains {ANSWER!r}"
+    cite = matching[0].find_element(By.CSS_SELECTOR, "div.cite")
+    assert cite.find_element(By.CSS_SELECTOR, ".meta .source").text == SOURCE
+    assert cite.find_element(By.CSS_SELECTOR, ".meta time").get_attribute("datetime") == DATE
+    assert "?q=" in driver.current_url, "the results page has no shareable URL"
+    save_screenshot(driver, tmp_path, "results.png")
+
+
+def test_results_fit_a_phone_screen(server, driver, tmp_path):
+    """At phone width a results page needs no horizontal scrolling."""
+    driver.set_window_size(390, 844)
+    try:
+        driver.get(f"{server}/?q={quote_plus(QUESTION)}&k=5")
+        assert wait_for_results(driver)
+        scroll_width, inner_width = driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth];"
+        )
+        save_screenshot(driver, tmp_path, "results-phone.png")
+        assert scroll_width <= inner_width + 1, f"page is {scroll_width}px wide in a {inner_width}px window"
+    finally:
+        driver.set_window_size(1280, 900)
+
+
+FOCUSED = (
+    "const e = document.activeElement;"
+    "return e.id || e.tagName + ':' + (e.textContent || '').trim().slice(0, 40);"
+)
+
+
+def test_tab_reaches_the_question_and_the_ask_button(server, driver):
+    """From page load, Tab alone reaches the question field and then the Ask button."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    # A results page: the empty page autofocuses #q, which would skip the walk from the top.
+    driver.get(f"{server}/?q={quote_plus(QUESTION)}")
+    assert driver.execute_script(FOCUSED).startswith("BODY"), "a results page should not move the focus"
+    stops = []
+    for _ in range(8):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        stops.append(driver.execute_script(FOCUSED))
+    assert stops[0] == "A:Skip to content", f"the skip link is not the first Tab stop: {stops}"
+    assert "q" in stops[:6], f"six Tabs never reached the question field: {stops}"
+    assert "BUTTON:Ask" in stops[stops.index("q") + 1 :], f"Tab never reached the Ask button after the field: {stops}"
+
+
+def test_empty_page_focuses_the_question_and_tab_reaches_ask(server, driver):
+    """The empty page puts the caret in the question field, and one Tab moves on to Ask."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(f"{server}/")
+    # Chromium applies autofocus at its next rendering step, which may come after the load event.
+    WebDriverWait(driver, 5).until(lambda d: d.execute_script(FOCUSED) == "q", "autofocus never reached #q")
+    ActionChains(driver).send_keys(Keys.TAB).perform()
+    assert driver.execute_script(FOCUSED) == "BUTTON:Ask"
