@@ -185,7 +185,7 @@ def test_page_links_urls_safely(client):
 def test_page_bad_input_shows_error_state(client):
     response = client.get("/?q=+")
     assert response.status_code == 400
-    assert b"Could not answer" in response.data and b"empty" in response.data
+    assert b"Could not answer.</strong> Question is empty." in response.data
 
 
 class FixedSearcher:
@@ -240,12 +240,17 @@ def test_security_headers_on_pages_and_api(client):
         ([], [("abcdef", False)]),
         ([[1, 3]], [("a", False), ("bc", True), ("def", False)]),
         ([[0, 2], [4, 6]], [("ab", True), ("cd", False), ("ef", True)]),
-        ([[1, 4], [2, 5]], [("a", False), ("bcd", True), ("e", True), ("f", False)]),  # overlap clipped
+        ([[1, 4], [2, 5]], [("a", False), ("bcde", True), ("f", False)]),  # overlapping runs join
         ([[4, 99]], [("abcd", False), ("ef", True)]),  # clipped to the text
     ],
 )
 def test_segments_cover_text_exactly(highlights, expected):
     assert segments("abcdef", highlights) == expected
+
+
+def test_segments_join_runs_split_only_by_white_space():
+    assert segments("One. Two. Three.", [[0, 4], [5, 9]]) == [("One. Two.", True), (" Three.", False)]
+    assert segments("One. Two.", [[0, 4], [6, 9]]) == [("One.", True), (" T", False), ("wo.", True)]
 
 
 def test_api_filters_and_mode(client):
@@ -266,6 +271,12 @@ def test_page_filters_and_undated_notice(client):
     assert 'id="since" name="since" type="date" value="2024-01-01"' in html
     assert 'datetime="2024-01-2' in html
     assert 'datetime="2025-02-17"' not in html and "no date" not in html
+
+
+def test_page_says_when_no_document_is_dated_in_range(client):
+    html = client.get("/?q=Lavrov&since=2030-01-01").get_data(as_text=True)
+    assert "No document is dated in that range." in html
+    assert "<details class=\"filters\" open>" in html  # filters in use stay visible
 
 
 def test_page_low_confidence_notice(client):

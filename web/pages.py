@@ -22,7 +22,7 @@ EXAMPLES = (
 def segments(text: str, highlights: list[list[int]]) -> list[tuple[str, bool]]:
     """Cut ``text`` into (piece, highlighted) runs; the template escapes each piece."""
     out, pos = [], 0
-    for start, end in sorted(highlights):
+    for start, end in _merge_close(sorted(highlights), text):
         start, end = max(start, pos), min(end, len(text))
         if start >= end:
             continue
@@ -33,6 +33,17 @@ def segments(text: str, highlights: list[list[int]]) -> list[tuple[str, bool]]:
     if pos < len(text):
         out.append((text[pos:], False))
     return out
+
+
+def _merge_close(spans: list[list[int]], text: str) -> list[list[int]]:
+    """Join highlight spans separated only by white space, so the mark reads as one run."""
+    merged: list[list[int]] = []
+    for start, end in spans:
+        if merged and not text[merged[-1][1] : start].strip():
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
 
 
 @bp.get("/")
