@@ -33,7 +33,18 @@ class BuildReport:
 
 def chunking_params() -> dict:
     """Return the chunker settings a build records; a change in them makes an index stale."""
-    return {"max_words": chunk.MAX_WORDS, "overlap_words": chunk.OVERLAP_WORDS, "version": 2}
+    return {
+        "max_words": chunk.MAX_WORDS,
+        "overlap_words": chunk.OVERLAP_WORDS,
+        "version": 2,
+        # Late-chunked sentence vectors score differently from separately encoded ones.
+        "sentence_vectors": "late" if late_chunking() else "separate",
+    }
+
+
+def late_chunking() -> bool:
+    """Return whether sentence vectors are pooled from passage passes (``$QA_LATE_CHUNKING``, default on)."""
+    return os.environ.get("QA_LATE_CHUNKING", "1") != "0"
 
 
 def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
@@ -203,7 +214,7 @@ def _embed(
     from the forward pass of the first passage holding it, so the sentences
     cost no encoding of their own; any sentence left over is encoded alone.
     """
-    late = hasattr(embedder, "encode_with_spans") and os.environ.get("QA_LATE_CHUNKING", "1") == "1"
+    late = hasattr(embedder, "encode_with_spans") and late_chunking()
     left = new_sentences
     if not late:
         if new_passages:

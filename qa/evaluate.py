@@ -122,7 +122,8 @@ def evaluate_judged(searcher: Searcher, questions: list[Judged], modes: Iterable
             else:
                 flagged_unanswerable += answer.low_confidence
         answerable = [q for q in questions if q.relevant]
-        row = {str(m): v for m, v in ir_measures.calc_aggregate(JUDGED_MEASURES, qrels, run).items()}
+        scores = ir_measures.calc_aggregate(JUDGED_MEASURES, qrels, run)
+        row = {str(m): scores[m] for m in JUDGED_MEASURES}
         row["duplicate rate"] = sum(dup_rates) / len(dup_rates) if dup_rates else 0.0
         row["first@1"] = f"{sum(r == 1 for r in first.values())}/{len(answerable)}"
         row["in top 5"] = f"{sum(r is not None and r <= 5 for r in first.values())}/{len(answerable)}"
@@ -198,7 +199,8 @@ def evaluate_beir(
             for row, passage in zip(ranking.rows, ranking.passages):
                 docs.setdefault(passage.source, len(ranking.rows) - len(docs))
             run += [ScoredDoc(qid, doc, float(score)) for doc, score in docs.items()]
-        table[mode] = {str(m): v for m, v in ir_measures.calc_aggregate(BEIR_MEASURES, qrels, run).items()}
+        scores = ir_measures.calc_aggregate(BEIR_MEASURES, qrels, run)
+        table[mode] = {str(m): scores[m] for m in BEIR_MEASURES}
         table[mode]["queries"] = len(queries)
         if mode == "rerank":
             # Every query has an answer here: any low-confidence flag is a false alarm.
