@@ -98,6 +98,15 @@ def test_post_bad_input_is_400_json(client, body, message):
     assert message in response.get_json()["error"]
 
 
+def test_hundred_kilobyte_question_is_refused_with_json(client):
+    huge = "why " * 25_000
+    get = client.get("/api/search", query_string={"q": huge})
+    assert get.status_code == 400 and "longer than 1000" in get.get_json()["error"]
+    post = client.post("/api/search", json={"question": huge})
+    assert post.status_code == 413 and post.get_json()["error"]
+    assert client.get("/", query_string={"q": huge}).status_code == 400
+
+
 def test_post_malformed_json_is_400(client):
     response = client.post("/api/search", data="{not json", content_type="application/json")
     assert response.status_code == 400

@@ -11,9 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 from qa.errors import QAError
 from qa.search import Searcher
+from web.openapi import MAX_BODY_BYTES
 
-#: Largest request body accepted; a question is at most 1,000 characters.
-MAX_BODY_BYTES = 16 * 1024
 
 _searcher_lock = threading.Lock()
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from qa import __version__
 from qa.search import DEFAULT_K, DEFAULT_MODE, MAX_K, MAX_QUESTION_CHARS, MODES
 
+#: Largest request body accepted (a question is at most 1,000 characters).
+MAX_BODY_BYTES = 16 * 1024
+
 NULLABLE_STRING = {"type": ["string", "null"]}
 
 
@@ -96,6 +99,7 @@ def openapi_document() -> dict:
                     "operationId": "searchPost",
                     "requestBody": {
                         "required": True,
+                        "description": f"At most {MAX_BODY_BYTES} bytes; unknown fields are refused.",
                         "content": {"application/json": {"schema": {
                             "type": "object",
                             "required": ["question"],
