@@ -72,6 +72,9 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
                 "loglevel": "info",
                 # One fixed control-socket path per user would be shared by every qa server on the machine.
                 "control_socket_disable": True,
+                # gunicorn's largest line: a 1,000-character question fits in a GET URL even
+                # percent-encoded; longer URLs get gunicorn's own 414 (POST takes any question).
+                "limit_request_line": 8190,
             }
             for key, value in settings.items():
                 if key in self.cfg.settings:  # older gunicorn has no control socket
