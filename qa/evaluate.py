@@ -225,12 +225,12 @@ def write_trec(run: list[ScoredDoc], path: Path, name: str) -> None:
 
 def format_table(table: dict[str, dict]) -> str:
     """Render one row per mode, one column per metric."""
-    columns = [c for c in next(iter(table.values())) if c != "ranks"]
+    columns = list(dict.fromkeys(c for row in table.values() for c in row if c != "ranks"))
     widths = [max(len(c), 7) for c in columns]
     lines = ["| mode    | " + " | ".join(c.ljust(w) for c, w in zip(columns, widths)) + " |"]
     lines.append("|---------|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for mode, row in table.items():
-        cells = [f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns]
+        cells = [f"{row[c]:.3f}" if isinstance(row.get(c), float) else str(row.get(c, "")) for c in columns]
         lines.append(f"| {mode.ljust(7)} | " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |")
     return "\n".join(lines)
 
