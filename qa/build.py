@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import chunk, store
-from qa.embed import Embedder
+from qa.embed import Embedder, LazyEmbedder
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.ingest import Document, Skipped, fingerprint, load_documents
 from qa.passage import Passage
@@ -79,7 +79,7 @@ def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]
 def build(
     docs_dir: Path,
     index_dir: Path,
-    embedder: Embedder,
+    embedder: Embedder | str | None = None,
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
@@ -89,6 +89,8 @@ def build(
     Passages of a document whose bytes are unchanged since the current build
     keep their vectors; only added or changed documents are embedded. Nothing
     is written when nothing changed, unless ``rebuild`` asks for a fresh build.
+    ``embedder`` is a loaded model, or a model spec (``None``: the default)
+    loaded only if something needs embedding.
 
     Raises:
         NoDocuments: nothing in ``docs_dir`` could be indexed.
@@ -111,7 +113,7 @@ def build_documents(
     skipped: list[Skipped],
     digest: str,
     index_dir: Path,
-    embedder: Embedder,
+    embedder: Embedder | str | None = None,
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
@@ -135,6 +137,8 @@ def _build(
     began: float,
 ) -> BuildReport:
     """Do the build; the caller holds the lock."""
+    if embedder is None or isinstance(embedder, str):
+        embedder = LazyEmbedder(embedder)
     report = BuildReport(documents=len(documents), skipped=skipped)
     previous = None if rebuild else _previous(index_dir, embedder)
     if previous is not None and previous.manifest.fingerprint == digest and previous.manifest.chunking == chunking_params():
@@ -175,15 +179,17 @@ def _build(
             sentences.extend(doc_sentences)
             passage_vectors.append(np.zeros((len(doc_passages), embedder.dimension), np.float32))
             sentence_vectors.append(np.zeros((len(doc_sentences), embedder.dimension), np.float32))
-    passage_matrix = _stack(passage_vectors, embedder.dimension)
-    sentence_matrix = _stack(sentence_vectors, embedder.dimension)
+    # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
+    dimension = previous.manifest.dimension if previous is not None and not new_passages else embedder.dimension
+    passage_matrix = _stack(passage_vectors, dimension)
+    sentence_matrix = _stack(sentence_vectors, dimension)
     _embed(embedder, texts, passages, sentences, new_passages, new_sentences, passage_matrix, sentence_matrix, progress)
     report.encoded = len(new_passages)
     report.passages = len(passages)
 
     manifest = store.Manifest(
         model=embedder.name,
-        dimension=embedder.dimension,
+        dimension=dimension,
         passage_count=len(passages),
         document_count=len(documents),
         fingerprint=digest,
@@ -214,6 +220,8 @@ def _embed(
     from the forward pass of the first passage holding it, so the sentences
     cost no encoding of their own; any sentence left over is encoded alone.
     """
+    if not new_passages and not new_sentences:
+        return
     late = hasattr(embedder, "encode_with_spans") and late_chunking()
     left = new_sentences
     if not late:
@@ -263,7 +271,7 @@ def _previous(index_dir: Path, embedder: Embedder) -> store.IndexReader | None:
         reader = store.open_index(index_dir)
     except IndexUnavailable:
         return None
-    if reader.manifest.model != embedder.name or reader.manifest.dimension != embedder.dimension:
+    if reader.manifest.model != embedder.name:
         return None
     if reader.manifest.chunking != chunking_params():
         return None

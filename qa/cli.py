@@ -83,11 +83,8 @@ def cli() -> None:
 def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: bool, wait: bool) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.build import build
-    from qa.embed import load_embedder
 
-    report = build(
-        docs_dir, index_dir, load_embedder(model), rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait
-    )
+    report = build(docs_dir, index_dir, model, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
     for skipped in report.skipped:
         click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
     if report.up_to_date:
@@ -194,7 +191,7 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, docs_di
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
         table = evaluate.evaluate_beir(
-            questions, beir_index, load_embedder(model), modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries
+            questions, beir_index, model, modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries
         )
     else:
         searcher = Searcher(index_dir, embedder=queries)

@@ -24,6 +24,8 @@ HASHING = "hashing"
 #: Query encoders: "onnx" (int8 onnxruntime export of the default model, the default when
 #: onnxruntime is installed) or "torch" (the index's own model).
 QUERY_ENCODERS = ("onnx", "torch")
+#: Passages whose token embeddings are held at once when pooling sentence vectors.
+SPAN_SLICE = 256
 
 
 class Embedder(Protocol):
@@ -108,6 +110,29 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None) -> Embedder:
         return load_embedder(spec)
 
 
+class LazyEmbedder:
+    """An embedder named by ``spec`` that loads its model only when first used to encode.
+
+    A build that finds nothing new to embed then never pays the seconds torch
+    takes to load.
+    """
+
+    def __init__(self, spec: str | None = None):
+        self.spec = spec
+        self.name = model_name(spec)
+        self._model: Embedder | None = None
+
+    @property
+    def model(self) -> Embedder:
+        if self._model is None:
+            self._model = load_embedder(self.spec)
+        return self._model
+
+    def __getattr__(self, attribute: str):
+        # dimension, max_tokens, encode, encode_with_spans...: from the loaded model.
+        return getattr(self.model, attribute)
+
+
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local folder on the CPU."""
 
@@ -158,27 +183,42 @@ class SentenceTransformerEmbedder:
         the span (beyond the model's 256-piece window).
         """
         texts = list(texts)
-        tokens = self.model.encode(
-            texts, batch_size=batch_size, show_progress_bar=progress, output_value="token_embeddings",
-            convert_to_numpy=False,
-        )
-        offsets = self.model.tokenizer(
-            texts, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
-        )["offset_mapping"]
         vectors = np.zeros((len(texts), self.dimension), np.float32)
         pooled: list[list[np.ndarray | None]] = []
-        for i, (matrix, where) in enumerate(zip(tokens, offsets)):
-            matrix = matrix.float().cpu().numpy()
-            vectors[i] = _unit(matrix.mean(axis=0))
-            starts = np.array([a for a, _ in where])
-            ends = np.array([b for _, b in where])
-            real = ends > starts  # special tokens have empty offsets
-            row = []
-            for a, b in spans[i]:
-                inside = real & (starts >= a) & (ends <= b)
-                row.append(_unit(matrix[inside].mean(axis=0)) if inside.any() else None)
-            pooled.append(row)
+        bar = _progress(len(texts)) if progress else None
+        # Token embeddings take ~1.4 KB per word piece: pool a slice at a time so memory
+        # stays flat however many passages a build embeds.
+        for first in range(0, len(texts), SPAN_SLICE):
+            part = texts[first : first + SPAN_SLICE]
+            tokens = self.model.encode(
+                part, batch_size=batch_size, output_value="token_embeddings", convert_to_numpy=False
+            )
+            offsets = self.model.tokenizer(
+                part, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
+            )["offset_mapping"]
+            for i, (matrix, where) in enumerate(zip(tokens, offsets), first):
+                matrix = matrix.float().cpu().numpy()
+                vectors[i] = _unit(matrix.mean(axis=0))
+                starts = np.array([a for a, _ in where])
+                ends = np.array([b for _, b in where])
+                real = ends > starts  # special tokens have empty offsets
+                row = []
+                for a, b in spans[i]:
+                    inside = real & (starts >= a) & (ends <= b)
+                    row.append(_unit(matrix[inside].mean(axis=0)) if inside.any() else None)
+                pooled.append(row)
+            del tokens
+            if bar is not None:
+                bar.update(len(part))
+        if bar is not None:
+            bar.close()
         return vectors, pooled
+
+
+def _progress(total: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="passage", desc="Embedding")
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from ir_measures import MRR, Qrel, R, ScoredDoc, Success, nDCG
 
 from qa import build as builder
 from qa.dedup import is_duplicate, shingles
-from qa.embed import Embedder
+from qa.embed import Embedder, load_embedder
 from qa.errors import QAError
 from qa.ingest import Document
 from qa.search import MODES, Filters, Searcher, clean_question
@@ -173,7 +173,7 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[Document], dict[s
 def evaluate_beir(
     folder: Path,
     index_dir: Path,
-    embedder: Embedder,
+    embedder: Embedder | str | None,
     modes: Iterable[str],
     run_dir: Path | None = None,
     progress: bool = False,
@@ -187,7 +187,10 @@ def evaluate_beir(
     """
     documents, queries, qrels, digest = load_beir(folder)
     builder.build_documents(documents, [], digest, index_dir, embedder, progress=progress)
-    searcher = Searcher(index_dir, embedder=query_encoder or embedder)
+    if query_encoder is None:
+        loaded = embedder is not None and not isinstance(embedder, str)
+        query_encoder = embedder if loaded else load_embedder(embedder)
+    searcher = Searcher(index_dir, embedder=query_encoder)
     reader = searcher.reader
     vectors = searcher.embedder.encode(list(queries.values()), progress=progress)
     table = {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qa import store
 from qa.build import build, stale_reason
-from qa.embed import load_embedder, model_name
+from qa.embed import model_name
 from qa.errors import IndexUnavailable, NoDocuments
 
 
@@ -28,7 +28,7 @@ def ensure_index(docs_dir: Path, index_dir: Path, model: str | None = None, log=
         return
     log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, load_embedder(model), progress=sys.stderr.isatty(), wait=True)
+        report = build(docs_dir, index_dir, model, progress=sys.stderr.isatty(), wait=True)
     except NoDocuments:
         if store.current_build(index_dir) is None:
             raise
@@ -56,6 +56,11 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
         torch = sys.modules.get("torch")
         if torch is not None:
             torch.set_num_threads(per_worker)
+        # One query scans the vectors faster on one OpenMP thread than on two that
+        # the other workers also want (bench/bench_e2e.py: 15.1 -> 11.2 ms at 100k).
+        import faiss
+
+        faiss.omp_set_num_threads(1)
 
     class Server(BaseApplication):
         def load_config(self):

@@ -210,3 +210,14 @@ def test_filtered_search_on_hnsw_is_exact_over_the_subset(docs, tmp_path, embedd
     expected = [rows[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
     assert list(found[0]) == expected
     assert set(found[0]) <= set(rows)
+
+
+def test_model_is_loaded_only_when_something_needs_embedding(docs, tmp_path, monkeypatch):
+    import qa.embed
+
+    build(docs, tmp_path / "index", "hashing")  # a spec, loaded lazily: first build embeds everything
+    monkeypatch.setattr(qa.embed, "load_embedder", lambda spec=None: pytest.fail("model loaded needlessly"))
+    assert build(docs, tmp_path / "index", "hashing").up_to_date
+    (docs / "000_e4f10afeb37f7612.txt").unlink()  # only a deletion: vectors are all reused
+    report = build(docs, tmp_path / "index", "hashing")
+    assert report.documents == 4 and report.encoded == 0
