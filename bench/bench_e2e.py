@@ -51,7 +51,6 @@ import pstats
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -70,6 +69,7 @@ from qa import build as builder  # noqa: E402
 from qa import store  # noqa: E402
 from qa.evaluate import load_beir  # noqa: E402
 from qa.search import Searcher  # noqa: E402
+from procs import free_port, process_tree  # noqa: E402  (bench/ is the script folder)
 
 BEIR = HERE / ".cache" / "wiki-beir"
 WORK = HERE / ".cache" / "bench_e2e"
@@ -353,27 +353,8 @@ def profile_queries(index_dir: Path, encoder, questions: list[str], mode: str, k
 # --------------------------------------------------------------------------- section 3 and 4: HTTP and memory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 def proc_memory(pid: int) -> dict | None:

@@ -23,7 +23,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import urllib.request
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+from procs import free_port, process_tree  # noqa: E402  (bench/ is the script folder)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -228,22 +228,6 @@ class Server:
         return tail
 
 
-def process_tree(root: int) -> list[int]:
-    """Return ``root`` and its descendants, read from /proc/<pid>/stat."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-            children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        found.append(pid)
-        todo.extend(children.get(pid, []))
-    return found
 
 
 class Load:
@@ -385,10 +369,6 @@ def request_json(base: str, method: str, question: str | None, timeout: float, k
         return status, text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def percentile(ordered: list[float], q: float) -> float | None:
