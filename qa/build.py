@@ -58,7 +58,9 @@ def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
 
 def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]]:
     """Cut one document into passages that quote it exactly, and the sentences they are made of."""
-    sentences = chunk.units(document.text, document.body_start)
+    # Pass the settings explicitly: they are what chunking_params() records in the manifest.
+    size, overlap = chunk.MAX_WORDS, chunk.OVERLAP_WORDS
+    sentences = chunk.units(document.text, document.body_start, None, size, overlap)
     passages = [
         Passage(
             id=store.passage_id(document.source, start, end),
@@ -71,7 +73,7 @@ def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]
             url=document.url,
             author=document.author,
         )
-        for start, end in chunk.windows(document.text, sentences)
+        for start, end in chunk.windows(document.text, sentences, size, overlap)
     ]
     return passages, [(document.source, start, end) for start, end in sentences]
 

@@ -221,3 +221,15 @@ def test_model_is_loaded_only_when_something_needs_embedding(docs, tmp_path, mon
     (docs / "000_e4f10afeb37f7612.txt").unlink()  # only a deletion: vectors are all reused
     report = build(docs, tmp_path / "index", "hashing")
     assert report.documents == 4 and report.encoded == 0
+
+
+def test_chunking_settings_in_the_manifest_are_the_ones_used(docs, tmp_path, embedder, monkeypatch):
+    from qa import chunk
+
+    monkeypatch.setattr(chunk, "MAX_WORDS", 30)
+    monkeypatch.setattr(chunk, "OVERLAP_WORDS", 10)
+    build(docs, tmp_path / "index", embedder)
+    reader = store.open_index(tmp_path / "index")
+    assert reader.manifest.chunking["max_words"] == 30
+    longest = max(len(p.text.split()) for p in reader.passages(range(reader.manifest.passage_count)))
+    assert longest <= 30
