@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,19 @@ class Result:
 
     def as_dict(self) -> dict:
         """Return the one result shape shared by ``qa search --json`` and the HTTP API."""
-        p = asdict(self.passage)
+        # Field by field: dataclasses.asdict deep-copies every value, a third of the web layer's time.
+        p = self.passage
         return {
             "rank": self.rank,
             "score": round(float(self.score), 6),
-            "passage_id": p.pop("id"),
-            "text": p.pop("text"),
-            "source": p.pop("source"),
-            "title": p.pop("title"),
-            "date": p.pop("date"),
-            "url": p.pop("url"),
-            "author": p.pop("author"),
-            "start": p.pop("start"),
-            "end": p.pop("end"),
+            "passage_id": p.id,
+            "text": p.text,
+            "source": p.source,
+            "title": p.title,
+            "date": p.date,
+            "url": p.url,
+            "author": p.author,
+            "start": p.start,
+            "end": p.end,
             "highlights": [list(span) for span in self.highlights],
         }
