@@ -18,7 +18,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -150,12 +150,6 @@ def passages_in(folder: Path) -> int:
 
 def leftovers(index: Path) -> list[str]:
     return sorted(p.name for p in (index / "builds").iterdir() if p.name.startswith(".tmp-"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:

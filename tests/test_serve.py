@@ -1,13 +1,22 @@
 from __future__ import annotations
 
+import http.client
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
+from helpers import free_port
 
 from qa import store
 from qa.build import build
 from qa.errors import NoDocuments
-from qa.serve import ensure_index, torch_threads
+from qa.serve import ConnectionShedding, ensure_index, torch_threads
 
 
 def test_missing_index_is_built(docs, tmp_path, embedder):
@@ -57,3 +66,82 @@ def test_no_documents_and_no_index_is_an_error(tmp_path, embedder):
 def test_threads_share_the_cores():
     assert torch_threads(1) >= 1
     assert torch_threads(10**6) == 1
+
+
+def test_a_request_keeps_its_connection_only_while_the_worker_is_otherwise_idle():
+    shedding = ConnectionShedding()
+    first, second, third = (SimpleNamespace(must_close=False) for _ in range(3))
+    shedding.pre_request(None, first)
+    shedding.pre_request(None, second)  # arrives while first is in flight
+    shedding.post_request(None, first, {}, None)
+    shedding.post_request(None, second, {}, None)
+    shedding.pre_request(None, third)
+    shedding.post_request(None, third, {}, None)
+    assert (first.must_close, second.must_close, third.must_close) == (False, True, False)
+    assert shedding.in_flight == 0
+
+
+#: A two-route app under qa.serve.serve: /slow marks a file when it starts, then sleeps.
+SLOW_APP = """
+import sys, time
+from pathlib import Path
+from flask import Flask
+from qa.serve import serve
+
+app = Flask("probe")
+started = Path(sys.argv[2])
+
+@app.get("/slow")
+def slow():
+    started.touch()
+    time.sleep(1.5)
+    return "slow"
+
+@app.get("/fast")
+def fast():
+    return "fast"
+
+serve(app, "127.0.0.1", int(sys.argv[1]), workers=1)
+"""
+
+
+def test_gunicorn_closes_connections_of_a_busy_worker_and_keeps_a_lone_clients(tmp_path):
+    port, started = free_port(), tmp_path / "slow-started"
+    server = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port), str(started)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def get(conn: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response
+
+    try:
+        lone = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                get(lone, "/fast")
+                break
+            except OSError:
+                lone.close()
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        again = get(lone, "/fast")
+        assert not again.will_close and again.getheader("Connection") == "keep-alive"
+
+        slow_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        slow = threading.Thread(target=get, args=(slow_conn, "/slow"))
+        slow.start()
+        while not started.exists():
+            time.sleep(0.02)
+        busy = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/fast")
+        slow.join(30)
+        assert busy.will_close and busy.getheader("Connection") == "close"
+        lone.close()  # idle past gunicorn's 2 s keep-alive, maybe
+        after = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/fast")
+        assert not after.will_close  # the worker is idle again
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
