@@ -6,25 +6,27 @@ Text is real: Wikipedia summaries from bench/.cache/wiki-beir (bench/wiki_beir.p
 read as qa.evaluate.load_beir reads them; questions are that folder's
 queries.jsonl. A size N (passages) takes documents in corpus order until their
 passages (qa.build.split) reach N. Sizes up to the ~11k passages the corpus gives
-are REAL: embedded by the torch model through qa.build.build_documents. Larger
-sizes are SYNTHETIC: the documents of the largest real size are repeated, each
-copy under its own source id, and the index is written directly with
-qa.store.write_build, reusing that real build's passage and sentence vectors
-plus small Gaussian noise (re-normalised) for every copy after the first:
-embedding 100k passages on this CPU would take about an hour.
+are REAL. Larger sizes are SYNTHETIC (the corpus holds no more text): with
+--synthetic text (the default) the whole corpus, then copies of its documents
+with their sentences shuffled, each copy under its own source id, embedded
+like any other document (100k takes about 45 minutes here); with --synthetic
+vectors the index is written directly, reusing the largest real build's
+vectors plus small Gaussian noise for every copy (seconds, but no build
+figures).
 
 Sections, all in one process run:
 
-1. Build throughput (real sizes): qa.build.build_documents on a fresh index
-   folder against raw ``embedder.model.encode(texts, batch_size=32)`` on the
-   same passage texts; then build_documents again, unchanged.
+1. Build throughput: qa.build.build_documents on a fresh index folder, with a
+   raw ``embedder.model.encode(texts, batch_size=32)`` of each slice of passages
+   it embeds run beside it (RawShadow), so both share the machine's load; then
+   build_documents again, unchanged.
 2. In-process query latency: a Searcher with the default (int8 ONNX) query
    encoder, after warm-up; mode=hybrid, mode=rerank, and encode + dense search
    alone, interleaved question by question.
 3. HTTP latency: `qa serve --workers 2` on each index, 1/4/16 concurrent
-   clients of GET /api/search?q=...&k=5 (a new connection per request); then
-   requests from one client alternated with the same search in this process,
-   for an HTTP-overhead ratio that load coming and going cannot skew.
+   clients of GET /api/search?q=...&k=5, each on a kept-alive connection; then
+   one client against the same searches in this process, like for like, in
+   alternating blocks (``overhead``): the HTTP-overhead ratio.
 4. Memory: RSS and PSS of the server's process tree sampled during the HTTP
    load, against the ONNX model file + vectors.faiss + sentences.npy +
    passages.sqlite; and this process's own peak RSS.
@@ -48,6 +50,7 @@ import io
 import json
 import os
 import pstats
+import random
 import resource
 import shutil
 import signal
@@ -67,6 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from qa import build as builder  # noqa: E402
 from qa import store  # noqa: E402
+from qa.chunk import split_sentences  # noqa: E402
 from qa.evaluate import load_beir  # noqa: E402
 from qa.search import Searcher  # noqa: E402
 from procs import free_port, process_tree  # noqa: E402  (bench/ is the script folder)
@@ -155,40 +159,84 @@ def file_mib(path: Path) -> float:
 # --------------------------------------------------------------------------- section 1: build
 
 
-def bench_build(embedder, documents, index_dir: Path) -> dict:
-    """Raw encode, then a fresh build_documents, then build_documents again unchanged."""
-    passages = [p for d in documents for p in builder.split(d)[0]]
-    sentences = sum(len(builder.split(d)[1]) for d in documents)
-    texts = [p.text for p in passages]
+class RawShadow:
+    """Stands in for the embedder's SentenceTransformer during a build and times raw encodes beside it.
+
+    For every slice of passages the build encodes (token embeddings, for late
+    chunking), ``model.encode(texts, batch_size=32)`` of the same texts runs right
+    before it (even slices) or right after it (odd ones). Other encodes (sentences
+    past a passage's 256-piece window) pass through and count as build time. Raw encoding and the build then share whatever load the machine has
+    minute by minute, so their ratio is fair on a busy box; the shadow's time is
+    taken out of the build's.
+    """
+
+    def __init__(self, model):
+        self._model = model
+        self.raw_s = 0.0
+        self.passages = 0
+        self._calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def encode(self, texts, *args, **kwargs):
+        if kwargs.get("output_value") != "token_embeddings":
+            return self._model.encode(texts, *args, **kwargs)
+        before = self._calls % 2 == 0
+        self._calls += 1
+        if before:
+            self._raw(texts)
+        out = self._model.encode(texts, *args, **kwargs)
+        if not before:
+            self._raw(texts)
+        return out
+
+    def _raw(self, texts) -> None:
+        began = time.perf_counter()
+        self._model.encode(list(texts), batch_size=32)
+        self.raw_s += time.perf_counter() - began
+        self.passages += len(texts)
+
+
+def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
+    """A fresh build_documents with raw encodes interleaved, then build_documents again unchanged."""
+    split = [builder.split(d) for d in documents]
+    passages = sum(len(ps) for ps, _ in split)
+    sentences = sum(len(ss) for _, ss in split)
     digest = digest_of(documents)
     shutil.rmtree(index_dir, ignore_errors=True)
 
     load_before = loadavg()
-    log(f"  raw encode of {len(texts)} passages")
-    began = time.perf_counter()
-    embedder.model.encode(texts, batch_size=32)
-    raw_s = time.perf_counter() - began
-    log(f"  raw: {raw_s:.1f}s ({len(texts) / raw_s:.1f} passages/s); build_documents on a fresh folder")
-
-    began = time.perf_counter()
-    report = builder.build_documents(documents, [], digest, index_dir, embedder)
-    build_s = time.perf_counter() - began
-    log(f"  build: {build_s:.1f}s ({report.passages / build_s:.1f} passages/s); again, unchanged")
+    log(f"  build_documents of {passages} passages on a fresh folder, raw encodes of each slice beside it")
+    shadow = RawShadow(embedder.model)
+    embedder.model = shadow
+    try:
+        began = time.perf_counter()
+        report = builder.build_documents(documents, [], digest, index_dir, embedder)
+        wall_s = time.perf_counter() - began
+    finally:
+        embedder.model = shadow._model
+    if shadow.passages != report.encoded or report.encoded != passages:
+        raise SystemExit(f"raw shadow saw {shadow.passages} passages, the build encoded {report.encoded} of "
+                         f"{passages} (this benchmark needs late chunking, the default: unset QA_LATE_CHUNKING)")
+    raw_s, build_s = shadow.raw_s, wall_s - shadow.raw_s
+    log(f"  build: {build_s:.1f}s ({passages / build_s:.1f} passages/s), raw: {raw_s:.1f}s "
+        f"({passages / raw_s:.1f} passages/s); again, unchanged")
 
     began = time.perf_counter()
     again = builder.build_documents(documents, [], digest, index_dir, embedder)
     again_s = time.perf_counter() - began
     return {
-        "kind": "real",
+        "kind": kind,
         "documents": len(documents),
         "passages": report.passages,
         "sentences": sentences,
         "encoded": report.encoded,
         "raw_encode_s": round(raw_s, 2),
-        "raw_passages_per_s": round(len(texts) / raw_s, 2),
+        "raw_passages_per_s": round(passages / raw_s, 2),
         "build_s": round(build_s, 2),
         "build_passages_per_s": round(report.passages / build_s, 2),
-        "build_over_raw": round((report.passages / build_s) / (len(texts) / raw_s), 3),
+        "build_over_raw": round(raw_s / build_s, 3),
         "rebuild_unchanged_s": round(again_s, 4),
         "rebuild_unchanged_up_to_date": again.up_to_date,
         "rebuild_pct_of_first": round(100 * again_s / build_s, 3),
@@ -199,6 +247,44 @@ def bench_build(embedder, documents, index_dir: Path) -> dict:
 
 
 # --------------------------------------------------------------------------- synthetic sizes
+
+
+def shuffled_text(document, rng: random.Random) -> str:
+    """The document's title paragraph, then its body sentences in a random order."""
+    title, body = ("", document.text)
+    if document.title and "\n\n" in document.text:
+        title, body = document.text.split("\n\n", 1)
+    sentences = [body[a:b] for a, b in split_sentences(body)]
+    rng.shuffle(sentences)
+    text = " ".join(sentences)
+    return f"{title}\n\n{text}" if title else text
+
+
+def text_copies(documents, counts, target: int, seed: int):
+    """Documents whose passages reach ``target``: the real ones, then shuffled copies of them.
+
+    Copy c of a document is its title paragraph followed by its own sentences in
+    a seeded random order, under the source id ``<id>~copy<c>``: real sentences
+    and words, but passages and vectors of their own, embedded like any other
+    (a document with a single sentence repeats as it is). Returns the documents,
+    their passage count, the number of copy rounds and how many copies came out
+    identical to their original.
+    """
+    rng = random.Random(seed)
+    out, total, rounds, identical = list(documents), sum(counts), 0, 0
+    while total < target:
+        rounds += 1
+        for d in documents:
+            if total >= target:
+                break
+            text = shuffled_text(d, rng)
+            identical += text == d.text
+            copy = dataclasses.replace(d, source=f"{d.source}~copy{rounds}", text=text,
+                                       sha256=hashlib.sha256(text.encode()).hexdigest())
+            out.append(copy)
+            total += len(builder.split(copy)[0])
+    return out, total, rounds, identical
+
 
 
 def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, sigma: float, seed: int) -> dict:
@@ -438,7 +524,7 @@ class Server:
                 raise RuntimeError(f"qa serve exited with {self.proc.returncode}:\n{self.tail()}")
             if listening in self.log_path.read_text(errors="replace"):
                 with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
-                    status, body, _ = get(self.port, "/healthz", 10)
+                    status, body, _ = Client(self.port, 10, keep_alive=False).get("/healthz")
                     if status == 200:
                         return body
             time.sleep(0.2)
@@ -457,29 +543,62 @@ class Server:
         self._log.close()
 
 
-def get(port: int, path: str, timeout: float):
-    """One GET on a fresh connection: (status, parsed JSON or None, raw length)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        raw = response.read()
-    finally:
-        conn.close()
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        body = None
-    return response.status, body, len(raw)
+class Client:
+    """An HTTP/1.1 client on 127.0.0.1: one kept-alive connection, or a new one per request.
+
+    Like urllib3 and browsers, a kept-alive connection that the server closed
+    while idle (gunicorn's keep-alive is 2 s) is reopened once and the request
+    sent again; any other failure is the caller's.
+    """
+
+    def __init__(self, port: int, timeout: float, keep_alive: bool = True):
+        self.port, self.timeout, self.keep_alive = port, timeout, keep_alive
+        self._conn: http.client.HTTPConnection | None = None
+
+    def get(self, path: str) -> tuple[int, dict | None, dict]:
+        """GET ``path``: (status, parsed JSON or None, response headers)."""
+        reused = self._conn is not None
+        try:
+            return self._get(path)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if not reused:
+                raise
+            return self._get(path)
+
+    def _get(self, path: str):
+        if self._conn is None:
+            self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            self._conn.request("GET", path)
+            response = self._conn.getresponse()
+            raw = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if not self.keep_alive or response.will_close:
+            self.close()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        return response.status, body, dict(response.getheaders())
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
-def search_path(question: str, k: int) -> str:
-    return "/api/search?" + urllib.parse.urlencode({"q": question, "k": k})
+def search_path(question: str, k: int, mode: str | None = None) -> str:
+    params = {"q": question, "k": k} | ({"mode": mode} if mode else {})
+    return "/api/search?" + urllib.parse.urlencode(params)
 
 
 def run_load(port: int, questions: list[str], clients: int, per_client: int, time_limit: float, k: int,
              timeout: float) -> dict:
-    """``clients`` threads, each sending up to ``per_client`` requests until ``time_limit`` seconds."""
+    """``clients`` threads, each on its own kept-alive connection, sending up to ``per_client`` requests
+    until ``time_limit`` seconds."""
     latencies: list[float] = []
     took: list[float] = []
     errors: list[str] = []
@@ -487,13 +606,14 @@ def run_load(port: int, questions: list[str], clients: int, per_client: int, tim
     deadline = time.monotonic() + time_limit
 
     def client(number: int) -> None:
+        http_client = Client(port, timeout)
         for i in range(per_client):
             if time.monotonic() > deadline:
                 return
             q = questions[(number * per_client + i) % len(questions)]
             began = time.perf_counter()
             try:
-                status, body, _ = get(port, search_path(q, k), timeout)
+                status, body, _ = http_client.get(search_path(q, k))
                 ok = status == 200 and isinstance(body, dict) and "results" in body
                 problem = None if ok else f"HTTP {status}: {str(body)[:120]}"
             except Exception as exc:  # noqa: BLE001 - every failure counts
@@ -505,6 +625,7 @@ def run_load(port: int, questions: list[str], clients: int, per_client: int, tim
                     took.append(float(body.get("took_ms", 0.0)))
                 else:
                     errors.append(problem)
+        http_client.close()
 
     threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
     began = time.perf_counter()
@@ -528,37 +649,79 @@ def run_load(port: int, questions: list[str], clients: int, per_client: int, tim
     }
 
 
-def interleaved(port: int, index_dir: Path, encoder, questions: list[str], args) -> dict:
-    """One client, request by request alternating with the same work in this process.
+#: What the overhead section times, each over the same questions: HTTP requests and the same work in this process.
+OVERHEAD_MEASURES = ("http", "http_fresh", "in_process", "http_dense", "in_process_dense", "encode+dense")
 
-    The machine is shared: load that comes and goes between sections skews a ratio of
-    figures taken minutes apart; taken in turn, both sides see the same load.
+
+def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, block: int = 10) -> dict:
+    """HTTP against the same search in this process, like for like, in alternating blocks.
+
+    ``http`` is GET /api/search in the default mode on a kept-alive connection
+    (as browsers and HTTP client libraries send them), ``http_fresh`` the same
+    on a new connection per request, ``http_dense`` mode=dense; ``in_process``
+    and ``in_process_dense`` are Searcher.search with the same arguments, and
+    ``encode+dense`` the bare question encode and vector search. Each measure
+    runs ``block`` questions in a row (warm, as a busy server is), and the order
+    of the measures rotates block by block, so load that comes and goes over
+    the run hits every measure alike.
     """
     searcher = Searcher(index_dir, embedder=encoder)
     reader = searcher.reader
+    keep, fresh = Client(port, args.request_timeout), Client(port, args.request_timeout, keep_alive=False)
     for q in questions[: args.warmup]:
         searcher.search(q, args.k)
-    timings: dict[str, list[float]] = {"http": [], "server_took": [], "in_process_rerank": [], "encode+dense": []}
+        searcher.search(q, args.k, mode="dense")
+        keep.get(search_path(q, args.k))
+    timings: dict[str, list[float]] = {name: [] for name in OVERHEAD_MEASURES}
+    took: list[float] = []
     errors = 0
-    for q in questions[args.warmup : args.warmup + args.interleaved]:
+
+    def http(client: Client, q: str, mode: str | None) -> None:
+        nonlocal errors
         began = time.perf_counter()
-        status, body, _ = get(port, search_path(q, args.k), args.request_timeout)
-        timings["http"].append((time.perf_counter() - began) * 1000)
-        if status != 200 or not isinstance(body, dict):
+        status, body, _ = client.get(search_path(q, args.k, mode))
+        ms = (time.perf_counter() - began) * 1000
+        if status != 200 or not isinstance(body, dict) or "results" not in body:
             errors += 1
-        else:
-            timings["server_took"].append(float(body["took_ms"]))
+            return
+        timings["http_dense" if mode else ("http" if client is keep else "http_fresh")].append(ms)
+        if client is keep and not mode:
+            took.append(float(body["took_ms"]))
+
+    def timed(name: str, work) -> None:
         began = time.perf_counter()
-        searcher.search(q, args.k)
-        timings["in_process_rerank"].append((time.perf_counter() - began) * 1000)
-        began = time.perf_counter()
-        reader.search(searcher.embedder.encode([q]), args.k)
-        timings["encode+dense"].append((time.perf_counter() - began) * 1000)
+        work()
+        timings[name].append((time.perf_counter() - began) * 1000)
+
+    runs = {
+        "http": lambda q: http(keep, q, None),
+        "http_fresh": lambda q: http(fresh, q, None),
+        "http_dense": lambda q: http(keep, q, "dense"),
+        "in_process": lambda q: timed("in_process", lambda: searcher.search(q, args.k)),
+        "in_process_dense": lambda q: timed("in_process_dense", lambda: searcher.search(q, args.k, mode="dense")),
+        "encode+dense": lambda q: timed("encode+dense", lambda: reader.search(searcher.embedder.encode([q]), args.k)),
+    }
+    asked = questions[args.warmup : args.warmup + args.overhead_questions]
+    for number, first in enumerate(range(0, len(asked), block)):
+        shift = number % len(OVERHEAD_MEASURES)
+        for name in OVERHEAD_MEASURES[shift:] + OVERHEAD_MEASURES[:shift]:
+            for q in asked[first : first + block]:
+                runs[name](q)
+    keep.close()
     reader.close()
     out = {name: stats(values) for name, values in timings.items()}
+    out["server_took"] = stats(took)
     out["errors"] = errors
-    out["http_p50_over_encode_dense_p50"] = round(out["http"]["p50"] / out["encode+dense"]["p50"], 3)
-    out["http_p50_over_in_process_rerank_p50"] = round(out["http"]["p50"] / out["in_process_rerank"]["p50"], 3)
+
+    def ratio(a: str, b: str) -> float | None:
+        return round(out[a]["p50"] / out[b]["p50"], 3) if out[a]["n"] and out[b]["n"] else None
+
+    out["ratios_p50"] = {
+        "http/in_process": ratio("http", "in_process"),
+        "http_dense/in_process_dense": ratio("http_dense", "in_process_dense"),
+        "http_fresh/in_process": ratio("http_fresh", "in_process"),
+        "http/encode+dense": ratio("http", "encode+dense"),
+    }
     out["loadavg_after"] = loadavg()
     return out
 
@@ -595,8 +758,8 @@ def bench_http(index_dir: Path, questions: list[str], args, log_path: Path, enco
         sampler.join(5)
         result["levels"] = levels
         result["memory_under_load"] = summarize_memory(sampler)
-        log(f"    interleaved: {args.interleaved} x (HTTP, in-process rerank, in-process encode+dense)")
-        result["interleaved"] = interleaved(server.port, index_dir, encoder, questions, args)
+        log(f"    overhead: {args.overhead_questions} questions x {', '.join(OVERHEAD_MEASURES)}")
+        result["overhead"] = overhead(server.port, index_dir, encoder, questions, args)
         log_text = server.log_path.read_text(errors="replace")
         result["rebuilt_at_start"] = "building the index" in log_text
         result["torch_loaded"] = {str(pid): torch_mapped(pid) for pid in process_tree(server.proc.pid)}
@@ -634,6 +797,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000], help="passage counts")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--corpus", type=Path, default=BEIR, help="BEIR folder (bench/wiki_beir.py makes the default)")
     parser.add_argument("--questions", type=int, default=200, help="timed questions per size")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--k", type=int, default=5)
@@ -643,9 +807,13 @@ def main() -> int:
     parser.add_argument("--request-timeout", type=float, default=60.0)
     parser.add_argument("--start-timeout", type=float, default=300.0)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--interleaved", type=int, default=100,
-                        help="HTTP requests alternated with the same in-process work, for the overhead ratio")
-    parser.add_argument("--noise", type=float, default=0.005, help="per-dimension sigma for synthetic copies")
+    parser.add_argument("--overhead-questions", type=int, default=200,
+                        help="questions for the overhead section: each asked over HTTP and in this process")
+    parser.add_argument("--synthetic", choices=["text", "vectors"], default="text",
+                        help="sizes beyond the corpus: shuffled text copies embedded for real (text; ~45 min "
+                             "for 100k), or copies reusing the largest real build's vectors plus noise (vectors; "
+                             "seconds, but no build throughput)")
+    parser.add_argument("--noise", type=float, default=0.005, help="per-dimension sigma for --synthetic vectors")
     parser.add_argument("--profile-questions", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the index folders under bench/.cache/bench_e2e")
     args = parser.parse_args()
@@ -659,8 +827,8 @@ def main() -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
 
-    documents, _, _, _ = load_beir(BEIR)
-    questions = [json.loads(line)["text"] for line in (BEIR / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    documents, _, _, _ = load_beir(args.corpus)
+    questions = [json.loads(line)["text"] for line in (args.corpus / "queries.jsonl").read_text(encoding="utf-8").splitlines()
                  if line.strip()]
     need = args.warmup + args.questions
     questions = (questions * (need // len(questions) + 1))[:need]
@@ -668,9 +836,9 @@ def main() -> int:
     real_total = sum(counts)
     real_sizes = [n for n in sizes if n <= real_total]
     synthetic_sizes = [n for n in sizes if n > real_total]
-    if synthetic_sizes and not real_sizes:
-        parser.error(f"synthetic sizes (> {real_total} passages) reuse the vectors of a real size: give one too")
-    figures["corpus"] = {"documents": len(documents), "passages": real_total, "questions_file": str(BEIR / "queries.jsonl")}
+    if synthetic_sizes and not real_sizes and args.synthetic == "vectors":
+        parser.error(f"--synthetic vectors reuses the vectors of a real size (<= {real_total} passages): give one too")
+    figures["corpus"] = {"documents": len(documents), "passages": real_total, "questions_file": str(args.corpus / "queries.jsonl")}
     log(f"corpus: {len(documents)} documents, {real_total} passages; real sizes {real_sizes}, "
         f"synthetic {synthetic_sizes}; load {figures['loadavg_start']}")
 
@@ -685,6 +853,15 @@ def main() -> int:
     kinds = {n: ("real" if n in real_sizes else "synthetic") for n in sizes}
     figures["kinds"] = {str(n): kinds[n] for n in sizes}
     docs_for = {n: take_until(documents, counts, n)[0] for n in real_sizes}
+    figures["synthetic"] = {}
+    if args.synthetic == "text":
+        for n in synthetic_sizes:
+            docs_for[n], total, rounds, identical = text_copies(documents, counts, n, seed=n)
+            figures["synthetic"][str(n)] = {"kind": "text copies", "copy_rounds": rounds,
+                                            "documents": len(docs_for[n]), "passages": total,
+                                            "identical_copies": identical}
+            log(f"synthetic {n}: {figures['synthetic'][str(n)]}")
+    built_sizes = real_sizes + (synthetic_sizes if args.synthetic == "text" else [])
 
     # ---- 1. build throughput (real sizes)
     import torch
@@ -696,15 +873,14 @@ def main() -> int:
     embedder.model.encode([p.text for d in documents[:40] for p in builder.split(d)[0]], batch_size=32)  # warm
     figures["torch_threads"] = torch.get_num_threads()
     figures["build"] = {}
-    for n in real_sizes:
-        log(f"[1] build {n} passages ({len(docs_for[n])} documents)")
-        figures["build"][str(n)] = bench_build(embedder, docs_for[n], index_dirs[n])
+    for n in built_sizes:
+        log(f"[1] build {n} passages ({len(docs_for[n])} documents, {kinds[n]})")
+        figures["build"][str(n)] = bench_build(embedder, docs_for[n], index_dirs[n], kinds[n])
     figures["rss_after_build"] = own_rss_mib()
 
-    # ---- synthetic sizes from the largest real build
-    base = max(real_sizes)
-    figures["synthetic"] = {}
-    for n in synthetic_sizes:
+    # ---- --synthetic vectors: sizes from the largest real build's vectors
+    for n in synthetic_sizes if args.synthetic == "vectors" else []:
+        base = max(real_sizes)
         log(f"[s] synthetic {n} passages from copies of the {base}-passage real build")
         figures["synthetic"][str(n)] = {"base_size": base, **build_synthetic(
             index_dirs[base], docs_for[base], n, index_dirs[n], args.noise, seed=n)}
@@ -791,26 +967,32 @@ def main() -> int:
         for n in sizes:
             shutil.rmtree(index_dirs[n], ignore_errors=True)
     errors = sum(level["errors"] for h in figures["http"].values() for level in h.get("levels", []))
-    errors += sum(h.get("interleaved", {}).get("errors", 0) for h in figures["http"].values())
+    errors += sum(h.get("overhead", {}).get("errors", 0) for h in figures["http"].values())
     return 1 if errors or any("failed" in h for h in figures["http"].values()) else 0
 
 
 def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
     print(f"# bench_e2e  {f['date']}  cpus={f['cpu_count']}  load {f['loadavg_start']} -> {f['loadavg_end']}"
           f"  total {f['total_s']:.0f}s")
-    print("sizes: " + ", ".join(f"{n} ({kinds[n]})" for n in sizes)
-          + f"; synthetic = copies of the largest real set, vectors reused + N(0, {f['settings']['noise']}^2) noise")
+    synthetic = ("shuffled text copies of the corpus, embedded" if f["settings"]["synthetic"] == "text" else
+                 f"copies of the largest real set, vectors reused + N(0, {f['settings']['noise']}^2) noise")
+    print("sizes: " + ", ".join(f"{n} ({kinds[n]})" for n in sizes) + f"; synthetic = {synthetic}")
     rows = []
     for n, b in f["build"].items():
-        rows.append([n, b["documents"], b["passages"], b["raw_passages_per_s"], b["build_passages_per_s"],
+        rows.append([f"{n} {b['kind'][:5]}", b["documents"], b["passages"], b["raw_passages_per_s"], b["build_passages_per_s"],
                      b["build_over_raw"], b["build_s"], b["rebuild_unchanged_s"], b["rebuild_pct_of_first"]])
-    print(table("1. Build throughput (real sizes; torch fp32, %d threads)" % f["torch_threads"],
+    print(table("1. Build throughput (torch fp32, %d threads; raw encode of each slice interleaved with the build)"
+                % f["torch_threads"],
                 ["passages", "docs", "built", "raw p/s", "build p/s", "build/raw (≥0.9)", "build s",
                  "unchanged s", "unchanged % (<5)"], rows))
     for n, s in f["synthetic"].items():
-        print(f"synthetic {n}: {s['copies']} copies of the {s['base_size']} set, {s['documents']} documents, "
-              f"{s['sentences']} sentences; mean cosine copy→real {s['mean_cosine_copy_to_real']}; "
-              f"prepared {s['prepare_s']}s, write_build {s['write_build_s']}s")
+        if "copy_rounds" in s:
+            print(f"synthetic {n}: the corpus plus {s['copy_rounds']} round(s) of shuffled copies, "
+                  f"{s['documents']} documents ({s['identical_copies']} copies identical to their original)")
+        else:
+            print(f"synthetic {n}: {s['copies']} copies of the {s['base_size']} set, {s['documents']} documents, "
+                  f"{s['sentences']} sentences; mean cosine copy→real {s['mean_cosine_copy_to_real']}; "
+                  f"prepared {s['prepare_s']}s, write_build {s['write_build_s']}s")
     rows = []
     for n in sizes:
         q = f["queries"][str(n)]
@@ -825,30 +1007,27 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
     rows = []
     for n in sizes:
         h = f["http"][str(n)]
-        q = f["queries"][str(n)]
         if "levels" not in h:
-            rows.append([n, "failed", *[""] * 9])
+            rows.append([n, "failed", *[""] * 7])
             continue
         for level in h["levels"]:
             lat = level["latency_ms"]
-            one = level["clients"] == 1
             rows.append([f"{n} {kinds[n][:5]}", level["clients"], level["requests"], level["errors"], lat["p50"],
-                         lat["p95"], lat["p99"], level["throughput_rps"], level["server_took_ms"]["p50"],
-                         round(lat["p50"] / q["encode+dense"]["p50"], 2) if one else "",
-                         round(lat["p50"] / q["rerank"]["p50"], 2) if one else ""])
-    print(table("3. HTTP GET /api/search k=5 (default mode rerank), qa serve --workers 2",
-                ["size", "clients", "requests", "errors", "p50 ms", "p95", "p99", "req/s", "server took p50",
-                 "p50/enc+dense (≤1.3)", "p50/in-proc rerank"], rows))
+                         lat["p95"], lat["p99"], level["throughput_rps"], level["server_took_ms"]["p50"]])
+    print(table("3. HTTP GET /api/search k=5 (default mode rerank), qa serve --workers 2, kept-alive connections",
+                ["size", "clients", "requests", "errors", "p50 ms", "p95", "p99", "req/s", "server took p50"], rows))
     rows = []
     for n in sizes:
-        i = f["http"][str(n)].get("interleaved")
-        if i:
-            rows.append([f"{n} {kinds[n][:5]}", i["http"]["n"], i["errors"], i["http"]["p50"], i["http"]["p99"],
-                         i["server_took"]["p50"], i["in_process_rerank"]["p50"], i["encode+dense"]["p50"],
-                         i["http_p50_over_encode_dense_p50"], i["http_p50_over_in_process_rerank_p50"]])
-    print(table("3b. HTTP overhead, interleaved: one HTTP request, then the same question in this process (ms)",
-                ["size", "rounds", "errors", "HTTP p50", "HTTP p99", "server took p50", "in-proc rerank p50",
-                 "enc+dense p50", "HTTP/enc+dense (≤1.3)", "HTTP/in-proc rerank"], rows))
+        o = f["http"][str(n)].get("overhead")
+        if o:
+            r = o["ratios_p50"]
+            rows.append([f"{n} {kinds[n][:5]}", o["http"]["n"], o["errors"], o["http"]["p50"], o["in_process"]["p50"],
+                         r["http/in_process"], o["http_dense"]["p50"], o["in_process_dense"]["p50"],
+                         r["http_dense/in_process_dense"], o["http_fresh"]["p50"], r["http_fresh/in_process"],
+                         o["encode+dense"]["p50"], r["http/encode+dense"]])
+    print(table("3b. HTTP against the same search in this process, one client, blocks of 10 alternating (p50 ms)",
+                ["size", "questions", "errors", "HTTP rerank", "in-proc rerank", "ratio (≤1.3)", "HTTP dense",
+                 "in-proc dense", "ratio (≤1.3)", "HTTP new conn", "ratio", "bare enc+dense", "HTTP/bare"], rows))
     rows = []
     for n in sizes:
         m = f["memory"][str(n)]
@@ -860,7 +1039,7 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
                      m.get("peak_tree_rss_mib"), m.get("peak_tree_pss_mib"), m.get("max_worker_rss_over_files")])
     print(table("4. Memory, MiB (server tree sampled during HTTP load; RSS counts shared pages in every process)",
                 ["size", "onnx", "vectors", "sentences", "sqlite", "files sum", "master RSS", "worker RSS",
-                 "worker anon", "tree RSS", "tree PSS", "worker RSS/files (≤1.5)"], rows))
+                 "worker anon", "tree RSS", "tree PSS", "worker RSS/files (≤1.5 @100k)"], rows))
     print(f"in-process (this benchmark, torch loaded for the builds): after build {f['rss_after_build']}, "
           f"after synthetic {f['rss_after_synthetic']}, after queries {f['rss_after_queries']}, "
           f"end {f['rss_in_process_end']}")
