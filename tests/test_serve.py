@@ -16,7 +16,7 @@ from helpers import free_port
 from qa import store
 from qa.build import build
 from qa.errors import NoDocuments
-from qa.serve import ConnectionShedding, ensure_index, torch_threads
+from qa.serve import ConnectionShedding, ensure_index, scan_on_one_thread, torch_threads
 
 
 def test_missing_index_is_built(docs, tmp_path, embedder):
@@ -81,10 +81,35 @@ def test_a_request_keeps_its_connection_only_while_the_worker_is_otherwise_idle(
     assert shedding.in_flight == 0
 
 
-#: A two-route app under qa.serve.serve: /slow marks a file when it starts, then sleeps.
+def test_the_faiss_thread_count_is_set_per_thread():
+    faiss = pytest.importorskip("faiss")
+    seen = {}
+
+    def fresh_thread(name, setup):
+        def run():
+            if setup:
+                scan_on_one_thread()
+            seen[name] = faiss.omp_get_max_threads()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+
+    scan_on_one_thread()  # here, in the main thread, as a post_fork hook would
+    fresh_thread("unset", setup=False)
+    fresh_thread("set", setup=True)
+    assert seen["set"] == 1
+    if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
+        # Why a worker sets it in each request's thread: a new thread starts from the default.
+        assert seen["unset"] > 1
+
+
+#: An app under qa.serve.serve: /slow marks a file when it starts, then sleeps; /omp
+#: reports the OpenMP threads a FAISS scan would use in the request's thread.
 SLOW_APP = """
 import sys, time
 from pathlib import Path
+import faiss
 from flask import Flask
 from qa.serve import serve
 
@@ -101,11 +126,15 @@ def slow():
 def fast():
     return "fast"
 
+@app.get("/omp")
+def omp():
+    return str(faiss.omp_get_max_threads())
+
 serve(app, "127.0.0.1", int(sys.argv[1]), workers=1)
 """
 
 
-def test_gunicorn_closes_connections_of_a_busy_worker_and_keeps_a_lone_clients(tmp_path):
+def test_gunicorn_workers_shed_busy_connections_and_scan_on_one_thread(tmp_path):
     port, started = free_port(), tmp_path / "slow-started"
     server = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port), str(started)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
@@ -130,6 +159,8 @@ def test_gunicorn_closes_connections_of_a_busy_worker_and_keeps_a_lone_clients(t
                 time.sleep(0.2)
         again = get(lone, "/fast")
         assert not again.will_close and again.getheader("Connection") == "keep-alive"
+        lone.request("GET", "/omp")
+        assert lone.getresponse().read() == b"1"
 
         slow_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         slow = threading.Thread(target=get, args=(slow_conn, "/slow"))
