@@ -660,11 +660,17 @@ def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, bl
     (as browsers and HTTP client libraries send them), ``http_fresh`` the same
     on a new connection per request, ``http_dense`` mode=dense; ``in_process``
     and ``in_process_dense`` are Searcher.search with the same arguments, and
-    ``encode+dense`` the bare question encode and vector search. Each measure
+    ``encode+dense`` the bare question encode and vector search, all on one
+    FAISS thread like the server's workers. Each measure
     runs ``block`` questions in a row (warm, as a busy server is), and the order
     of the measures rotates block by block, so load that comes and goes over
     the run hits every measure alike.
     """
+    import faiss
+
+    # The server's workers scan vectors on one OpenMP thread (qa/serve.py): so does this side.
+    faiss_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
     searcher = Searcher(index_dir, embedder=encoder)
     reader = searcher.reader
     keep, fresh = Client(port, args.request_timeout), Client(port, args.request_timeout, keep_alive=False)
@@ -709,6 +715,7 @@ def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, bl
                 runs[name](q)
     keep.close()
     reader.close()
+    faiss.omp_set_num_threads(faiss_threads)
     out = {name: stats(values) for name, values in timings.items()}
     out["server_took"] = stats(took)
     out["errors"] = errors
