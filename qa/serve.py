@@ -60,6 +60,32 @@ def scan_on_one_thread() -> None:
     faiss.omp_set_num_threads(1)
 
 
+def exit_worker_now(arbiter, worker) -> None:
+    """gunicorn's worker_exit hook: end a worker process at once, skipping exit handlers.
+
+    Run in the worker (gunicorn also calls this hook in the master when it reaps
+    a worker: that call does nothing). onnxruntime, imported by the master that
+    preloads the app, is not fork-safe at exit: a forked worker that ran the
+    interpreter's normal shutdown hung in onnxruntime's teardown or aborted
+    ("std::system_error: Invalid argument") until gunicorn killed it after its
+    30 s grace period, so Ctrl-C on ``qa serve`` took 30 s. The worker has
+    nothing left to flush but its log streams, so it leaves with os._exit and
+    the exit status gunicorn gave it, as multiprocessing's forked children do.
+    """
+    if os.getpid() != worker.pid:
+        return
+    exc = sys.exc_info()[1]
+    code = exc.code if isinstance(exc, SystemExit) else (0 if exc is None else 1)
+    if not isinstance(code, int):
+        code = 0 if code is None else 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code & 0xFF)
+
+
 class ConnectionShedding:
     """gunicorn hooks: keep a connection alive only while its worker has nothing else to do.
 
@@ -124,6 +150,7 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
                 "post_fork": post_fork,
                 "pre_request": pre_request,
                 "post_request": shedding.post_request,
+                "worker_exit": exit_worker_now,
                 "accesslog": "-",
                 "errorlog": "-",
                 "loglevel": "info",

@@ -16,7 +16,7 @@ from helpers import free_port
 from qa import store
 from qa.build import build
 from qa.errors import NoDocuments
-from qa.serve import ConnectionShedding, ensure_index, scan_on_one_thread, torch_threads
+from qa.serve import ConnectionShedding, ensure_index, exit_worker_now, scan_on_one_thread, torch_threads
 
 
 def test_missing_index_is_built(docs, tmp_path, embedder):
@@ -105,11 +105,13 @@ def test_the_faiss_thread_count_is_set_per_thread():
 
 
 #: An app under qa.serve.serve: /slow marks a file when it starts, then sleeps; /omp
-#: reports the OpenMP threads a FAISS scan would use in the request's thread.
+#: reports the OpenMP threads a FAISS scan would use in the request's thread. The master
+#: imports onnxruntime before forking, as qa serve's preloaded query encoder does.
 SLOW_APP = """
 import sys, time
 from pathlib import Path
 import faiss
+import onnxruntime
 from flask import Flask
 from qa.serve import serve
 
@@ -134,10 +136,11 @@ serve(app, "127.0.0.1", int(sys.argv[1]), workers=1)
 """
 
 
-def test_gunicorn_workers_shed_busy_connections_and_scan_on_one_thread(tmp_path):
-    port, started = free_port(), tmp_path / "slow-started"
-    server = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port), str(started)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True)
+def test_gunicorn_workers_shed_busy_connections_scan_on_one_thread_and_stop_at_once(tmp_path):
+    port, started, log = free_port(), tmp_path / "slow-started", tmp_path / "serve.log"
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-c", SLOW_APP, str(port), str(started)],
+                                  stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
     def get(conn: http.client.HTTPConnection, path: str) -> http.client.HTTPResponse:
         conn.request("GET", path)
@@ -173,6 +176,21 @@ def test_gunicorn_workers_shed_busy_connections_and_scan_on_one_thread(tmp_path)
         lone.close()  # idle past gunicorn's 2 s keep-alive, maybe
         after = get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/fast")
         assert not after.will_close  # the worker is idle again
+
+        # Ctrl-C in a terminal signals the whole process group: workers used to hang or
+        # abort in onnxruntime's teardown until gunicorn killed them 30 s later.
+        began = time.monotonic()
+        os.killpg(server.pid, signal.SIGINT)
+        server.wait(20)
+        assert time.monotonic() - began < 10
+        text = log.read_text()
+        assert "was sent SIG" not in text and "terminate called" not in text, text
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(30)
+
+
+def test_the_worker_exit_hook_leaves_the_master_running():
+    # gunicorn also calls worker_exit in the master when it reaps a worker.
+    assert exit_worker_now(None, SimpleNamespace(pid=os.getpid() + 1)) is None
