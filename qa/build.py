@@ -13,7 +13,7 @@ import numpy as np
 from qa import chunk, store
 from qa.embed import Embedder, LazyEmbedder
 from qa.errors import IndexUnavailable, NoDocuments
-from qa.ingest import Document, Skipped, fingerprint, load_documents
+from qa.ingest import Document, Skipped, fingerprint, scan
 from qa.passage import Passage
 
 
@@ -36,7 +36,8 @@ def chunking_params() -> dict:
     return {
         "max_words": chunk.MAX_WORDS,
         "overlap_words": chunk.OVERLAP_WORDS,
-        "version": 2,
+        "max_chars": chunk.MAX_CHARS,
+        "version": 3,
         # Late-chunked sentence vectors score differently from separately encoded ones.
         "sentence_vectors": "late" if late_chunking() else "separate",
     }
@@ -59,8 +60,8 @@ def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
 def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]]:
     """Cut one document into passages that quote it exactly, and the sentences they are made of."""
     # Pass the settings explicitly: they are what chunking_params() records in the manifest.
-    size, overlap = chunk.MAX_WORDS, chunk.OVERLAP_WORDS
-    sentences = chunk.units(document.text, document.body_start, None, size, overlap)
+    size, overlap, chars = chunk.MAX_WORDS, chunk.OVERLAP_WORDS, chunk.MAX_CHARS
+    sentences = chunk.units(document.text, document.body_start, None, size, overlap, chars)
     passages = [
         Passage(
             id=store.passage_id(document.source, start, end),
@@ -73,7 +74,7 @@ def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]
             url=document.url,
             author=document.author,
         )
-        for start, end in chunk.windows(document.text, sentences, size, overlap)
+        for start, end in chunk.windows(document.text, sentences, size, overlap, chars)
     ]
     return passages, [(document.source, start, end) for start, end in sentences]
 
@@ -102,8 +103,7 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     with store.build_lock(index_dir, wait=wait):
-        digest = fingerprint(docs_dir)
-        documents, skipped = load_documents(docs_dir)
+        documents, skipped, digest = scan(docs_dir)
         if not documents:
             reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
             raise NoDocuments(f"no indexable .txt or .md documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))

@@ -12,6 +12,14 @@ Measured by bench/tune_chunking.py (default mode): 60 and 160 words each
 lose a dev question that 90 and 120 answer first, and 120 scores best of
 those two on the Wikipedia sample (nDCG@10 0.901 against 0.895). The overlap (trailing sentences of at most ``OVERLAP_WORDS``) keeps a sentence
 pair that answers a question together in at least one window.
+
+Words are what white space separates, except in Chinese and Japanese, which
+use none: there each ideograph or kana counts as a word (MiniLM reads about
+one word piece per character). A passage is also bounded in characters
+(``MAX_CHARS``), so text with no spaces and no sentence ends at all (a
+200,000-character token, say) is still cut into passages of normal size
+instead of one passage that every answer would carry whole. English windows
+of 120 words stay well under it (the longest seed passage has 812 characters).
 """
 
 from __future__ import annotations
@@ -22,17 +30,23 @@ Span = tuple[int, int]
 
 MAX_WORDS = 120
 OVERLAP_WORDS = 40
+#: Most characters in one passage, whatever its word count: ten per word of MAX_WORDS.
+MAX_CHARS = 1200
 
 # Words that end with a period but rarely end a sentence.
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt no vs etc e.g i.e inc ltd co corp gen col lt sgt "
     "gov sen rep rev fig jan feb mar apr jun jul aug sep sept oct nov dec".split()
 )
-_CLOSERS = "\"'”’)]»"
+_CLOSERS = "\"'”’)]»」』）】〕"
+# Chinese and Japanese sentence ends: no space follows them.
+_CJK_TERMINALS = "。！？"
+# Ideographs and kana: one word each, since these scripts put no spaces between words.
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _PARAGRAPH = re.compile(r"\n[ \t\r\f\v\u00a0]*\n")
 # A candidate end: terminal punctuation and any closing quotes/brackets after it.
-_TERMINAL = re.compile(r"[.!?…]+[" + re.escape(_CLOSERS) + r"]*")
-_WORD = re.compile(r"\S+")
+_TERMINAL = re.compile(r"[.!?…" + _CJK_TERMINALS + r"]+[" + re.escape(_CLOSERS) + r"]*")
+_WORD = re.compile(r"[" + _CJK + r"]|[^\s" + _CJK + r"]+")
 _NEWLINE = re.compile(r"\n")
 _NEXT_VISIBLE = re.compile(r"\s*(\S)")
 
@@ -70,7 +84,7 @@ def _ends_sentence(text: str, p_start: int, p_end: int, limit: int) -> bool:
     # Look only at the neighbourhood: slicing to the ends of a 50 MB text per
     # period would make splitting quadratic.
     nxt = text[p_end] if p_end < limit else ""
-    if nxt == "":
+    if nxt == "" or any(c in _CJK_TERMINALS for c in text[p_start:p_end]):
         return True
     if nxt.isspace():
         following = _NEXT_VISIBLE.match(text, p_end, limit)
@@ -105,25 +119,35 @@ def _trim(text: str, start: int, end: int) -> Span | None:
 
 
 def word_count(text: str, span: Span) -> int:
-    """Count white-space separated words in ``text[span]``."""
+    """Count the words of ``text[span]``: white-space separated, or one per ideograph or kana."""
     return len(_WORD.findall(text, span[0], span[1]))
 
 
-def split_long(text: str, span: Span, max_words: int, overlap_words: int) -> list[Span]:
-    """Cut a sentence longer than ``max_words`` into overlapping word windows."""
-    if span[1] - span[0] < 2 * max_words:
-        return [span]  # every word takes at least two characters with its space: it fits
-    words = [m.span() for m in _WORD.finditer(text, span[0], span[1])]
-    if len(words) <= max_words:
+def split_long(text: str, span: Span, max_words: int, overlap_words: int, max_chars: int = MAX_CHARS) -> list[Span]:
+    """Cut a sentence longer than ``max_words`` or ``max_chars`` into overlapping word windows.
+
+    A word longer than ``max_chars`` (a run with no spaces) is cut into pieces of that size.
+    """
+    if span[1] - span[0] <= min(max_words, max_chars):
+        return [span]  # every word takes at least one character: it fits
+    words = [piece for m in _WORD.finditer(text, span[0], span[1]) for piece in _pieces(m.span(), max_chars)]
+    if len(words) <= max_words and span[1] - span[0] <= max_chars:
         return [span]
-    step = max(1, max_words - overlap_words)
     out = []
-    for i in range(0, len(words), step):
-        window = words[i : i + max_words]
-        out.append((window[0][0], window[-1][1]))
-        if i + max_words >= len(words):
-            break
-    return out
+    i = 0
+    while True:
+        j = i + 1
+        while j < len(words) and j - i < max_words and words[j][1] - words[i][0] <= max_chars:
+            j += 1
+        out.append((words[i][0], words[j - 1][1]))
+        if j >= len(words):
+            return out
+        i = max(i + 1, j - overlap_words)
+
+
+def _pieces(span: Span, size: int) -> list[Span]:
+    """Cut ``span`` into consecutive pieces of at most ``size`` characters."""
+    return [(a, min(a + size, span[1])) for a in range(span[0], span[1], size)]
 
 
 def units(
@@ -132,6 +156,7 @@ def units(
     end: int | None = None,
     max_words: int = MAX_WORDS,
     overlap_words: int = OVERLAP_WORDS,
+    max_chars: int = MAX_CHARS,
 ) -> list[Span]:
     """Return the sentences of ``text[start:end]``, overlong ones cut into word windows.
 
@@ -139,7 +164,7 @@ def units(
     """
     out: list[Span] = []
     for sentence in split_sentences(text, start, end):
-        out.extend(split_long(text, sentence, max_words, overlap_words))
+        out.extend(split_long(text, sentence, max_words, overlap_words, max_chars))
     return out
 
 
@@ -149,8 +174,9 @@ def chunk(
     end: int | None = None,
     max_words: int = MAX_WORDS,
     overlap_words: int = OVERLAP_WORDS,
+    max_chars: int = MAX_CHARS,
 ) -> list[Span]:
-    """Group the sentences of ``text[start:end]`` into windows of at most ``max_words``.
+    """Group the sentences of ``text[start:end]`` into windows of at most ``max_words`` and ``max_chars``.
 
     Each window starts at a sentence boundary; the next window repeats the
     trailing sentences of the previous one that fit in ``overlap_words`` but
@@ -159,27 +185,36 @@ def chunk(
     Returns:
         Passage spans in document order.
     """
-    if max_words < 1 or not 0 <= overlap_words < max_words:
-        raise ValueError("need max_words >= 1 and 0 <= overlap_words < max_words")
-    return windows(text, units(text, start, end, max_words, overlap_words), max_words, overlap_words)
+    if max_words < 1 or not 0 <= overlap_words < max_words or max_chars < 1:
+        raise ValueError("need max_words >= 1, 0 <= overlap_words < max_words and max_chars >= 1")
+    spans = units(text, start, end, max_words, overlap_words, max_chars)
+    return windows(text, spans, max_words, overlap_words, max_chars)
 
 
-def windows(text: str, spans: list[Span], max_words: int = MAX_WORDS, overlap_words: int = OVERLAP_WORDS) -> list[Span]:
-    """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words``."""
+def windows(
+    text: str,
+    spans: list[Span],
+    max_words: int = MAX_WORDS,
+    overlap_words: int = OVERLAP_WORDS,
+    max_chars: int = MAX_CHARS,
+) -> list[Span]:
+    """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words`` and ``max_chars``."""
     counts = [word_count(text, u) for u in spans]
     out: list[Span] = []
     i = 0
     while i < len(spans):
         j, total = i, 0
-        while j < len(spans) and (j == i or total + counts[j] <= max_words):
+        while j < len(spans) and (
+            j == i or (total + counts[j] <= max_words and spans[j][1] - spans[i][0] <= max_chars)
+        ):
             total += counts[j]
             j += 1
         out.append((spans[i][0], spans[j - 1][1]))
         if j == len(spans):
             break
-        # Carry over trailing sentences that fit the overlap budget.
+        # Carry over trailing sentences that fit the overlap budget and leave room for the next one.
         k, carried = j, 0
-        while k - 1 > i and carried + counts[k - 1] <= overlap_words:
+        while k - 1 > i and carried + counts[k - 1] <= overlap_words and spans[j][1] - spans[k - 1][0] <= max_chars:
             carried += counts[k - 1]
             k -= 1
         i = k

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Iterator
 
 SUFFIXES = (".txt", ".md")
 
@@ -72,75 +74,159 @@ def load_documents(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
         The decoded documents sorted by source (the path relative to ``folder``),
         and every file that was passed over, with its reason.
     """
-    root = Path(folder)
+    documents, skipped, _ = scan(folder)
+    return documents, skipped
+
+
+def scan(folder: str | Path) -> tuple[list[Document], list[Skipped], str]:
+    """Read ``folder`` once: its documents, the files passed over, and its ``fingerprint``."""
     documents: list[Document] = []
     skipped: list[Skipped] = []
-    seen: set[str] = set()
-    for path, problem in _walk(root):
-        source = path.relative_to(root).as_posix()
-        if problem is None:
-            problem = _check_file(path, seen)
-        if problem is not None:
-            skipped.append(Skipped(source, problem))
+    digest = hashlib.sha256()
+    for found in read_folder(folder):
+        if found.data is None:
+            skipped.append(Skipped(found.source, found.problem or "unreadable"))
+            _fingerprint_line(digest, found.name_bytes, found.problem)
             continue
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            skipped.append(Skipped(source, f"unreadable: {exc.strerror or exc}"))
-            continue
-        document = parse_document(source, data)
+        document = parse_document(found.source, found.data)
+        _fingerprint_line(digest, found.name_bytes, hashlib.sha256(found.data).hexdigest())
         if isinstance(document, Skipped):
             skipped.append(document)
         else:
             documents.append(document)
-    return documents, skipped
-
-
-def _check_file(path: Path, seen: set[str]) -> str | None:
-    """Say why ``path`` cannot be read as a document, or None; remember it to skip links to it."""
-    if path.is_symlink() and not path.exists():
-        return "broken symbolic link"
-    if not path.is_file():
-        return "not a regular file"  # a FIFO or device would block or never end
-    real = os.path.realpath(path)
-    if real in seen:
-        return "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
-    seen.add(real)
-    return None
+    return documents, skipped, digest.hexdigest()
 
 
 def fingerprint(folder: str | Path) -> str:
     """Return a digest of every candidate file's path and bytes: it changes when any document does."""
-    root = Path(folder)
     digest = hashlib.sha256()
-    for path, problem in _walk(root):
-        if problem is not None or not path.is_file():
-            content = problem or "not a regular file"
-        else:
-            try:
-                content = hashlib.sha256(path.read_bytes()).hexdigest()
-            except OSError as exc:
-                content = f"unreadable {exc.errno}"
-        digest.update(f"{path.relative_to(root).as_posix()}\t{content}\n".encode())
+    for found in read_folder(folder):
+        content = found.problem if found.data is None else hashlib.sha256(found.data).hexdigest()
+        _fingerprint_line(digest, found.name_bytes, content)
     return digest.hexdigest()
+
+
+def _fingerprint_line(digest, name: bytes, content: str | None) -> None:
+    digest.update(name + f"\t{content}\n".encode())
+
+
+@dataclass(frozen=True)
+class Found:
+    """A candidate file: its bytes, or the reason it cannot be read."""
+
+    source: str
+    #: The relative path as the file system has it, for the fingerprint (it may not be UTF-8).
+    name_bytes: bytes
+    data: bytes | None
+    problem: str | None = None
+
+
+def read_folder(folder: str | Path) -> Iterator[Found]:
+    """Yield every candidate file under ``folder`` in a stable order, read or with its reason.
+
+    Only regular files whose real path lies inside the folder are read: a link
+    that leads outside it (``/etc/passwd``, say) would otherwise be served to
+    anyone who can reach the API. Each file is opened without following a
+    final link, and the path the kernel actually opened is checked, so a link
+    swapped in between the check and the read is caught too.
+    """
+    root = Path(folder)
+    inside = os.path.realpath(root)
+    seen: set[tuple[int, int]] = set()
+    for path, problem in _walk(root):
+        relative = os.fsencode(path.relative_to(root))
+        source = relative.decode("utf-8", "backslashreplace")
+        if problem is None:
+            try:
+                relative.decode("utf-8")
+            except UnicodeDecodeError:
+                problem = "file name is not valid UTF-8: rename it to index it"
+        data = None
+        if problem is None:
+            data, problem = _read_inside(path, inside, seen)
+        yield Found(source, relative, data, problem)
+
+
+def _read_inside(path: Path, inside: str, seen: set[tuple[int, int]]) -> tuple[bytes | None, str | None]:
+    """Return the bytes of ``path`` if it is a regular file inside ``inside``, else the reason not."""
+    if path.is_symlink() and not path.exists():
+        return None, "broken symbolic link"
+    real = os.path.realpath(path)
+    if not _is_inside(real, inside):
+        return None, "symbolic link to a file outside the documents folder: not read"
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: no link swapped in.
+        fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    try:
+        opened = _opened_path(fd)
+        if opened is not None and not _is_inside(opened, inside):
+            return None, "symbolic link to a file outside the documents folder: not read"
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "not a regular file"  # a FIFO or device would block or never end
+        if (info.st_dev, info.st_ino) in seen:
+            return None, "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
+        seen.add((info.st_dev, info.st_ino))
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(), None
+    except OSError as exc:
+        return None, f"unreadable: {exc.strerror or exc}"
+    finally:
+        os.close(fd)
+
+
+def _opened_path(fd: int) -> str | None:
+    """Return the path the kernel opened for ``fd`` (Linux), or None where it cannot tell."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+
+
+def _is_inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _walk(root: Path) -> list[tuple[Path, str | None]]:
     """Return candidate files under ``root`` in a stable order, with a reason for any not to read.
 
     Hidden names are passed over; linked folders are not followed (a link
-    loop would never end), and are reported.
+    loop would never end), and are reported, as are folders that cannot be
+    listed or whose names are not UTF-8.
     """
     found: list[tuple[Path, str | None]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames:
-            if not name.startswith(".") and os.path.islink(os.path.join(dirpath, name)):
-                found.append((Path(dirpath) / name, "symbolic link to a folder: not followed"))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+
+    def unlistable(exc: OSError) -> None:
+        if exc.filename is not None:
+            found.append((Path(exc.filename), f"unreadable folder: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
+        keep = []
+        for name in sorted(dirnames):
+            if name.startswith("."):
+                continue
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                found.append((Path(full), "symbolic link to a folder: not followed"))
+            elif not _utf8(name):
+                found.append((Path(full), "folder name is not valid UTF-8: not read"))
+            else:
+                keep.append(name)
+        dirnames[:] = keep
         for name in sorted(filenames):
             if not name.startswith(".") and name.lower().endswith(SUFFIXES):
                 found.append((Path(dirpath) / name, None))
-    return sorted(found, key=lambda item: item[0].relative_to(root).as_posix())
+    return sorted(found, key=lambda item: os.fsencode(item[0].relative_to(root)))
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_document(source: str, data: bytes) -> Document | Skipped:
@@ -153,6 +239,9 @@ def parse_document(source: str, data: bytes) -> Document | Skipped:
         text = decode(data)
     except UnicodeDecodeError as exc:
         return Skipped(source, f"not UTF-8 or UTF-16 text (undecodable byte at offset {exc.start})")
+    if "\x00" in text:
+        # Wherever it is: a NUL in a passage would reach SQLite, the terminal and JSON readers.
+        return Skipped(source, f"binary file (NUL character at offset {text.index(chr(0))})")
     if not text.strip():
         return Skipped(source, "no text")
     header = parse_header(text)

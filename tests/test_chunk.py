@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import chunk, split_long, split_sentences, word_count
+from qa.chunk import MAX_CHARS, chunk, split_long, split_sentences, word_count
 
 
 def texts(text, spans):
@@ -100,21 +100,48 @@ def test_chunk_rejects_bad_sizes():
         chunk("text", max_words=5, overlap_words=5)
 
 
+def test_text_without_spaces_or_sentence_ends_is_cut_into_bounded_passages():
+    text = "x" * 200_000
+    spans = chunk(text)
+    assert all(b - a <= MAX_CHARS for a, b in spans)
+    assert spans[0] == (0, MAX_CHARS) and spans[-1][1] == len(text)
+    assert len(spans) == 200_000 // MAX_CHARS + 1
+
+
+def test_chinese_and_japanese_sentence_ends_split_sentences():
+    text = "今天天气很好。我们去公园吧！你来吗？日本語の文です。"
+    assert texts(text, split_sentences(text)) == ["今天天气很好。", "我们去公园吧！", "你来吗？", "日本語の文です。"]
+
+
+def test_each_ideograph_counts_as_a_word():
+    assert word_count("中文 text 日本", (0, 10)) == 5
+
+
+def test_chinese_without_punctuation_is_cut_into_windows_of_max_words_characters():
+    text = "中文没有空格" * 1000
+    spans = chunk(text, max_words=120, overlap_words=40)
+    assert {b - a for a, b in spans[:-1]} == {120}
+    assert spans[1][0] == 80  # 40 characters of overlap, as 40 words would be
+
+
 @settings(max_examples=300, deadline=None)
 @given(
-    text=st.text(st.characters(codec="utf-8"), max_size=400),
+    text=st.text(st.characters(codec="utf-8"), max_size=400)
+    | st.text(st.sampled_from("ab 中文。.!\n"), max_size=400),
     max_words=st.integers(1, 30),
     overlap=st.integers(0, 29),
+    max_chars=st.integers(1, 60),
 )
-def test_chunk_offsets_always_slice_the_original(text, max_words, overlap):
+def test_chunk_offsets_always_slice_the_original(text, max_words, overlap, max_chars):
     overlap = min(overlap, max_words - 1)
-    spans = chunk(text, max_words=max_words, overlap_words=overlap)
+    spans = chunk(text, max_words=max_words, overlap_words=overlap, max_chars=max_chars)
     covered = set()
     for a, b in spans:
         assert 0 <= a < b <= len(text)
         piece = text[a:b]
         assert piece == piece.strip() and piece
         assert word_count(text, (a, b)) <= max(max_words, 1)
+        assert b - a <= max_chars
         covered.update(range(a, b))
     # Every non-space character lands in some passage: nothing is dropped.
     assert all(i in covered for i, c in enumerate(text) if not c.isspace())

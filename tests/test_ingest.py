@@ -167,24 +167,127 @@ def test_symlinks_to_files_are_read_once_and_linked_folders_reported(tmp_path):
     (docs / "far.txt").symlink_to(outside / "far.txt")
     (docs / "loop").symlink_to(docs, target_is_directory=True)
     documents, skipped = load_documents(docs)
-    assert [d.source for d in documents] == ["a.txt", "far.txt"]
+    assert [d.source for d in documents] == ["a.txt"]
     assert {(s.source, s.reason) for s in skipped} == {
         ("b.txt", "symbolic link to a file already read"),
+        ("far.txt", "symbolic link to a file outside the documents folder: not read"),
         ("loop", "symbolic link to a folder: not followed"),
     }
 
 
+def test_link_to_a_system_file_is_neither_indexed_nor_fingerprinted(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    (docs / "passwd.txt").symlink_to("/etc/passwd")
+    documents, skipped = load_documents(docs)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert [s.source for s in skipped] == ["passwd.txt"] and "outside" in skipped[0].reason
+    before = fingerprint(docs)
+    Path(tmp_path / "other.txt").write_text("x", encoding="utf-8")
+    (docs / "passwd.txt").unlink()
+    (docs / "passwd.txt").symlink_to(tmp_path / "other.txt")
+    assert fingerprint(docs) == before  # what lies outside is never read, not even to hash it
+
+
+def test_links_swapped_in_after_the_check_are_not_followed(tmp_path, monkeypatch):
+    import os
+
+    from qa.ingest import _read_inside
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.txt").write_text("Secret\n\nNot for the index.", encoding="utf-8")
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "x.txt").symlink_to(outside / "x.txt")
+    (docs / "sub").symlink_to(outside, target_is_directory=True)
+    # As if each link had pointed inside when it was checked, and was swapped before the read.
+    monkeypatch.setattr(os.path, "realpath", lambda p: os.path.abspath(p))
+    data, problem = _read_inside(docs / "x.txt", str(docs), set())  # the final name: O_NOFOLLOW
+    assert data is None and problem.startswith("unreadable")
+    data, problem = _read_inside(docs / "sub" / "x.txt", str(docs), set())  # a folder on the way
+    assert data is None and problem == "symbolic link to a file outside the documents folder: not read"
+
+
+def test_file_and_folder_names_that_are_not_utf8_are_reported_not_fatal(tmp_path):
+    import os
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    with open(os.path.join(os.fsencode(docs), b"caf\xe9.txt"), "w") as handle:
+        handle.write("Latin-1 name\n\nBody.")
+    os.mkdir(os.path.join(os.fsencode(docs), b"d\xff"))
+    with open(os.path.join(os.fsencode(docs), b"d\xff", b"inner.txt"), "w") as handle:
+        handle.write("Inner\n\nBody.")
+    documents, skipped = load_documents(docs)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert {(s.source, s.reason) for s in skipped} == {
+        ("caf\\xe9.txt", "file name is not valid UTF-8: rename it to index it"),
+        ("d\\xff", "folder name is not valid UTF-8: not read"),
+    }
+    for s in skipped:
+        s.source.encode("utf-8")  # printable and storable
+    assert fingerprint(docs) != fingerprint(docs / "..")
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "inner.txt").write_text("Inner\n\nText.", encoding="utf-8")
+    before = fingerprint(tmp_path)
+    real_scandir = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    documents, skipped = load_documents(tmp_path)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert skipped == [Skipped("locked", "unreadable folder: Permission denied")]
+    assert fingerprint(tmp_path) != before  # it comes back as a change when it is readable again
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root reads folders whatever their mode")
+def test_a_folder_without_permissions_is_reported(tmp_path):
+    (tmp_path / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / "inner.txt").write_text("Inner\n\nText.", encoding="utf-8")
+    (tmp_path / "locked").chmod(0)
+    try:
+        _, skipped = load_documents(tmp_path)
+    finally:
+        (tmp_path / "locked").chmod(0o755)
+    assert skipped == [Skipped("locked", "unreadable folder: Permission denied")]
+
+
+def test_a_nul_anywhere_makes_a_file_binary(tmp_path):
+    late = b"Title\n\n" + b"word " * 4000 + b"\x00tail"
+    assert len(late) > 8192
+    result = parse_document("late.txt", late)
+    assert isinstance(result, Skipped) and result.reason.startswith("binary file")
+    utf16 = "Title\n\nBody\x00.".encode("utf-16")
+    assert isinstance(parse_document("u.txt", utf16), Skipped)
+
+
 def test_unreadable_file_is_reported(tmp_path, monkeypatch):
+    import os
+
     (tmp_path / "locked.txt").write_text("secret", encoding="utf-8")
     (tmp_path / "open.txt").write_text("Open\n\nText.", encoding="utf-8")
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self):
-        if self.name == "locked.txt":
+    def fake_open(path, flags, *args):
+        if str(path).endswith("locked.txt"):
             raise PermissionError(13, "Permission denied")
-        return real(self)
+        return real(path, flags, *args)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", fake_open)
     documents, skipped = load_documents(tmp_path)
     assert [d.source for d in documents] == ["open.txt"]
     assert skipped == [Skipped("locked.txt", "unreadable: Permission denied")]
