@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from qa.errors import BadRequest, QAError
+from qa.terminal import dumps, printable
 
 DOCS_OPTION = click.option(
     "--docs",
@@ -64,7 +65,7 @@ class QAGroup(click.Group):
         try:
             return super().invoke(ctx)
         except QAError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            say(f"Error: {exc}", err=True)
             ctx.exit(2 if exc.status == 400 else 1)
 
 
@@ -86,7 +87,7 @@ def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: b
 
     report = build(docs_dir, index_dir, model, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
     for skipped in report.skipped:
-        click.echo(f"skipped {skipped.source}: {skipped.reason}", err=True)
+        say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
     if report.up_to_date:
         click.echo(
             f"index up to date: {report.documents} documents, {report.passages} passages "
@@ -137,7 +138,7 @@ def search_command(
         return
     answer = searcher.search(question, k, **options)
     if as_json:
-        click.echo(json.dumps(answer.as_dict(), ensure_ascii=False, indent=2))
+        click.echo(dumps(answer.as_dict(), indent=2))
     else:
         click.echo(format_answer(answer.as_dict()))
 
@@ -155,7 +156,7 @@ def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir:
     from qa.serve import ensure_index, serve
     from web import create_app
 
-    ensure_index(docs_dir, index_dir, model, log=lambda line: click.echo(line, err=True))
+    ensure_index(docs_dir, index_dir, model, log=lambda line: say(line, err=True))
     app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": Searcher(index_dir, model=model)})
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     serve(app, host, port, workers)
@@ -206,7 +207,7 @@ def _warn_if_stale(searcher, docs_dir: Path) -> None:
     from qa.build import stale_reason
 
     if docs_dir.is_dir() and (reason := stale_reason(searcher.reader, docs_dir)):
-        click.echo(f"warning: the index is stale: {reason}; run `qa index`", err=True)
+        say(f"warning: the index is stale: {reason}; run `qa index`", err=True)
 
 
 def _run_queries(searcher, lines, k: int, options: dict) -> int:
@@ -226,12 +227,12 @@ def _run_queries(searcher, lines, k: int, options: dict) -> int:
         except (ValueError, BadRequest) as exc:
             failed += 1
             out = {"id": qid, "error": f"line {number}: {exc}"}
-        click.echo(json.dumps(out, ensure_ascii=False))
+        click.echo(dumps(out))
     return failed
 
 
 def format_answer(answer: dict) -> str:
-    """Render an answer for reading in a terminal."""
+    """Render an answer for reading in a terminal; document text cannot drive the terminal."""
     notes = []
     if answer["excluded_undated"]:
         notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
@@ -241,13 +242,26 @@ def format_answer(answer: dict) -> str:
         notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
     blocks = ["\n".join(notes)] if notes else []
     for r in answer["results"]:
-        cite = " | ".join(x for x in (r["source"], r["date"], r["author"]) if x)
-        lines = [f"{r['rank']}. [{r['score']:.3f}] {r['title'] or '(untitled)'}", f"   {cite}  chars {r['start']}-{r['end']}"]
-        if r["url"]:
-            lines.append(f"   {r['url']}")
-        lines.append(textwrap.indent(textwrap.fill(" ".join(r["text"].split()), 88), "   "))
+        field = {name: printable(r[name], keep_newlines=False) if r[name] else r[name] for name in _FIELDS}
+        cite = " | ".join(x for x in (field["source"], field["date"], field["author"]) if x)
+        lines = [
+            f"{r['rank']}. [{r['score']:.3f}] {field['title'] or '(untitled)'}",
+            f"   {cite}  chars {r['start']}-{r['end']}",
+        ]
+        if field["url"]:
+            lines.append(f"   {field['url']}")
+        text = printable(" ".join(r["text"].split()))
+        lines.append(textwrap.indent(textwrap.fill(text, 88), "   "))
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+_FIELDS = ("title", "source", "date", "author", "url")
+
+
+def say(text: str, err: bool = False) -> None:
+    """Print a line that may quote file names or document text, neutralised for the terminal."""
+    click.echo(printable(text), err=err)
 
 
 def main() -> None:

@@ -109,3 +109,39 @@ def test_queries_file_writes_one_line_per_query_and_reports_bad_lines(run, tmp_p
     assert lines[1]["error"].startswith("line 3:")
     assert "empty" in lines[2]["error"]
     assert result.exit_code == 1 and "2 queries failed" in result.stderr
+
+
+HOSTILE = (
+    "Title \x1b]0;pwned\x07 here\n\n"
+    "Zanzibar clipboard \x1b]52;c;ZWNobyBoaQ==\x07 then \x1b[2J cleared, "
+    "\x9b31m red, \u202eevil\u202c text and a bell\x07."
+)
+
+
+def test_search_output_cannot_drive_the_terminal(run, docs):
+    (docs / "evil\x1b[31m.txt").write_text(HOSTILE, encoding="utf-8")
+    assert run("index").exit_code == 0
+    result = run("search", "Zanzibar clipboard", "-k", "1")
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "Zanzibar" in out
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e", "\u202c"):
+        assert raw not in out
+    assert "␛]52;c;" in out and "<U+202E>evil<U+202C>" in out and "evil␛[31m.txt" in out
+
+
+def test_json_output_stays_exact_but_escaped(run, docs):
+    (docs / "evil.txt").write_text(HOSTILE, encoding="utf-8")
+    run("index")
+    result = run("search", "Zanzibar clipboard", "-k", "1", "--json")
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in result.stdout
+    (top,) = json.loads(result.stdout)["results"]
+    assert top["text"] == HOSTILE[top["start"] : top["end"]]
+    assert "\x1b]52;c;" in top["text"] and "\u202e" in top["text"]
+
+
+def test_skipped_file_names_are_printed_neutralised(run, docs):
+    (docs / "bad\x1b]0;x\x07.txt").write_bytes(b"")
+    result = run("index")
+    assert "\x1b" not in result.stderr and "bad␛]0;x␇.txt: empty file" in result.stderr
