@@ -103,6 +103,7 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     with store.build_lock(index_dir, wait=wait):
+        store.remove_leftovers(index_dir)
         documents, skipped, digest = scan(docs_dir)
         if not documents:
             reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
@@ -125,6 +126,7 @@ def build_documents(
     if not documents:
         raise NoDocuments("no documents to index")
     with store.build_lock(index_dir, wait=wait):
+        store.remove_leftovers(index_dir)
         return _build(documents, skipped, digest, index_dir, embedder, rebuild, progress, began)
 
 

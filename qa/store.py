@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -36,7 +37,7 @@ import numpy as np
 
 from qa import lexical
 from qa.embed import vector_space
-from qa.errors import IndexBusy, IndexUnavailable
+from qa.errors import IndexBusy, IndexUnavailable, IndexWriteError
 from qa.ingest import Document
 from qa.passage import Passage
 
@@ -58,6 +59,8 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 128
 #: A filter leaving at most this many passages is searched exactly over them, whatever the index.
 EXACT_SUBSET_MAX = 50_000
+# What write_build names a build: a UTC timestamp.
+_BUILD_NAME = re.compile(r"[0-9]{8}T[0-9]{12}Z")
 #: Builds kept besides the current one: the one it replaced, for readers that opened it before the switch.
 KEEP_PREVIOUS = 1
 
@@ -105,11 +108,35 @@ class Manifest:
 
     @classmethod
     def read(cls, path: Path) -> Manifest:
+        """Load and type-check a manifest; anything amiss is IndexUnavailable naming the file."""
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexUnavailable(f"unreadable index manifest {path}: {exc}") from exc
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(f"unreadable index manifest {path}: {exc}; run `qa index --rebuild`") from None
+        if not isinstance(data, dict):
+            raise IndexUnavailable(f"index manifest {path} is not a JSON object; run `qa index --rebuild`")
+        for name, kind in _MANIFEST_TYPES.items():
+            if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+                raise IndexUnavailable(
+                    f"index manifest {path}: {name} must be {kind.__name__}, not {data[name]!r:.40}; "
+                    "run `qa index --rebuild`"
+                )
+        missing = [name for name in ("model", "dimension", "passage_count", "document_count", "fingerprint") if name not in data]
+        if missing:
+            raise IndexUnavailable(f"index manifest {path} lacks {', '.join(missing)}; run `qa index --rebuild`")
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+_MANIFEST_TYPES = {
+    "model": str,
+    "dimension": int,
+    "passage_count": int,
+    "document_count": int,
+    "fingerprint": str,
+    "chunking": dict,
+    "built_at": str,
+    "format_version": int,
+}
 
 
 def passage_id(source: str, start: int, end: int) -> str:
@@ -118,19 +145,44 @@ def passage_id(source: str, start: int, end: int) -> str:
 
 
 def current_build(index_dir: Path) -> Path | None:
-    """Return the folder of the build in service, or None when there is none."""
+    """Return the folder of the build in service, or None when there is none.
+
+    Raises:
+        IndexUnavailable: ``CURRENT`` cannot be read or does not name a build.
+    """
+    path = index_dir / CURRENT
     try:
-        name = (index_dir / CURRENT).read_text(encoding="utf-8").strip()
+        name = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
         return None
-    return index_dir / BUILDS / name if name else None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise IndexUnavailable(f"cannot read {path}: {reason}; run `qa index --rebuild`") from None
+    if not name:
+        return None
+    if not _BUILD_NAME.fullmatch(name):
+        # A name like "../../elsewhere" would make qa serve files outside the index.
+        raise IndexUnavailable(f"{path} does not name a build ({name[:40]!r}); run `qa index --rebuild`")
+    return index_dir / BUILDS / name
+
+
+def remove_leftovers(index_dir: Path) -> None:
+    """Remove half-written builds of killed processes; call with the build lock held."""
+    builds = index_dir / BUILDS
+    if builds.is_dir():
+        for stray in builds.glob(".tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        stray.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
 def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
     """Hold the index's single-writer lock; raise IndexBusy when taken and not waiting."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / LOCK, "a+") as handle:
+    with _writing(index_dir):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / LOCK, "a+")
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -168,27 +220,48 @@ def write_build(
     if len(vectors) != len(passages) or len(sentence_vectors) != len(sentences):
         raise ValueError("one vector per passage and per sentence")
     builds = index_dir / BUILDS
-    builds.mkdir(parents=True, exist_ok=True)
     name = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     tmp = builds / f".tmp-{name}-{os.getpid()}"
-    tmp.mkdir()
     try:
-        _write_tables(tmp / PASSAGES, documents, passages, sentences)
-        np.save(tmp / SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
-        faiss.write_index(vector_index(vectors, manifest.dimension), str(tmp / VECTORS))
-        (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
-        for child in tmp.iterdir():
-            _fsync(child)
-        final = builds / name
-        os.rename(tmp, final)
-        _fsync(builds)
-        served = current_build(index_dir)
-        _publish(index_dir, name)
+        with _writing(index_dir):
+            builds.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            _write_tables(tmp / PASSAGES, documents, passages, sentences)
+            np.save(tmp / SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+            try:
+                faiss.write_index(vector_index(vectors, manifest.dimension), str(tmp / VECTORS))
+            except RuntimeError as exc:  # FAISS reports a failed write as a RuntimeError
+                raise OSError(f"cannot write {tmp / VECTORS}: {str(exc).strip().splitlines()[-1]}") from exc
+            (tmp / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2) + "\n", encoding="utf-8")
+            for child in tmp.iterdir():
+                _fsync(child)
+            final = builds / name
+            os.rename(tmp, final)
+            _fsync(builds)
+            try:
+                served = current_build(index_dir)
+            except IndexUnavailable:
+                served = None  # a damaged CURRENT is what this build repairs
+            _publish(index_dir, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _prune(index_dir, keep={name, served.name if served else ""})
     return final
+
+
+@contextlib.contextmanager
+def _writing(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, read-only folder) into IndexWriteError naming what failed."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IndexWriteError(
+            f"cannot write the index in {index_dir} ({where}{reason}); free some space or make the "
+            "folder writable, then run `qa index` again. The build in service is unchanged"
+        ) from exc
 
 
 def vector_index(vectors: np.ndarray, dimension: int, exact_max: int | None = None) -> faiss.Index:

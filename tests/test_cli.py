@@ -145,3 +145,10 @@ def test_skipped_file_names_are_printed_neutralised(run, docs):
     (docs / "bad\x1b]0;x\x07.txt").write_bytes(b"")
     result = run("index")
     assert "\x1b" not in result.stderr and "bad␛]0;x␇.txt: empty file" in result.stderr
+
+
+def test_search_on_a_missing_index_folder_creates_nothing(run, tmp_path):
+    missing = tmp_path / "nope"
+    result = run("search", "anything", "--index", str(missing), "--model", "all-MiniLM-L6-v2")
+    assert result.exit_code == 1 and "no index in" in result.stderr
+    assert not missing.exists()  # not even the query encoder's export

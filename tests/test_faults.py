@@ -707,3 +707,83 @@ def test_deleted_passage_table_under_a_loaded_server(tmp_path, servers):
         if not (s == 200 or (s == 503 and isinstance(b, dict) and "passages.sqlite" in b.get("error", "")))
     ]
     assert bad == [], f"{len(bad)} of {len(answers)} answers were neither 200 nor 503 naming the file: {bad[:2]}"
+
+
+# --------------------------------------------------------------------------- broken disks
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str):
+    """Mount a tmpfs of ``size`` at ``folder`` for the block; skip where mounting is not allowed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def assert_clean_failure(done: subprocess.CompletedProcess, *needles: str) -> None:
+    assert done.returncode == 1, f"exit {done.returncode}:\n{done.stderr}"
+    assert "Traceback" not in done.stderr, done.stderr
+    for needle in needles:
+        assert needle in done.stderr, done.stderr
+
+
+def test_disk_full_during_a_build_names_the_folder_and_keeps_the_previous_build(tmp_path):
+    docs, index = seed_copy(tmp_path)
+    with small_disk(index, "1m"):
+        assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
+        before = current_name(index)
+        (docs / "big.txt").write_text("Big\n\n" + (OLD_TEXT * 600), encoding="utf-8")
+        done = run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path)
+        assert_clean_failure(done, str(index), "qa index")
+        assert re.search(r"No space left on device|disk is full", done.stderr), done.stderr
+        assert current_name(index) == before and leftovers(index) == []
+        (docs / "big.txt").unlink()
+        assert top_source(NEW_QUESTION.replace("Quarvelle", "INF Treaty"), docs, index, tmp_path)
+
+
+def test_read_only_index_folder_fails_builds_cleanly_and_still_answers(tmp_path):
+    docs, index = seed_copy(tmp_path)
+    with small_disk(index, "4m"):
+        assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
+        subprocess.run(["mount", "-o", "remount,ro", str(index)], check=True)
+        done = run_qa("index", "--rebuild", "--docs", docs, "--index", index, cwd=tmp_path)
+        assert_clean_failure(done, "Read-only file system", str(index))
+        assert top_source("When did the US suspend the INF Treaty?", docs, index, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "damage,needle",
+    [
+        (lambda index: (index / "CURRENT").write_bytes(b"\xff\xfe\x00garbage"), "CURRENT: not UTF-8"),
+        (lambda index: (index / "CURRENT").write_text("../../../etc\n"), "does not name a build"),
+        (lambda index: ((index / "CURRENT").unlink(), (index / "CURRENT").mkdir()), "CURRENT: Is a directory"),
+        (
+            lambda index: (lambda m: m.write_text(json.dumps({**json.loads(m.read_text()), "model": 7})))(
+                index / "builds" / current_name(index) / "manifest.json"
+            ),
+            "model must be str",
+        ),
+    ],
+    ids=["current-not-utf8", "current-escapes", "current-unreadable", "manifest-model-not-a-string"],
+)
+def test_damaged_pointer_or_manifest_is_named_and_repaired(tmp_path, servers, damage, needle):
+    docs, index = seed_copy(tmp_path)
+    assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
+    server = servers(docs, index, tmp_path, workers=1)
+    server.wait_ready("/healthz")
+    damage(index)
+    done = run_qa("search", "INF Treaty", "--docs", docs, "--index", index, cwd=tmp_path)
+    assert_clean_failure(done, needle, "qa index --rebuild")
+    if "CURRENT" in needle or "build" in needle:  # a loaded build's manifest is not read again
+        for url in (server.base + "/healthz", search_url(server.base, "INF Treaty")):
+            status, body = http("GET", url)
+            assert status == 503 and needle in body["error"], (status, body)
+    if (index / "CURRENT").is_dir():
+        (index / "CURRENT").rmdir()
+    assert run_qa("index", "--rebuild", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
+    assert top_source("When did the US suspend the INF Treaty?", docs, index, tmp_path)

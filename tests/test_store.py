@@ -233,3 +233,31 @@ def test_chunking_settings_in_the_manifest_are_the_ones_used(docs, tmp_path, emb
     assert reader.manifest.chunking["max_words"] == 30
     longest = max(len(p.text.split()) for p in reader.passages(range(reader.manifest.passage_count)))
     assert longest <= 30
+
+
+def test_an_up_to_date_build_still_removes_leftovers_of_killed_builds(docs, index_dir, embedder):
+    stray = index_dir / store.BUILDS / ".tmp-20260101T000000000000Z-999"
+    stray.mkdir()
+    (stray / "vectors.faiss").write_bytes(b"half")
+    (index_dir / ".CURRENT.999").write_text("x")
+    report = build(docs, index_dir, embedder)
+    assert report.up_to_date
+    assert not stray.exists() and not (index_dir / ".CURRENT.999").exists()
+
+
+def test_a_failed_write_is_an_index_write_error_and_keeps_the_build_in_service(docs, index_dir, embedder, monkeypatch):
+    import errno
+
+    from qa.errors import IndexWriteError
+
+    before = store.current_build(index_dir)
+    (docs / "new.txt").write_text("New\n\nSomething new to embed.", encoding="utf-8")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", "sentences.npy")
+
+    monkeypatch.setattr(store.np, "save", full)
+    with pytest.raises(IndexWriteError, match="No space left on device"):
+        build(docs, index_dir, embedder)
+    assert store.current_build(index_dir) == before
+    assert [p.name for p in (index_dir / store.BUILDS).iterdir()] == [before.name]
