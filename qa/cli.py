@@ -147,19 +147,34 @@ def search_command(
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option(
+    "--allowed-host", "allowed_hosts", multiple=True, envvar="QA_ALLOWED_HOSTS", show_envvar=True,
+    help="A Host name clients reach the server by, besides localhost (repeatable; .example.com takes "
+    "subdomains; * takes any). Others get 400: a guard against DNS rebinding.",
+)
+@click.option("--token", envvar="QA_TOKEN", show_envvar=True,
+              help="Require this token on every request (Authorization: Bearer, or as the Basic password).")
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
-def serve_command(host: str, port: int, workers: int, docs_dir: Path, index_dir: Path, model: str | None) -> None:
+def serve_command(
+    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None,
+    docs_dir: Path, index_dir: Path, model: str | None,
+) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa.search import Searcher
-    from qa.serve import ensure_index, serve
+    from qa.serve import ensure_index, serve, served_hosts
     from web import create_app
 
+    hosts = served_hosts(host, allowed_hosts)
+    if not token and not is_loopback(host):
+        say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
+            "the documents", err=True)
     ensure_index(docs_dir, index_dir, model, log=lambda line: say(line, err=True))
     searcher = Searcher(index_dir, model=model)
     searcher.embedder  # load the question encoder once, in the master, before the workers fork
-    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": searcher})
+    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": searcher, "QA_ALLOWED_HOSTS": hosts,
+                      "QA_TOKEN": token or None, "QA_DOCS": str(docs_dir)})
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     serve(app, host, port, workers)
 
@@ -259,6 +274,16 @@ def format_answer(answer: dict) -> str:
 
 
 _FIELDS = ("title", "source", "date", "author", "url")
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether binding ``host`` keeps the server to this machine."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def say(text: str, err: bool = False) -> None:

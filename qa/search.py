@@ -92,9 +92,7 @@ class Filters:
         if "since" in values and "until" in values and values["since"] > values["until"]:
             raise BadRequest("since is after until")
         if source not in (None, ""):
-            if not isinstance(source, str):
-                raise BadRequest("source must be a file name")
-            values["source"] = source.strip()
+            values["source"] = _text("source", source).strip()
         return cls(**values)
 
     def sql(self) -> tuple[str, tuple]:
@@ -126,11 +124,21 @@ class Ranking:
     sentences: dict[int, list[tuple[int, int, float]]]
 
 
+def _text(name: str, value: object) -> str:
+    """Return ``value`` if it is a string that can be encoded as UTF-8, or raise BadRequest."""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        # A lone surrogate ("\ud800" in JSON) is not text: SQLite and the tokenizer refuse it.
+        raise BadRequest(f"{name} is not valid Unicode text (lone surrogate at {exc.start})") from None
+    return value
+
+
 def clean_question(question: object) -> str:
     """Return the question stripped of control characters, or raise BadRequest."""
-    if not isinstance(question, str):
-        raise BadRequest("question must be a string")
-    question = " ".join(_CONTROL.sub(" ", question).split())
+    question = " ".join(_CONTROL.sub(" ", _text("question", question)).split())
     if not question:
         raise BadRequest("question is empty")
     if len(question) > MAX_QUESTION_CHARS:
@@ -145,7 +153,9 @@ def clean_k(k: object) -> int:
     if isinstance(k, str):
         if not re.fullmatch(r"\s*\+?\d+\s*", k):
             raise BadRequest("k must be a whole number")
-        k = int(k)
+        digits = k.strip().lstrip("+").lstrip("0") or "0"
+        # int() of thousands of digits is refused by Python itself (and slow before that).
+        k = int(digits) if len(digits) <= len(str(MAX_K)) else MAX_K + 1
     if not isinstance(k, int):
         raise BadRequest("k must be a whole number")
     if not 1 <= k <= MAX_K:

@@ -40,6 +40,18 @@ def ensure_index(docs_dir: Path, index_dir: Path, model: str | None = None, log=
     log(f"indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f}s")
 
 
+#: Addresses that mean "every interface": not a name any client uses.
+_WILDCARDS = ("0.0.0.0", "::", "[::]", "")
+
+
+def served_hosts(bind: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the Host names to answer besides loopback: ``allowed`` (comma lists split) and a concrete bind address."""
+    names = [name for entry in allowed for name in entry.replace(",", " ").split()]
+    if bind not in _WILDCARDS:
+        names.append(bind.strip("[]"))
+    return tuple(dict.fromkeys(names))
+
+
 def torch_threads(workers: int) -> int:
     """Share the cores between workers: on a busy 2-core box one thread per worker beats two."""
     return max(1, (os.cpu_count() or 1) // workers)
@@ -49,11 +61,12 @@ def scan_on_one_thread() -> None:
     """Make FAISS scans from the calling thread use one OpenMP thread.
 
     One query scans the vectors faster on one thread than on two that the other
-    worker also wants. OpenMP keeps this setting per thread and requests run on
-    gthread's pool threads, so a worker sets it in each request's thread: set
-    once after the fork it never reached them, and their two-thread scans, with
-    idle OpenMP threads spinning, made a 10k-passage dense search take 5.8 ms in
-    a worker against 3.4 ms in-process.
+    worker also wants. OpenMP keeps this setting per thread, so a worker sets it
+    in each request's thread: under the gthread worker, set once after the fork
+    it never reached the pool threads, and their two-thread scans, with idle
+    OpenMP threads spinning, made a 10k-passage dense search take 5.8 ms in a
+    worker against 3.4 ms in-process. (gevent runs every request on the
+    worker's one thread; the call costs nothing there.)
     """
     import faiss
 
@@ -89,7 +102,7 @@ def exit_worker_now(arbiter, worker) -> None:
 class ConnectionShedding:
     """gunicorn hooks: keep a connection alive only while its worker has nothing else to do.
 
-    A gthread worker accepts connections whether or not its threads are free, and
+    A worker accepts connections whether or not it is busy, and
     a kept-alive connection stays with the worker that accepted it. Clients that
     keep their connections (browsers, HTTP libraries) can then pile onto one
     worker while the other idles: with 16 such clients and 2 workers, one held
@@ -119,7 +132,7 @@ class ConnectionShedding:
             self.in_flight -= 1
 
 
-def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: int = 60) -> None:
+def serve(app, host: str, port: int, workers: int, worker_connections: int = 1000, timeout: int = 60) -> None:
     """Run ``app`` under gunicorn, loaded once in the master and forked into ``workers``."""
     from gunicorn.app.base import BaseApplication
 
@@ -143,8 +156,12 @@ def serve(app, host: str, port: int, workers: int, threads: int = 4, timeout: in
             settings = {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
                 "workers": workers,
-                "worker_class": "gthread",
-                "threads": threads,
+                # gevent: a connection costs a greenlet, not a thread, so clients that trickle
+                # their headers (or sit idle) cannot take every worker away from the others.
+                # The gthread worker gave each request being read a thread of its pool, and 8
+                # slow clients stopped the server answering anyone.
+                "worker_class": "gevent",
+                "worker_connections": worker_connections,
                 "timeout": timeout,
                 "preload_app": True,
                 "post_fork": post_fork,

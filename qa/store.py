@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import re
 import shutil
 import sqlite3
@@ -362,12 +363,15 @@ class IndexReader:
                 "run `qa index --rebuild`"
             )
         self._db_path = folder / PASSAGES
-        self._local = threading.local()
+        # Connections are lent out one query at a time: per-thread connections would grow
+        # without bound under a server whose requests each run in a new greenlet.
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         try:
-            (count,) = self._db().execute("SELECT count(*) FROM passages").fetchone()
-            (sentence_count,) = self._db().execute("SELECT count(*) FROM sentences").fetchone()
+            with self._db() as db:
+                (count,) = db.execute("SELECT count(*) FROM passages").fetchone()
+                (sentence_count,) = db.execute("SELECT count(*) FROM sentences").fetchone()
         except sqlite3.Error as exc:
             raise IndexUnavailable(f"corrupt passage table {self._db_path}: {exc}; run `qa index --rebuild`") from exc
         if count != self.manifest.passage_count:
@@ -386,24 +390,29 @@ class IndexReader:
             )
         self.loaded_at = time.time()
 
-    def _db(self) -> sqlite3.Connection:
-        """Return this thread's read-only connection to the passage table."""
-        db = getattr(self._local, "db", None)
-        if db is None:
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """Lend a read-only connection to the passage table for one query."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
             try:
                 db = sqlite3.connect(f"file:{self._db_path}?mode=ro", uri=True, check_same_thread=False)
             except sqlite3.Error as exc:
                 raise IndexUnavailable(f"cannot open {self._db_path}: {exc}; run `qa index --rebuild`") from exc
             db.row_factory = sqlite3.Row
-            self._local.db = db
             with self._connections_lock:
                 self._connections.append(db)
-        return db
+        try:
+            yield db
+        finally:
+            self._idle.put(db)
 
     def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         """Run a read query; a missing or damaged table is IndexUnavailable, not a crash."""
         try:
-            return self._db().execute(sql, params).fetchall()
+            with self._db() as db:
+                return db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise IndexUnavailable(f"cannot read {self._db_path}: {exc}; run `qa index --rebuild`") from exc
 
@@ -442,7 +451,8 @@ class IndexReader:
     def lexical(self, question: str, k: int, where: str = "", params: tuple = ()) -> list[tuple[int, float]]:
         """Return (row, BM25) pairs of the ``k`` best lexical matches among rows satisfying ``where``."""
         try:
-            return lexical.search(self._db(), question, k, where, params)
+            with self._db() as db:
+                return lexical.search(db, question, k, where, params)
         except sqlite3.Error as exc:
             raise IndexUnavailable(f"cannot read {self._db_path}: {exc}; run `qa index --rebuild`") from exc
 

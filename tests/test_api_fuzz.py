@@ -48,3 +48,21 @@ def test_api_conforms_to_its_openapi_document(api_schema, mode):
             case.call_and_validate(checks=CHECKS)
 
         check()
+
+
+#: Inputs that once gave 500s: lone surrogates (valid JSON, not valid text) and deep nesting.
+HOSTILE_BODIES = {
+    "surrogate": ({"question": "\ud800"}, "question is not valid Unicode"),
+    "surrogate-source": ({"question": "treaty", "source": "a\udfff.txt"}, "source is not valid Unicode"),
+    "k-digits": ({"question": "treaty", "k": "9" * 5000}, "k must be between"),
+    "deep": (b'{"question": ' + b"[" * 5000 + b"]" * 5000 + b"}", "not valid JSON"),
+    "deeper": (b"[" * 8000 + b"]" * 8000, "not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("body,message", HOSTILE_BODIES.values(), ids=HOSTILE_BODIES.keys())
+def test_hostile_bodies_conform_to_the_document(api_schema, body, message):
+    (post,) = [op for op in operations(api_schema) if op.label == "POST /api/search"]
+    case = post.Case(body=body, media_type="application/json")
+    response = case.call_and_validate(checks=CHECKS)
+    assert response.status_code == 400 and message in response.json()["error"]

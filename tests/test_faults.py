@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from helpers import free_port
+
+from qa import testing
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
@@ -40,7 +41,6 @@ SEEDS = ROOT / "seeds"
 BIG_CORPUS_FILES = 1500
 #: Upper bound for any single qa command (the machine may be busy).
 COMMAND_TIMEOUT = 180
-SERVER_START_TIMEOUT = 90
 BUILD_FILES = ("manifest.json", "vectors.faiss", "sentences.npy", "passages.sqlite")
 
 # A document only the first version of the corpus has, and one only the second has.
@@ -66,10 +66,7 @@ pytestmark = pytest.mark.slow
 
 
 def qa_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    env["QA_MODEL"] = "hashing"
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return testing.qa_env(model="hashing")
 
 
 def qa_command(*args: object) -> list[str]:
@@ -154,88 +151,22 @@ def leftovers(index: Path) -> list[str]:
 
 def http(method: str, url: str, body: dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:
     """Return (status, JSON or text) without raising on an HTTP error status."""
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw, ctype = response.status, response.read(), response.headers.get("Content-Type", "")
-    except urllib.error.HTTPError as exc:
-        status, raw, ctype = exc.code, exc.read(), exc.headers.get("Content-Type", "")
-    text = raw.decode("utf-8", "replace")
-    return status, (json.loads(text) if "json" in ctype else text)
+    assert (method == "POST") == (body is not None)
+    return testing.get(url, timeout=timeout, body=body)
 
 
 def search_url(base: str, question: str, k: int = 3) -> str:
     return f"{base}/api/search?" + urllib.parse.urlencode({"q": question, "k": k})
 
 
-class Server:
-    """``qa serve`` in its own process group; ``stop`` kills the whole group."""
-
-    def __init__(self, docs: Path, index: Path, cwd: Path, workers: int = 2):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = cwd / f"serve-{self.port}.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            qa_command("serve", "--host", "127.0.0.1", "--port", self.port, "--workers", workers,
-                       "--docs", docs, "--index", index),
-            cwd=cwd,
-            env=qa_env(),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, path: str = "/api/openapi.json") -> None:
-        """Wait until the server answers ``path`` (the default does not load the index)."""
-        listening = f"Listening at: {self.base} "  # our gunicorn got the port (not a neighbour)
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"qa serve exited with {self.proc.returncode}:\n{self.log()}")
-            if listening not in self.log_path.read_text(errors="replace"):
-                time.sleep(0.1)
-                continue
-            try:
-                status, _ = http("GET", self.base + path, timeout=5)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"qa serve not ready in {SERVER_START_TIMEOUT}s:\n{self.log()}")
-
-    def log(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        # SIGINT is gunicorn's quick shutdown. It goes to the master only: a worker that gets
-        # SIGINT from the group *and* SIGQUIT from the master can hang for graceful_timeout (30 s).
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGINT)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        # Then the whole process group, whatever is left of it (workers included).
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=15)
-        self._log.close()
-
-
 @pytest.fixture
 def servers():
-    """Start servers with ``servers(docs, index, cwd, workers)``; all are killed at teardown."""
-    started: list[Server] = []
+    """Start servers with ``servers(docs, index, cwd, workers)``; all are stopped at teardown."""
+    started: list[testing.Server] = []
 
-    def start(docs: Path, index: Path, cwd: Path, workers: int = 2) -> Server:
-        server = Server(docs, index, cwd, workers)
+    def start(docs: Path, index: Path, cwd: Path, workers: int = 2) -> testing.Server:
+        log = cwd / f"serve-{len(started)}.log"
+        server = testing.Server(docs, index, log, workers, env=qa_env(), cwd=cwd)
         started.append(server)
         return server
 
@@ -590,7 +521,7 @@ def test_server_reloads_new_build_without_failed_requests(big_corpus, tmp_path, 
         for thread in threads:
             thread.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
-    assert failures == [], f"{len(failures)} failed requests, e.g. {failures[:3]}\n{server.log()}"
+    assert failures == [], f"{len(failures)} failed requests, e.g. {failures[:3]}\n{server.tail()}"
     assert len(completed) >= 20, f"only {len(completed)} requests completed"
     assert any(build_began <= t <= build_ended for t in completed), "no request completed during the build"
 
@@ -614,8 +545,8 @@ def test_truncated_vectors_are_named_and_repaired(tmp_path, servers):
     docs, index = seed_copy(tmp_path)
     assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
     loaded, fresh = servers(docs, index, tmp_path, workers=1), servers(docs, index, tmp_path, workers=1)
-    loaded.wait_ready()
-    fresh.wait_ready()
+    loaded.wait_ready("/api/openapi.json")
+    fresh.wait_ready("/api/openapi.json")
     question = LOAD_QUESTIONS[0]
     status, before = http("GET", search_url(loaded.base, question))
     assert status == 200 and before["results"], before
@@ -650,8 +581,8 @@ def test_deleted_passage_table_is_named_and_repaired(tmp_path, servers):
     docs, index = seed_copy(tmp_path)
     assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
     loaded, fresh = servers(docs, index, tmp_path, workers=1), servers(docs, index, tmp_path, workers=1)
-    loaded.wait_ready()
-    fresh.wait_ready()
+    loaded.wait_ready("/api/openapi.json")
+    fresh.wait_ready("/api/openapi.json")
     question = LOAD_QUESTIONS[0]
     status, before = http("GET", search_url(loaded.base, question))
     assert status == 200 and before["results"], before
@@ -691,7 +622,7 @@ def test_deleted_passage_table_under_a_loaded_server(tmp_path, servers):
     docs, index = seed_copy(tmp_path)
     assert run_qa("index", "--docs", docs, "--index", index, cwd=tmp_path).returncode == 0
     server = servers(docs, index, tmp_path, workers=1)
-    server.wait_ready()
+    server.wait_ready("/api/openapi.json")
     question = LOAD_QUESTIONS[0]
     assert http("GET", search_url(server.base, question))[0] == 200  # one thread opens the table
 

@@ -47,7 +47,7 @@ def test_modes_are_checked():
         ({"since": "2024-02-30"}, "not a real date"),
         ({"since": "2024-02-01", "until": "2024-01-01"}, "since is after until"),
         ({"since": 20240101}, "since must be a date"),
-        ({"source": 5}, "source must be a file name"),
+        ({"source": 5}, "source must be a string"),
     ],
 )
 def test_bad_filters_are_refused(kwargs, message):

@@ -134,6 +134,49 @@ def test_wrong_method_is_405_json(client):
     assert client.post("/healthz").status_code == 405
 
 
+def test_wrong_method_on_the_page_is_405_with_allow(client):
+    response = client.post("/")
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
+    assert response.mimetype == "text/html"
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        ('{"question": "\\ud800 treaty"}', "question is not valid Unicode"),
+        ('{"question": "treaty", "source": "a\\udfff.txt"}', "source is not valid Unicode"),
+        ('{"question": "treaty", "k": "' + "9" * 5000 + '"}', "between 1 and"),
+        ('{"question": "treaty", "k": ' + "9" * 5000 + "}", "not valid JSON"),
+        ('{"question": ' + "[" * 5000 + "]" * 5000 + "}", "not valid JSON"),
+        ("[" * 100_00 + "]" * 100_00, "exceeds the capacity limit"),
+    ],
+    ids=["surrogate-question", "surrogate-source", "k-digits-string", "k-digits-number", "deep-nesting", "deep-and-big"],
+)
+def test_hostile_bodies_are_json_4xx(client, raw, message):
+    response = client.post("/api/search", data=raw, content_type="application/json")
+    assert 400 <= response.status_code < 500
+    assert message in response.get_json()["error"]
+
+
+def test_k_with_thousands_of_digits_in_a_url_is_400(client):
+    response = client.get("/api/search", query_string={"q": "treaty", "k": "1" * 5000})
+    assert response.status_code == 400 and "between 1 and" in response.get_json()["error"]
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut(client):
+    import io
+
+    body = json.dumps({"question": "treaty " + "x" * MAX_BODY_BYTES}).encode()
+    response = client.post(
+        "/api/search",
+        input_stream=io.BytesIO(body),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413 and "larger than" in response.get_json()["error"]
+
+
 def test_unknown_api_route_is_404_json(client):
     response = client.get("/api/nothing")
     assert response.status_code == 404 and "error" in response.get_json()
@@ -292,3 +335,65 @@ def test_page_low_confidence_notice(client):
     html = client.get("/?q=zebra+quokka+platypus").get_data(as_text=True)
     assert "No close match" in html
     assert "No close match" not in client.get("/?q=The+Kursk+region+stands+apart").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:9", "[::1]:8000", "LOCALHOST"])
+def test_loopback_hosts_are_answered(client, host):
+    assert client.get("/healthz", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost:x", ""])
+def test_other_hosts_get_a_json_400_on_every_route(client, host):
+    for path in ("/healthz", "/api/search?q=treaty", "/", "/static/style.css"):
+        response = client.get(path, headers={"Host": host})
+        assert response.status_code == 400, path
+        assert "does not answer for host" in response.get_json()["error"]
+
+
+def test_allowed_hosts_add_deployment_names_and_subdomains(index_dir, embedder):
+    app = create_app({
+        "TESTING": True,
+        "SEARCHER": Searcher(index_dir, embedder=embedder),
+        "QA_ALLOWED_HOSTS": ("qa.example.org", ".corp.example"),
+    })
+    client = app.test_client()
+    assert client.get("/healthz", headers={"Host": "qa.example.org:443"}).status_code == 200
+    assert client.get("/healthz", headers={"Host": "search.corp.example"}).status_code == 200
+    assert client.get("/healthz", headers={"Host": "example.org"}).status_code == 400
+
+
+@pytest.fixture
+def locked_client(index_dir, embedder):
+    app = create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder), "QA_TOKEN": "s3cret"})
+    return app.test_client()
+
+
+def test_a_token_is_required_by_the_api_and_the_page(locked_client):
+    import base64
+
+    for path in ("/api/search?q=treaty", "/healthz", "/?q=treaty", "/"):
+        response = locked_client.get(path)
+        assert response.status_code == 401, path
+        assert any(h.startswith("Basic") for h in response.headers.getlist("WWW-Authenticate"))
+    wrong = locked_client.get("/api/search?q=treaty", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "token" in wrong.get_json()["error"]
+    bearer = locked_client.get("/api/search?q=treaty", headers={"Authorization": "Bearer s3cret"})
+    assert bearer.status_code == 200
+    basic = base64.b64encode(b"anyone:s3cret").decode()
+    page = locked_client.get("/?q=treaty", headers={"Authorization": f"Basic {basic}"})
+    assert page.status_code == 200 and b"<mark>" in page.data
+
+
+def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, docs, monkeypatch):
+    import web
+
+    app = create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder), "QA_DOCS": str(docs)})
+    client = app.test_client()
+    health = client.get("/healthz").get_json()
+    assert health["stale"] is False and health["stale_reason"] is None
+    assert b"out of date" not in client.get("/").data
+    (docs / "new.txt").write_text("New\n\nA document added after the build.", encoding="utf-8")
+    monkeypatch.setattr(web, "STALE_CHECK_EVERY_S", 0.0)
+    health = client.get("/healthz").get_json()
+    assert health["stale"] is True and "changed since it was built" in health["stale_reason"]
+    assert b"The index is out of date." in client.get("/").data

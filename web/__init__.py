@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from qa.errors import QAError
 from qa.search import Searcher
+from web.guard import guard
 from web.openapi import MAX_BODY_BYTES
 
 
@@ -34,9 +36,15 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(
         QA_INDEX=os.environ.get("QA_INDEX", "index"),
         QA_MODEL=os.environ.get("QA_MODEL"),
+        # The documents folder, to tell when the index no longer matches it (None: never stale).
+        QA_DOCS=None,
         # A ready Searcher to share (qa serve passes the one whose model it already loaded).
         SEARCHER=None,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        # Host names answered besides the loopback ones (web/guard.py); "*" answers any.
+        QA_ALLOWED_HOSTS=(),
+        # When set, every request must carry this token.
+        QA_TOKEN=None,
         JSON_SORT_KEYS=False,
     )
     if test_config:
@@ -45,6 +53,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     from web import api, pages
 
+    app.before_request(guard)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_error_handler(HTTPException, _http_error)
@@ -68,6 +77,26 @@ def get_searcher() -> Searcher:
     return searcher
 
 
+#: Seconds a staleness check is reused: it hashes every document, too much for each request.
+STALE_CHECK_EVERY_S = 10.0
+
+
+def stale_reason() -> str | None:
+    """Return why the served index no longer matches the documents folder, or None (checked every few seconds)."""
+    docs = current_app.config["QA_DOCS"]
+    if not docs or not Path(docs).is_dir():
+        return None
+    reader = get_searcher().reader
+    cached = current_app.extensions.get("qa.stale")
+    now = time.monotonic()
+    if cached is None or cached[1] != reader.folder or now - cached[0] > STALE_CHECK_EVERY_S:
+        from qa.build import stale_reason as reason_for
+
+        cached = (now, reader.folder, reason_for(reader, Path(docs)))
+        current_app.extensions["qa.stale"] = cached
+    return cached[2]
+
+
 def wants_json() -> bool:
     return request.path.startswith("/api/") or request.path == "/healthz"
 
@@ -75,10 +104,13 @@ def wants_json() -> bool:
 def _http_error(exc: HTTPException):
     if wants_json():
         response = jsonify(error=exc.description or exc.name)
-        if exc.code == 405 and exc.valid_methods:
-            response.headers["Allow"] = ", ".join(exc.valid_methods)
-        return response, exc.code
-    return render_template("error.html", status=exc.code, message=exc.description or exc.name), exc.code
+    else:
+        response = make_response(render_template("error.html", status=exc.code, message=exc.description or exc.name))
+    # The exception's own headers: Allow on a 405, WWW-Authenticate on a 401.
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers.add(name, value)
+    return response, exc.code
 
 
 def _qa_error(exc: QAError):

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, jsonify, request
-from werkzeug.exceptions import BadRequest as HTTPBadRequest
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from qa.errors import BadRequest, QAError
 from qa.search import DEFAULT_K
-from web import get_searcher
-from web.openapi import openapi_document
+from web import get_searcher, stale_reason
+from web.openapi import MAX_BODY_BYTES, openapi_document
 
 bp = Blueprint("api", __name__)
 
@@ -37,9 +38,11 @@ def search_post():
     """Answer a JSON body ``{"question": ..., "k": ...}``."""
     if not request.is_json:
         raise UnsupportedMediaType("send the question as JSON with Content-Type: application/json")
+    data = _body()
     try:
-        body = request.get_json()
-    except HTTPBadRequest:
+        body = json.loads(data)
+    except (ValueError, RecursionError):
+        # RecursionError: JSON nested thousands of levels deep.
         raise BadRequest("the request body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest('the request body must be a JSON object like {"question": "..."}')
@@ -49,6 +52,22 @@ def search_post():
     if "question" not in body:
         raise BadRequest('missing field "question"')
     return _answer(body)
+
+
+def _body() -> bytes:
+    """Return the request body, or raise 413 when it is over the limit: never cut to fit."""
+    if request.content_length is not None:
+        return request.get_data()  # Flask refuses a Content-Length over the limit with 413
+    # A chunked body has no Content-Length for Flask to check, and werkzeug's stream stops
+    # quietly at the limit: read the server's own (terminated) stream, one byte past it.
+    stream = request.environ["wsgi.input"] if request.environ.get("wsgi.input_terminated") else request.stream
+    data = b""
+    while len(data) <= MAX_BODY_BYTES:
+        piece = stream.read(MAX_BODY_BYTES + 1 - len(data))
+        if not piece:
+            return data
+        data += piece
+    raise RequestEntityTooLarge(f"the request body is larger than {MAX_BODY_BYTES} bytes")
 
 
 def _answer(fields: dict):
@@ -62,6 +81,7 @@ def healthz():
     """Say whether an index is loaded, and which."""
     try:
         manifest = get_searcher().reader.manifest
+        stale = stale_reason()
     except QAError as exc:
         return jsonify(status="unavailable", error=str(exc)), 503
     return jsonify(
@@ -70,6 +90,8 @@ def healthz():
         documents=manifest.document_count,
         model=manifest.model,
         built_at=manifest.built_at,
+        stale=stale is not None,
+        stale_reason=stale,
     )
 
 

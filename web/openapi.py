@@ -159,13 +159,15 @@ def openapi_document() -> dict:
                 },
                 "Health": {
                     "type": "object",
-                    "required": ["status", "passages", "documents", "model", "built_at"],
+                    "required": ["status", "passages", "documents", "model", "built_at", "stale"],
                     "properties": {
                         "status": {"const": "ok"},
                         "passages": {"type": "integer", "minimum": 0},
                         "documents": {"type": "integer", "minimum": 0},
                         "model": {"type": "string"},
                         "built_at": {"type": "string"},
+                        "stale": {"type": "boolean", "description": "The documents changed since this build."},
+                        "stale_reason": NULLABLE_STRING,
                     },
                 },
                 "Error": {

@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request
 
 from qa.errors import QAError
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
-from web import get_searcher
+from web import get_searcher, stale_reason
 
 bp = Blueprint("pages", __name__)
 
@@ -60,6 +60,10 @@ def index():
         examples=EXAMPLES,
         max_chars=MAX_QUESTION_CHARS,
     )
+    try:
+        context["stale"] = stale_reason()
+    except QAError:
+        context["stale"] = None  # the search below says what is wrong with the index
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:
