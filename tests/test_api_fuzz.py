@@ -15,14 +15,14 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from qa.search import Searcher  # noqa: E402
-from web import create_app  # noqa: E402
+from qa.web import create_app  # noqa: E402
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
 @pytest.fixture
 def api_schema(index_dir, embedder):
-    app = create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder)})
+    app = create_app({"TESTING": True}, searcher=Searcher(index_dir, embedder=embedder))
     return schemathesis.openapi.from_wsgi("/api/openapi.json", app)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
-from helpers import free_port
+from qa.testing import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 

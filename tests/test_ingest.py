@@ -294,7 +294,7 @@ def test_unreadable_file_is_reported(tmp_path, monkeypatch):
 
 
 def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
-    from qa import store
+    from qa import index
     from qa.build import build
 
     docs = tmp_path / "docs"
@@ -304,7 +304,7 @@ def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
         (folder / f"n{i}.txt").write_text(f"Note {i}\n\nItem {i} says hello.", encoding="utf-8")
     report = build(docs, tmp_path / "index", embedder)
     assert report.documents == 3000 and report.skipped == []
-    reader = store.open_index(tmp_path / "index")
+    reader = index.open_index(tmp_path / "index")
     assert reader.manifest.passage_count == 3000
 
 
@@ -312,7 +312,7 @@ def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
 def test_fifty_megabyte_file_is_indexed_with_exact_offsets(tmp_path, embedder):
     import random
 
-    from qa import store
+    from qa import index
     from qa.build import build
 
     seed = (SEEDS / "003_693562d2949a8d6d.txt").read_text(encoding="utf-8")
@@ -322,8 +322,8 @@ def test_fifty_megabyte_file_is_indexed_with_exact_offsets(tmp_path, embedder):
     big.write_text("Big File\n\n" + (seed + "\n\n") * (50_000_000 // len(seed)), encoding="utf-8")
     report = build(docs, tmp_path / "index", embedder)
     assert report.documents == 1 and report.passages > 50_000
-    reader = store.open_index(tmp_path / "index")
+    reader = index.open_index(tmp_path / "index")
     text = big.read_text(encoding="utf-8")
     for row in random.Random(0).sample(range(reader.manifest.passage_count), 50):
-        (p,) = reader.passages([row])
+        (p,) = reader.tables.passages([row])
         assert text[p.start : p.end] == p.text

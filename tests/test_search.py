@@ -3,7 +3,9 @@ from __future__ import annotations
 import pytest
 
 from qa.errors import BadRequest
-from qa.search import MAX_K, MODES, Filters, Searcher, clean_k, clean_mode, clean_question
+from qa.filters import Filters
+from qa.search import MAX_K, Searcher, clean_k, clean_mode, clean_question
+from qa.settings import MODES
 from qa.dedup import overlaps
 
 
@@ -55,11 +57,18 @@ def test_bad_filters_are_refused(kwargs, message):
         Filters.clean(**kwargs)
 
 
-def test_filters_make_sql_and_treat_empty_as_absent():
-    assert Filters.clean("", None, "").sql() == ("", ())
-    where, params = Filters.clean("2024-01-01", "2024-12-31", "a.txt").sql()
-    assert where == "d.date >= ? AND d.date <= ? AND d.source = ?"
-    assert params == ("2024-01-01", "2024-12-31", "a.txt")
+def test_filters_treat_empty_as_absent_and_select_the_right_rows(index_dir):
+    from qa import index
+
+    assert Filters.clean("", None, "") == Filters() and not Filters().active
+    tables = index.open_index(index_dir).tables
+    everything = tables.passages(range(tables.passage_count))
+    assert tables.rows(Filters()) is None
+    only = tables.rows(Filters(source="002_42f21bd48c4da039.txt"))
+    assert only and {everything[r].source for r in only} == {"002_42f21bd48c4da039.txt"}
+    dated = tables.rows(Filters(since="2024-01-24", until="2024-12-31"))
+    assert dated == [r for r, p in enumerate(everything) if p.date and "2024-01-24" <= p.date <= "2024-12-31"]
+    assert tables.rows(Filters(since="2030-01-01")) == []
 
 
 def test_search_returns_ranked_cited_results(searcher):

@@ -11,26 +11,28 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from helpers import free_port
+from qa.testing import free_port
 
-from qa import store
+from qa import index
+from qa.index import layout
 from qa.build import build
 from qa.errors import NoDocuments
-from qa.serve import ConnectionShedding, ensure_index, exit_worker_now, scan_on_one_thread, torch_threads
+from qa.build import ensure_index
+from qa.web.serve import ConnectionShedding, exit_worker_now, scan_on_one_thread, torch_threads
 
 
 def test_missing_index_is_built(docs, tmp_path, embedder):
     lines = []
     ensure_index(docs, tmp_path / "index", "hashing", log=lines.append)
-    assert store.open_index(tmp_path / "index").manifest.document_count == 5
+    assert index.open_index(tmp_path / "index").manifest.document_count == 5
     assert lines[0].startswith("building the index: no index")
 
 
 def test_fresh_index_is_left_alone(docs, index_dir, embedder):
-    before = store.current_build(index_dir)
+    before = index.current_build(index_dir)
     lines = []
     ensure_index(docs, index_dir, "hashing", log=lines.append)
-    assert lines == [] and store.current_build(index_dir) == before
+    assert lines == [] and index.current_build(index_dir) == before
 
 
 def test_stale_index_is_rebuilt(docs, index_dir, embedder):
@@ -38,7 +40,7 @@ def test_stale_index_is_rebuilt(docs, index_dir, embedder):
     lines = []
     ensure_index(docs, index_dir, "hashing", log=lines.append)
     assert "changed" in lines[0]
-    assert store.open_index(index_dir).manifest.document_count == 6
+    assert index.open_index(index_dir).manifest.document_count == 6
 
 
 def test_index_of_another_model_is_rebuilt(docs, tmp_path, embedder):
@@ -46,7 +48,7 @@ def test_index_of_another_model_is_rebuilt(docs, tmp_path, embedder):
 
     build(docs, tmp_path / "index", HashingEmbedder(64))
     ensure_index(docs, tmp_path / "index", "hashing", log=lambda line: None)
-    assert store.open_index(tmp_path / "index").manifest.model == embedder.name
+    assert index.open_index(tmp_path / "index").manifest.model == embedder.name
 
 
 def test_existing_index_serves_when_documents_are_gone(docs, index_dir, embedder):
@@ -104,7 +106,7 @@ def test_the_faiss_thread_count_is_set_per_thread():
         assert seen["unset"] > 1
 
 
-#: An app under qa.serve.serve: /slow marks a file when it starts, then sleeps; /omp
+#: An app under qa.web.serve.serve: /slow marks a file when it starts, then sleeps; /omp
 #: reports the OpenMP threads a FAISS scan would use in the request's thread. The master
 #: imports onnxruntime before forking, as qa serve's preloaded query encoder does.
 SLOW_APP = """
@@ -113,7 +115,7 @@ from pathlib import Path
 import faiss
 import onnxruntime
 from flask import Flask
-from qa.serve import serve
+from qa.web.serve import serve
 
 app = Flask("probe")
 started = Path(sys.argv[2])

@@ -7,7 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qa import store
+from qa import index
+from qa.index import layout
+from qa.index import reader as reader_module
+from qa.index import vectors as vectors_module
+from qa.settings import ChunkSettings
 from qa.build import build, stale_reason
 from qa.embed import HashingEmbedder
 from qa.errors import IndexBusy, IndexUnavailable, NoDocuments
@@ -16,13 +20,13 @@ from qa.search import Searcher
 
 
 def test_build_writes_manifest_and_passages_that_quote_the_documents(docs, index_dir, embedder):
-    reader = store.open_index(index_dir)
+    reader = index.open_index(index_dir)
     m = reader.manifest
-    assert (m.model, m.dimension, m.document_count, m.format_version) == ("hashing:256", 256, 5, store.FORMAT_VERSION)
-    assert m.passage_count == reader.vectors.ntotal > 5
+    assert (m.model, m.dimension, m.document_count, m.format_version) == ("hashing:256", 256, 5, layout.FORMAT_VERSION)
+    assert m.passage_count == len(reader.vectors) > 5
     documents, _ = load_documents(docs)
     texts = {d.source: d.text for d in documents}
-    passages = reader.passages(range(m.passage_count))
+    passages = reader.tables.passages(range(m.passage_count))
     for p in passages:
         assert texts[p.source][p.start : p.end] == p.text
         assert p.id == f"{p.source}:{p.start}-{p.end}"
@@ -30,11 +34,11 @@ def test_build_writes_manifest_and_passages_that_quote_the_documents(docs, index
 
 
 def test_faiss_top_k_equals_numpy_oracle(index_dir, embedder):
-    reader = store.open_index(index_dir)
+    reader = index.open_index(index_dir)
     n = reader.manifest.passage_count
     matrix = reader.reconstruct(list(range(n)))
     query = embedder.encode(["Anti-Ballistic Missile Treaty withdrawal in 2002"])
-    scores, rows = reader.search(query, 10)
+    scores, rows = reader.vectors.search(query, 10)
     oracle = matrix @ query[0]
     expected = np.argsort(-oracle, kind="stable")[:10]
     np.testing.assert_allclose(scores[0], oracle[expected], rtol=1e-5)
@@ -45,64 +49,64 @@ def test_faiss_top_k_equals_numpy_oracle(index_dir, embedder):
 
 
 def test_k_larger_than_index_returns_everything(index_dir, embedder):
-    reader = store.open_index(index_dir)
-    scores, rows = reader.search(embedder.encode(["Kursk"]), 10_000)
+    reader = index.open_index(index_dir)
+    scores, rows = reader.vectors.search(embedder.encode(["Kursk"]), 10_000)
     assert rows.shape[1] == reader.manifest.passage_count
 
 
 def test_missing_index_names_the_folder(tmp_path):
     with pytest.raises(IndexUnavailable, match="no index in .*qa index"):
-        store.open_index(tmp_path / "nothing")
+        index.open_index(tmp_path / "nothing")
 
 
 def test_other_model_is_refused_with_both_names(index_dir):
     with pytest.raises(IndexUnavailable, match="'hashing:256'.*'all-MiniLM-L6-v2'"):
-        store.open_index(index_dir, model="all-MiniLM-L6-v2")
+        index.open_index(index_dir, model="all-MiniLM-L6-v2")
 
 
-@pytest.mark.parametrize("name", [store.VECTORS, store.PASSAGES, store.MANIFEST, store.SENTENCES])
+@pytest.mark.parametrize("name", [layout.VECTORS, layout.PASSAGES, layout.MANIFEST, layout.SENTENCES])
 def test_missing_file_is_named(index_dir, name):
-    (store.current_build(index_dir) / name).unlink()
+    (index.current_build(index_dir) / name).unlink()
     with pytest.raises(IndexUnavailable, match=name):
-        store.open_index(index_dir)
+        index.open_index(index_dir)
 
 
 def test_truncated_faiss_file_is_reported(index_dir):
-    path = store.current_build(index_dir) / store.VECTORS
+    path = index.current_build(index_dir) / layout.VECTORS
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(IndexUnavailable, match="vectors.faiss"):
-        store.open_index(index_dir)
+        index.open_index(index_dir)
 
 
 def test_manifest_count_mismatch_is_reported(index_dir):
-    path = store.current_build(index_dir) / store.MANIFEST
+    path = index.current_build(index_dir) / layout.MANIFEST
     data = json.loads(path.read_text())
     data["passage_count"] += 1
     path.write_text(json.dumps(data))
     with pytest.raises(IndexUnavailable, match="manifest says"):
-        store.open_index(index_dir)
+        index.open_index(index_dir)
 
 
 def test_rebuild_repairs_a_corrupt_index(docs, index_dir, embedder):
-    (store.current_build(index_dir) / store.PASSAGES).write_bytes(b"garbage" * 100)
+    (index.current_build(index_dir) / layout.PASSAGES).write_bytes(b"garbage" * 100)
     with pytest.raises(IndexUnavailable):
-        store.open_index(index_dir)
+        index.open_index(index_dir)
     build(docs, index_dir, embedder)  # unusable previous build: everything is embedded again
-    assert store.open_index(index_dir).manifest.document_count == 5
+    assert index.open_index(index_dir).manifest.document_count == 5
 
 
 def test_stale_when_a_document_changes_or_is_added(docs, index_dir):
-    reader = store.open_index(index_dir)
+    reader = index.open_index(index_dir)
     assert stale_reason(reader, docs) is None
     (docs / "new.txt").write_text("A New Title\n\nFresh text about Kursk.", encoding="utf-8")
     assert "changed" in stale_reason(reader, docs)
 
 
 def test_unchanged_rebuild_encodes_nothing_and_writes_nothing(docs, index_dir, embedder):
-    before = store.current_build(index_dir)
+    before = index.current_build(index_dir)
     report = build(docs, index_dir, embedder)
     assert report.up_to_date and report.encoded == 0
-    assert store.current_build(index_dir) == before
+    assert index.current_build(index_dir) == before
 
 
 class CountingEmbedder(HashingEmbedder):
@@ -116,8 +120,8 @@ class CountingEmbedder(HashingEmbedder):
 
 
 def test_only_changed_documents_are_embedded_again(docs, index_dir):
-    old = store.open_index(index_dir)
-    old_ids = {p.id for p in old.passages(range(old.manifest.passage_count))}
+    old = index.open_index(index_dir)
+    old_ids = {p.id for p in old.tables.passages(range(old.manifest.passage_count))}
     (docs / "001_197f8570244cbea7.txt").write_text("Replaced\n\nShort new body.", encoding="utf-8")
     (docs / "000_e4f10afeb37f7612.txt").unlink()
     counting = CountingEmbedder()
@@ -125,8 +129,8 @@ def test_only_changed_documents_are_embedded_again(docs, index_dir):
     # The one new passage, then its two sentences; nothing of the unchanged documents.
     assert counting.seen == ["Replaced\n\nShort new body.", "Replaced", "Short new body."]
     assert report.encoded == 1 and report.reused > 0
-    new = store.open_index(index_dir)
-    passages = new.passages(range(new.manifest.passage_count))
+    new = index.open_index(index_dir)
+    passages = new.tables.passages(range(new.manifest.passage_count))
     assert not any(p.source == "000_e4f10afeb37f7612.txt" for p in passages)
     kept = {p.id for p in passages if p.source.startswith(("002", "003", "004"))}
     assert kept <= old_ids  # ids of unchanged documents are stable
@@ -135,7 +139,7 @@ def test_only_changed_documents_are_embedded_again(docs, index_dir):
     np.testing.assert_allclose(matrix, counting.encode([p.text for p in passages]), atol=1e-6)
     texts = {p.source: None for p in passages}
     for source in texts:
-        rows = new.sentences_of(source)
+        rows = new.tables.sentences_of(source)
         full = (docs / source).read_text(encoding="utf-8")
         expected = counting.encode([full[a:b] for _, a, b in rows])
         np.testing.assert_allclose(new.sentence_vectors[[r for r, _, _ in rows]], expected, atol=1e-6)
@@ -158,20 +162,20 @@ def test_no_documents_is_an_error(tmp_path, embedder):
 
 
 def test_second_writer_is_refused_while_the_lock_is_held(docs, tmp_path, embedder):
-    with store.build_lock(tmp_path / "i"):
+    with index.build_lock(tmp_path / "i"):
         with pytest.raises(IndexBusy, match="another build"):
             build(docs, tmp_path / "i", embedder)
 
 
 def test_old_builds_are_pruned_and_killed_build_leftovers_removed(docs, index_dir, embedder):
-    leftover = index_dir / store.BUILDS / ".tmp-killed"
+    leftover = index_dir / layout.BUILDS / ".tmp-killed"
     leftover.mkdir()
     for i in range(3):
         (docs / f"extra{i}.txt").write_text(f"Extra {i}\n\nMore words {i}.", encoding="utf-8")
         build(docs, index_dir, embedder)
-    names = [p.name for p in (index_dir / store.BUILDS).iterdir()]
-    assert len(names) == 1 + store.KEEP_PREVIOUS
-    assert store.current_build(index_dir).name in names
+    names = [p.name for p in (index_dir / layout.BUILDS).iterdir()]
+    assert len(names) == 1 + layout.KEEP_PREVIOUS
+    assert index.current_build(index_dir).name in names
 
 
 def test_searcher_picks_up_a_new_build(docs, index_dir, embedder):
@@ -187,25 +191,25 @@ def test_hnsw_above_threshold_agrees_with_exact_search():
     centres = rng.normal(size=(20, 32))
     vectors = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))
     vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
-    exact = store.vector_index(vectors, 32, exact_max=10_000)
-    graph = store.vector_index(vectors, 32, exact_max=1_000)
-    assert type(exact).__name__ == "IndexFlatIP" and type(graph).__name__ == "IndexHNSWFlat"
+    exact = vectors_module.FaissVectors.build(vectors, 32, exact_max=10_000)
+    graph = vectors_module.FaissVectors.build(vectors, 32, exact_max=1_000)
+    assert type(exact.index).__name__ == "IndexFlatIP" and type(graph.index).__name__ == "IndexHNSWFlat"
     queries = vectors[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
     _, truth = exact.search(queries, 10)
-    _, approx = graph.search(queries, 10, params=__import__("faiss").SearchParametersHNSW(efSearch=store.HNSW_EF_SEARCH))
+    _, approx = graph.search(queries, 10)
     recall = np.mean([len(set(t) & set(a)) / 10 for t, a in zip(truth, approx)])
     assert recall >= 0.95
-    np.testing.assert_allclose(graph.reconstruct_batch(np.arange(5)), vectors[:5])
+    np.testing.assert_allclose(graph.reconstruct(list(range(5))), vectors[:5])
 
 
 def test_filtered_search_on_hnsw_is_exact_over_the_subset(docs, tmp_path, embedder, monkeypatch):
-    monkeypatch.setattr(store, "EXACT_MAX", 10)  # the seeds make ~60 passages: a graph index
+    monkeypatch.setattr(vectors_module, "EXACT_MAX", 10)  # the seeds make ~60 passages: a graph index
     build(docs, tmp_path / "index", embedder)
-    reader = store.open_index(tmp_path / "index")
-    assert type(reader.vectors).__name__ == "IndexHNSWFlat"
+    reader = index.open_index(tmp_path / "index")
+    assert type(reader.vectors.index).__name__ == "IndexHNSWFlat"
     rows = [1, 5, 7, 20, 33]
     query = embedder.encode(["Kursk region"])
-    scores, found = reader.search(query, 3, rows)
+    scores, found = reader.vectors.search(query, 3, rows)
     matrix = reader.reconstruct(rows)
     expected = [rows[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
     assert list(found[0]) == expected
@@ -223,20 +227,20 @@ def test_model_is_loaded_only_when_something_needs_embedding(docs, tmp_path, mon
     assert report.documents == 4 and report.encoded == 0
 
 
-def test_chunking_settings_in_the_manifest_are_the_ones_used(docs, tmp_path, embedder, monkeypatch):
-    from qa import chunk
-
-    monkeypatch.setattr(chunk, "MAX_WORDS", 30)
-    monkeypatch.setattr(chunk, "OVERLAP_WORDS", 10)
-    build(docs, tmp_path / "index", embedder)
-    reader = store.open_index(tmp_path / "index")
-    assert reader.manifest.chunking["max_words"] == 30
-    longest = max(len(p.text.split()) for p in reader.passages(range(reader.manifest.passage_count)))
+def test_chunking_settings_in_the_manifest_are_the_ones_used(docs, tmp_path, embedder):
+    settings = ChunkSettings(max_words=30, overlap_words=10)
+    build(docs, tmp_path / "index", embedder, settings)
+    reader = index.open_index(tmp_path / "index")
+    assert reader.manifest.chunking["max_words"] == 30 and reader.chunking == settings
+    longest = max(len(p.text.split()) for p in reader.tables.passages(range(reader.manifest.passage_count)))
     assert longest <= 30
+    assert stale_reason(reader, docs) == "it was chunked with other settings"
+    assert build(docs, tmp_path / "index", embedder, settings).up_to_date
+    assert not build(docs, tmp_path / "index", embedder).up_to_date  # the default settings rebuild
 
 
 def test_an_up_to_date_build_still_removes_leftovers_of_killed_builds(docs, index_dir, embedder):
-    stray = index_dir / store.BUILDS / ".tmp-20260101T000000000000Z-999"
+    stray = index_dir / layout.BUILDS / ".tmp-20260101T000000000000Z-999"
     stray.mkdir()
     (stray / "vectors.faiss").write_bytes(b"half")
     (index_dir / ".CURRENT.999").write_text("x")
@@ -250,14 +254,14 @@ def test_a_failed_write_is_an_index_write_error_and_keeps_the_build_in_service(d
 
     from qa.errors import IndexWriteError
 
-    before = store.current_build(index_dir)
+    before = index.current_build(index_dir)
     (docs / "new.txt").write_text("New\n\nSomething new to embed.", encoding="utf-8")
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", "sentences.npy")
 
-    monkeypatch.setattr(store.np, "save", full)
+    monkeypatch.setattr(reader_module.np, "save", full)
     with pytest.raises(IndexWriteError, match="No space left on device"):
         build(docs, index_dir, embedder)
-    assert store.current_build(index_dir) == before
-    assert [p.name for p in (index_dir / store.BUILDS).iterdir()] == [before.name]
+    assert index.current_build(index_dir) == before
+    assert [p.name for p in (index_dir / layout.BUILDS).iterdir()] == [before.name]

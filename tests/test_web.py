@@ -8,13 +8,13 @@ from click.testing import CliRunner
 from qa.cli import cli
 from qa.passage import Passage, Result
 from qa.search import Answer, MAX_K, Searcher
-from web import MAX_BODY_BYTES, create_app
-from web.pages import segments
+from qa.web import MAX_BODY_BYTES, create_app
+from qa.web.pages import segments
 
 
 @pytest.fixture
 def app(index_dir, embedder):
-    return create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder)})
+    return create_app({"TESTING": True}, searcher=Searcher(index_dir, embedder=embedder))
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def client(app):
 @pytest.fixture
 def empty_client(tmp_path, embedder):
     """A client whose index folder holds no index."""
-    app = create_app({"TESTING": True, "SEARCHER": Searcher(tmp_path / "none", embedder=embedder)})
+    app = create_app({"TESTING": True}, searcher=Searcher(tmp_path / "none", embedder=embedder))
     return app.test_client()
 
 
@@ -262,7 +262,7 @@ def test_page_escapes_everything_from_documents():
         url='javascript:alert("x")',
         author="<img src=x onerror=alert(1)>",
     )
-    app = create_app({"TESTING": True, "SEARCHER": FixedSearcher(evil, highlights=((6, 10),))})
+    app = create_app({"TESTING": True}, searcher=FixedSearcher(evil, highlights=((6, 10),)))
     html = app.test_client().get('/?q=<script>"&amp;').get_data(as_text=True)
     assert "<script>" not in html and "<img" not in html and "<i>" not in html and "<b>x" not in html
     assert "a &lt; b <mark>&amp;&amp; c</mark> &gt; &#34;d&#34; &lt;script&gt;" in html
@@ -275,7 +275,7 @@ def test_page_nothing_found_state():
         def search(self, question, k=5, **options):
             return Answer(question, [], 1.0)
 
-    app = create_app({"TESTING": True, "SEARCHER": Nothing()})
+    app = create_app({"TESTING": True}, searcher=Nothing())
     assert b"Nothing relevant found" in app.test_client().get("/?q=anything").data
 
 
@@ -351,9 +351,8 @@ def test_other_hosts_get_a_json_400_on_every_route(client, host):
 
 
 def test_allowed_hosts_add_deployment_names_and_subdomains(index_dir, embedder):
-    app = create_app({
+    app = create_app(searcher=Searcher(index_dir, embedder=embedder), test_config={
         "TESTING": True,
-        "SEARCHER": Searcher(index_dir, embedder=embedder),
         "QA_ALLOWED_HOSTS": ("qa.example.org", ".corp.example"),
     })
     client = app.test_client()
@@ -364,7 +363,7 @@ def test_allowed_hosts_add_deployment_names_and_subdomains(index_dir, embedder):
 
 @pytest.fixture
 def locked_client(index_dir, embedder):
-    app = create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder), "QA_TOKEN": "s3cret"})
+    app = create_app(searcher=Searcher(index_dir, embedder=embedder), test_config={"TESTING": True, "QA_TOKEN": "s3cret"})
     return app.test_client()
 
 
@@ -385,9 +384,9 @@ def test_a_token_is_required_by_the_api_and_the_page(locked_client):
 
 
 def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, docs, monkeypatch):
-    import web
+    import qa.web as web
 
-    app = create_app({"TESTING": True, "SEARCHER": Searcher(index_dir, embedder=embedder), "QA_DOCS": str(docs)})
+    app = create_app(searcher=Searcher(index_dir, embedder=embedder), test_config={"TESTING": True, "QA_DOCS": str(docs)})
     client = app.test_client()
     health = client.get("/healthz").get_json()
     assert health["stale"] is False and health["stale_reason"] is None

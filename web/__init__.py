@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from pathlib import Path
@@ -12,8 +11,8 @@ from werkzeug.exceptions import HTTPException
 
 from qa.errors import QAError
 from qa.search import Searcher
-from web.guard import guard
-from web.openapi import MAX_BODY_BYTES
+from qa.web.guard import guard
+from qa.web.openapi import MAX_BODY_BYTES
 
 
 _searcher_lock = threading.Lock()
@@ -30,28 +29,34 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(test_config: dict | None = None) -> Flask:
-    """Create the app; settings come from QA_* environment variables unless ``test_config`` overrides them."""
+def create_app(test_config: dict | None = None, searcher: Searcher | None = None) -> Flask:
+    """Create the app.
+
+    Args:
+        test_config: plain settings overriding the defaults below (paths, names, the token).
+        searcher: a ready Searcher to answer with (``qa serve`` passes the one whose model
+            it loaded before forking); without one, the first request makes one from
+            ``QA_INDEX`` and ``QA_MODEL``.
+    """
     app = Flask(__name__)
     app.config.from_mapping(
-        QA_INDEX=os.environ.get("QA_INDEX", "index"),
-        QA_MODEL=os.environ.get("QA_MODEL"),
+        QA_INDEX="index",
+        QA_MODEL=None,
         # The documents folder, to tell when the index no longer matches it (None: never stale).
         QA_DOCS=None,
-        # A ready Searcher to share (qa serve passes the one whose model it already loaded).
-        SEARCHER=None,
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         # Host names answered besides the loopback ones (web/guard.py); "*" answers any.
         QA_ALLOWED_HOSTS=(),
         # When set, every request must carry this token.
         QA_TOKEN=None,
-        JSON_SORT_KEYS=False,
     )
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
+    if searcher is not None:
+        app.extensions["qa.searcher"] = searcher
 
-    from web import api, pages
+    from qa.web import api, pages
 
     app.before_request(guard)
     app.register_blueprint(pages.bp)
@@ -63,16 +68,14 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def get_searcher() -> Searcher:
-    """Return the app's Searcher, loading the model on first use only."""
+    """Return the app's Searcher, the one place it is kept; made on first use when none was given."""
     app = current_app
     searcher = app.extensions.get("qa.searcher")
     if searcher is None:
         with _searcher_lock:
             searcher = app.extensions.get("qa.searcher")
             if searcher is None:
-                searcher = app.config["SEARCHER"] or Searcher(
-                    Path(app.config["QA_INDEX"]), model=app.config["QA_MODEL"]
-                )
+                searcher = Searcher(Path(app.config["QA_INDEX"]), model=app.config["QA_MODEL"])
                 app.extensions["qa.searcher"] = searcher
     return searcher
 
@@ -92,7 +95,8 @@ def stale_reason() -> str | None:
     if cached is None or cached[1] != reader.folder or now - cached[0] > STALE_CHECK_EVERY_S:
         from qa.build import stale_reason as reason_for
 
-        cached = (now, reader.folder, reason_for(reader, Path(docs)))
+        # Against the build's own chunking: a server only asks whether the documents changed.
+        cached = (now, reader.folder, reason_for(reader, Path(docs), reader.chunking))
         current_app.extensions["qa.stale"] = cached
     return cached[2]
 

@@ -9,8 +9,8 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from qa.errors import BadRequest, QAError
 from qa.search import DEFAULT_K
-from web import get_searcher, stale_reason
-from web.openapi import MAX_BODY_BYTES, openapi_document
+from qa.web import get_searcher, stale_reason
+from qa.web.openapi import MAX_BODY_BYTES, openapi_document
 
 bp = Blueprint("api", __name__)
 

@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request
 
 from qa.errors import QAError
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
-from web import get_searcher, stale_reason
+from qa.web import get_searcher, stale_reason
 
 bp = Blueprint("pages", __name__)
 

@@ -1,43 +1,10 @@
-"""Serve the web app with gunicorn, building the index first when it is missing or stale."""
+"""Serve the web app with gunicorn: gevent workers, FAISS on one thread, busy workers shed connections."""
 
 from __future__ import annotations
 
 import os
 import sys
 import threading
-from pathlib import Path
-
-from qa import store
-from qa.build import build, stale_reason
-from qa.embed import model_name
-from qa.errors import IndexUnavailable, NoDocuments
-
-
-def ensure_index(docs_dir: Path, index_dir: Path, model: str | None = None, log=print) -> None:
-    """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
-
-    The embedding model is loaded only when a build is needed.
-    """
-    try:
-        reader = store.open_index(index_dir, model=model_name(model))
-        if reader.manifest.model != model_name(model):
-            raise IndexUnavailable(f"the index was built with {reader.manifest.model}")
-        reason = stale_reason(reader, docs_dir) if docs_dir.is_dir() else None
-    except IndexUnavailable as exc:
-        reason = str(exc)
-    if reason is None:
-        return
-    log(f"building the index: {reason}")
-    try:
-        report = build(docs_dir, index_dir, model, progress=sys.stderr.isatty(), wait=True)
-    except NoDocuments:
-        if store.current_build(index_dir) is None:
-            raise
-        log(f"warning: cannot rebuild from {docs_dir}; serving the existing index")
-        return
-    for skipped in report.skipped:
-        log(f"skipped {skipped.source}: {skipped.reason}")
-    log(f"indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f}s")
 
 
 #: Addresses that mean "every interface": not a name any client uses.

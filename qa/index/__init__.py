@@ -1,0 +1,12 @@
+"""The built index: a folder of builds (layout), passage vectors (vectors), the passage table (tables).
+
+``open_index`` loads the build in service as an ``IndexReader``; ``write_build``
+writes and publishes a new one. See layout.py for the files on disk.
+"""
+
+from __future__ import annotations
+
+from qa.index.layout import MODELS, Manifest, build_lock, current_build
+from qa.index.reader import IndexReader, open_index, write_build
+
+__all__ = ["MODELS", "IndexReader", "Manifest", "build_lock", "current_build", "open_index", "write_build"]

@@ -1,0 +1,245 @@
+"""The index folder on disk: one folder per build, a pointer to the build in service, one writer.
+
+Layout of an index folder::
+
+    index/
+      CURRENT                  name of the build in service, replaced atomically
+      build.lock               held by the one process that is building
+      models/                  cached query-encoder exports, kept across builds
+      builds/<name>/
+        manifest.json          format version, model, dimension, counts, fingerprint, chunking
+        vectors.faiss          passage vectors; row i is passage row i (qa/index/vectors.py)
+        sentences.npy          one vector per sentence row, memory-mapped when read
+        passages.sqlite        documents, passages, sentences, FTS5 index (qa/index/tables.py)
+
+A build is written into a fresh folder and published by replacing ``CURRENT``
+in one ``os.replace``, so readers see the old build or the new one, never half
+of one, and a killed build leaves only an unreferenced folder behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from qa.errors import IndexBusy, IndexUnavailable, IndexWriteError
+from qa.settings import ChunkSettings
+
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+VECTORS = "vectors.faiss"
+PASSAGES = "passages.sqlite"
+SENTENCES = "sentences.npy"
+CURRENT = "CURRENT"
+LOCK = "build.lock"
+BUILDS = "builds"
+#: Cached query-encoder exports, kept across builds.
+MODELS = "models"
+#: Every file a complete build holds.
+BUILD_FILES = (MANIFEST, VECTORS, PASSAGES, SENTENCES)
+#: Builds kept besides the current one: the one it replaced, for readers that opened it before the switch.
+KEEP_PREVIOUS = 1
+# What a build is named: its UTC start time.
+_BUILD_NAME = re.compile(r"[0-9]{8}T[0-9]{12}Z")
+_BUILD_NAME_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_MANIFEST_TYPES = {
+    "model": str,
+    "dimension": int,
+    "passage_count": int,
+    "document_count": int,
+    "fingerprint": str,
+    "chunking": dict,
+    "built_at": str,
+    "format_version": int,
+}
+_MANIFEST_REQUIRED = ("model", "dimension", "passage_count", "document_count", "fingerprint")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a build contains and how it was made; written as ``manifest.json``."""
+
+    model: str
+    dimension: int
+    passage_count: int
+    document_count: int
+    fingerprint: str
+    #: The chunking settings, as ``ChunkSettings.as_manifest`` records them.
+    chunking: dict = field(default_factory=dict)
+    built_at: str = ""
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """Load and type-check a manifest; anything amiss is IndexUnavailable naming the file."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(f"unreadable index manifest {path}: {exc}; run `qa index --rebuild`") from None
+        if not isinstance(data, dict):
+            raise IndexUnavailable(f"index manifest {path} is not a JSON object; run `qa index --rebuild`")
+        for name, kind in _MANIFEST_TYPES.items():
+            if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+                raise IndexUnavailable(
+                    f"index manifest {path}: {name} must be {kind.__name__}, not {data[name]!r:.40}; "
+                    "run `qa index --rebuild`"
+                )
+        missing = [name for name in _MANIFEST_REQUIRED if name not in data]
+        if missing:
+            raise IndexUnavailable(f"index manifest {path} lacks {', '.join(missing)}; run `qa index --rebuild`")
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
+
+    def chunk_settings(self, where: Path) -> ChunkSettings:
+        """Return the chunking this build was made with (IndexUnavailable if another chunker made it)."""
+        return ChunkSettings.from_manifest(self.chunking, str(where))
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """Return the folder of the build in service, or None when there is none.
+
+    Raises:
+        IndexUnavailable: ``CURRENT`` cannot be read or does not name a build.
+    """
+    path = index_dir / CURRENT
+    try:
+        name = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise IndexUnavailable(f"cannot read {path}: {reason}; run `qa index --rebuild`") from None
+    if not name:
+        return None
+    if not _BUILD_NAME.fullmatch(name):
+        # A name like "../../elsewhere" would make qa serve files outside the index.
+        raise IndexUnavailable(f"{path} does not name a build ({name[:40]!r}); run `qa index --rebuild`")
+    return index_dir / BUILDS / name
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold the index's single-writer lock, removing leftovers of killed builds once it is held.
+
+    Raises:
+        IndexBusy: another process holds it and ``wait`` is false.
+    """
+    with writing(index_dir):
+        index_dir.mkdir(parents=True, exist_ok=True)
+        handle = open(index_dir / LOCK, "a+")
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IndexBusy(
+                f"another build of {index_dir} is running ({holder}); wait for it or use --wait"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        try:
+            _remove_leftovers(index_dir)
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Remove half-written builds of killed processes (only the lock holder writes any)."""
+    builds = index_dir / BUILDS
+    if builds.is_dir():
+        for stray in builds.glob(".tmp-*"):
+            shutil.rmtree(stray, ignore_errors=True)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        stray.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def staged_build(index_dir: Path) -> Iterator[Path]:
+    """Yield a fresh folder to write a build into; publish it as current when the block ends.
+
+    Call with the build lock held. On any error the folder is removed and the
+    build in service stays; a failed write is IndexWriteError naming what failed.
+    """
+    builds = index_dir / BUILDS
+    name = datetime.now(timezone.utc).strftime(_BUILD_NAME_FORMAT)
+    tmp = builds / f".tmp-{name}-{os.getpid()}"
+    try:
+        with writing(index_dir):
+            builds.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            yield tmp
+            for child in tmp.iterdir():
+                _fsync(child)
+            final = builds / name
+            os.rename(tmp, final)
+            _fsync(builds)
+            try:
+                served = current_build(index_dir)
+            except IndexUnavailable:
+                served = None  # a damaged CURRENT is what this build repairs
+            _publish(index_dir, name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _prune(index_dir, keep={name, served.name if served else ""})
+
+
+@contextlib.contextmanager
+def writing(index_dir: Path) -> Iterator[None]:
+    """Turn a failed write (disk full, read-only folder) into IndexWriteError naming what failed."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        where = f"{exc.filename}: " if isinstance(exc, OSError) and exc.filename else ""
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise IndexWriteError(
+            f"cannot write the index in {index_dir} ({where}{reason}); free some space or make the "
+            "folder writable, then run `qa index` again. The build in service is unchanged"
+        ) from exc
+
+
+def _publish(index_dir: Path, name: str) -> None:
+    tmp = index_dir / f".{CURRENT}.{os.getpid()}"
+    tmp.write_text(name + "\n", encoding="utf-8")
+    _fsync(tmp)
+    os.replace(tmp, index_dir / CURRENT)
+    _fsync(index_dir)
+
+
+def _prune(index_dir: Path, keep: set[str]) -> None:
+    """Remove every build but ``keep`` (the new one and the one it replaced), and leftovers of killed builds.
+
+    A build killed after its folder was renamed but before it was published is
+    never served, so it goes too; the build that was in service until now
+    stays, for readers that opened it just before the switch.
+    """
+    for path in (index_dir / BUILDS).iterdir():
+        if path.name not in keep:
+            shutil.rmtree(path, ignore_errors=True)
+    for stray in index_dir.glob(f".{CURRENT}.*"):
+        stray.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,139 @@
+"""One build, loaded or written: its manifest, passage vectors, sentence vectors and passage table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from qa.embed import vector_space
+from qa.errors import IndexUnavailable
+from qa.filters import Filters
+from qa.index import layout, tables
+from qa.index.layout import Manifest
+from qa.index.vectors import FaissVectors, Vectors
+from qa.passage import Passage
+from qa.settings import ChunkSettings
+
+#: The vector backend builds are written with.
+BACKEND: type[Vectors] = FaissVectors
+
+
+class IndexReader:
+    """A loaded build; every check that it is whole happens here, with a message naming the file."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        for name in layout.BUILD_FILES:
+            if not (folder / name).is_file():
+                raise IndexUnavailable(f"index file missing: {folder / name}; run `qa index --rebuild`")
+        path = folder / layout.MANIFEST
+        self.manifest = Manifest.read(path)
+        if self.manifest.format_version != layout.FORMAT_VERSION:
+            raise IndexUnavailable(
+                f"{path} has format version {self.manifest.format_version}, "
+                f"this qa reads {layout.FORMAT_VERSION}; run `qa index --rebuild`"
+            )
+        #: The chunking the build was made with, read back from its manifest.
+        self.chunking: ChunkSettings = self.manifest.chunk_settings(path)
+        self.vectors = BACKEND.load(folder / layout.VECTORS)
+        _expect(
+            (len(self.vectors), self.vectors.dimension) == (self.manifest.passage_count, self.manifest.dimension),
+            f"{folder / layout.VECTORS} holds {len(self.vectors)} vectors of dimension {self.vectors.dimension}, "
+            f"the manifest says {self.manifest.passage_count} of {self.manifest.dimension}",
+        )
+        self.tables = tables.Tables(folder / layout.PASSAGES)
+        _expect(
+            self.tables.passage_count == self.manifest.passage_count,
+            f"{self.tables.path} holds {self.tables.passage_count} passages, "
+            f"the manifest says {self.manifest.passage_count}",
+        )
+        try:
+            self.sentence_vectors = np.load(folder / layout.SENTENCES, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise IndexUnavailable(
+                f"corrupt sentence vectors {folder / layout.SENTENCES}: {exc}; run `qa index --rebuild`"
+            ) from exc
+        _expect(
+            self.sentence_vectors.shape == (self.tables.sentence_count, self.manifest.dimension),
+            f"{folder / layout.SENTENCES} holds {self.sentence_vectors.shape} vectors, the passage table "
+            f"{self.tables.sentence_count} sentences of dimension {self.manifest.dimension}",
+        )
+
+    def close(self) -> None:
+        """Let go of the passage table's connections; call once no search uses this build."""
+        self.tables.close()
+
+    def search(self, query: np.ndarray, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
+        """Return (row, cosine) of the ``k`` passages nearest ``query`` that ``filters`` allow, best first."""
+        allowed = self.tables.rows(filters)
+        if allowed is not None and not allowed:
+            return []
+        scores, rows = self.vectors.search(query[None, :], k, allowed)
+        return [(int(r), float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
+
+    def lexical(self, question: str, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
+        """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow."""
+        return self.tables.lexical(question, k, filters)
+
+    def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
+        """Return the stored passage vectors of ``rows``."""
+        return self.vectors.reconstruct(rows)
+
+    def sentence_cosines(self, passage: Passage, query: np.ndarray) -> list[tuple[int, int, float]]:
+        """Return (start, end, cosine) of each sentence of ``passage``, offsets relative to its text."""
+        rows = self.tables.sentences_in(passage)
+        if not rows:
+            return []
+        cosines = np.asarray(self.sentence_vectors[[r for r, _, _ in rows]]) @ query
+        return [(a - passage.start, b - passage.start, float(c)) for (_, a, b), c in zip(rows, cosines)]
+
+
+def _expect(holds: bool, mismatch: str) -> None:
+    if not holds:
+        raise IndexUnavailable(f"{mismatch}; run `qa index --rebuild`")
+
+
+def open_index(index_dir: Path, model: str | None = None) -> IndexReader:
+    """Load the current build of ``index_dir``; refuse one whose vectors another model made.
+
+    ``model`` is the name of the model that will encode the questions; an int8
+    export of the index's model shares its vector space and is accepted.
+    """
+    folder = layout.current_build(index_dir)
+    if folder is None:
+        raise IndexUnavailable(f"no index in {index_dir}: run `qa index` first")
+    if not folder.is_dir():
+        raise IndexUnavailable(f"index build folder missing: {folder}; run `qa index --rebuild`")
+    reader = IndexReader(folder)
+    if model is not None and vector_space(reader.manifest.model) != vector_space(model):
+        raise IndexUnavailable(
+            f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
+            f"not {model!r}: run `qa index --rebuild` or choose that model"
+        )
+    return reader
+
+
+def write_build(
+    index_dir: Path,
+    manifest: Manifest,
+    vectors: np.ndarray,
+    documents: Sequence,
+    passages: Sequence[Passage],
+    sentences: Sequence[tuple[str, int, int]],
+    sentence_vectors: np.ndarray,
+) -> Path:
+    """Write a complete build into a new folder, then publish it as the current one.
+
+    Call with the build lock held. ``sentences`` are (source, start, end).
+    Returns the published build's folder.
+    """
+    if len(vectors) != len(passages) or len(sentence_vectors) != len(sentences):
+        raise ValueError("one vector per passage and per sentence")
+    with layout.staged_build(index_dir) as folder:
+        tables.write(folder / layout.PASSAGES, documents, passages, sentences)
+        np.save(folder / layout.SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
+        BACKEND.build(vectors, manifest.dimension).save(folder / layout.VECTORS)
+        manifest.write(folder / layout.MANIFEST)
+    return layout.current_build(index_dir)

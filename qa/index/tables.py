@@ -1,0 +1,224 @@
+"""The passage table: documents, passages, sentences and the FTS5 index, in one SQLite file.
+
+Every SQL statement of qa lives in this module. Callers pass typed values
+(``Filters``, rows, sources) and get records back; none of them builds SQL.
+
+Lexical retrieval is BM25 with SQLite FTS5: its ``bm25()`` is Okapi BM25
+(Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and
+Beyond", 2009) with k1 = 1.2 and b = 0.75, negated (smaller is better). Words
+are Porter-stemmed and folded to ASCII, so "treaties" finds "treaty" and
+"Zaporizhzhia" its accented spellings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from qa.errors import IndexUnavailable
+from qa.filters import Filters
+from qa.lexical import match_expression
+from qa.passage import METADATA, Passage
+
+_SCHEMA = """
+CREATE TABLE documents (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT NOT NULL,
+    title TEXT,
+    date TEXT,
+    url TEXT,
+    author TEXT,
+    chars INTEGER NOT NULL
+);
+CREATE TABLE passages (
+    row INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    source TEXT NOT NULL REFERENCES documents(source),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX passages_by_source ON passages(source);
+CREATE TABLE sentences (
+    row INTEGER PRIMARY KEY,
+    source TEXT NOT NULL REFERENCES documents(source),
+    start INTEGER NOT NULL,
+    end INTEGER NOT NULL
+);
+CREATE INDEX sentences_by_span ON sentences(source, start);
+-- Passage text and its document title, contentless: the text lives in passages.
+CREATE VIRTUAL TABLE passages_fts USING fts5(
+    text, title, content='', tokenize='porter unicode61 remove_diacritics 2'
+);
+"""
+#: Column weights for bm25(): a title word counts for half a body word.
+BM25_WEIGHTS = (1.0, 0.5)
+_PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, " + ", ".join(f"d.{m}" for m in METADATA)
+
+
+def write(path: Path, documents: Sequence, passages: Sequence[Passage], sentences: Sequence[tuple[str, int, int]]) -> None:
+    """Write a new passage table: ``documents`` carry source, sha256, text and metadata; sentences are (source, start, end)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.executescript(_SCHEMA)
+        db.executemany(
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(d.source, d.sha256, *(getattr(d, m) for m in METADATA), len(d.text)) for d in documents],
+        )
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
+            [(row, p.id, p.source, p.start, p.end, p.text) for row, p in enumerate(passages)],
+        )
+        db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)", [(row, *s) for row, s in enumerate(sentences)])
+        db.executemany(
+            "INSERT INTO passages_fts(rowid, text, title) VALUES (?, ?, ?)",
+            ((row, p.text, p.title or "") for row, p in enumerate(passages)),
+        )
+        db.commit()
+
+
+def _where(filters: Filters) -> tuple[str, tuple]:
+    """Return an SQL condition on ``documents d`` for ``filters`` and its parameters ('' when unfiltered)."""
+    terms, params = [], []
+    if filters.since:
+        terms.append("d.date >= ?")
+        params.append(filters.since)
+    if filters.until:
+        terms.append("d.date <= ?")
+        params.append(filters.until)
+    if filters.source:
+        terms.append("d.source = ?")
+        params.append(filters.source)
+    return " AND ".join(terms), tuple(params)
+
+
+class Tables:
+    """Read-only access to one build's passage table; safe to share between threads and greenlets."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        # Connections are lent out one query at a time: per-thread connections would grow
+        # without bound under a server whose requests each run in a new greenlet.
+        self._idle: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        (self.passage_count,) = self._query("SELECT count(*) FROM passages")[0]
+        (self.sentence_count,) = self._query("SELECT count(*) FROM sentences")[0]
+
+    @contextlib.contextmanager
+    def _db(self) -> Iterator[sqlite3.Connection]:
+        """Lend a read-only connection for one query."""
+        try:
+            db = self._idle.get_nowait()
+        except queue.Empty:
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            with self._connections_lock:
+                self._connections.append(db)
+        try:
+            yield db
+        finally:
+            self._idle.put(db)
+
+    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        """Run a read query; a missing or damaged table is IndexUnavailable, not a crash."""
+        try:
+            with self._db() as db:
+                return db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+
+    def close(self) -> None:
+        """Close every connection opened (in any thread); call once no search uses this."""
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            db.close()
+
+    def passages(self, rows: Sequence[int]) -> list[Passage]:
+        """Return the passages at ``rows``, in that order, with their document's metadata."""
+        rows = [int(r) for r in rows]
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {
+            r["row"]: r
+            for r in self._query(
+                f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN documents d USING (source) WHERE p.row IN ({marks})",
+                rows,
+            )
+        }
+        return [_passage(found[r]) for r in rows]
+
+    def passages_of(self, source: str) -> list[tuple[int, Passage]]:
+        """Return (row, passage) of one document's passages in order, for reuse by the next build."""
+        sql = f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN documents d USING (source) WHERE p.source = ? ORDER BY p.start"
+        return [(r["row"], _passage(r)) for r in self._query(sql, (source,))]
+
+    def sentences_in(self, passage: Passage) -> list[tuple[int, int, int]]:
+        """Return (row, start, end) of the sentences inside ``passage``, in order."""
+        sql = "SELECT row, start, end FROM sentences WHERE source = ? AND start >= ? AND end <= ? ORDER BY start"
+        return [tuple(r) for r in self._query(sql, (passage.source, passage.start, passage.end))]
+
+    def sentences_of(self, source: str) -> list[tuple[int, int, int]]:
+        """Return (row, start, end) of every sentence of one document, for reuse by the next build."""
+        sql = "SELECT row, start, end FROM sentences WHERE source = ? ORDER BY start"
+        return [tuple(r) for r in self._query(sql, (source,))]
+
+    def digests(self) -> dict[str, str]:
+        """Return each document's sha256 by source."""
+        return {r["source"]: r["sha256"] for r in self._query("SELECT source, sha256 FROM documents")}
+
+    def has_source(self, source: str) -> bool:
+        return bool(self._query("SELECT 1 FROM documents WHERE source = ?", (source,)))
+
+    def count_undated(self, filters: Filters) -> int:
+        """Return how many documents a date filter leaves out for having no date (within its source)."""
+        where, params = _where(Filters(source=filters.source))
+        sql = "SELECT count(*) FROM documents d WHERE d.date IS NULL" + (f" AND {where}" if where else "")
+        return self._query(sql, params)[0][0]
+
+    def rows(self, filters: Filters) -> list[int] | None:
+        """Return the passage rows ``filters`` allow, or None when they allow every row."""
+        where, params = _where(filters)
+        if not where:
+            return None
+        sql = f"SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where}"
+        return [r for (r,) in self._query(sql, params)]
+
+    def lexical(self, question: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+        """Return up to ``k`` (row, BM25 score) pairs, best first, among the rows ``filters`` allow."""
+        expression = match_expression(question)
+        if expression is None:
+            return []
+        sql = (
+            f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS[0]}, {BM25_WEIGHTS[1]}) AS s FROM passages_fts "
+            "WHERE passages_fts MATCH ?"
+        )
+        where, params = _where(filters)
+        if where:
+            sql += f" AND rowid IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where})"
+        sql += " ORDER BY s LIMIT ?"
+        return [(row, -score) for row, score in self._query(sql, (expression, *params, k))]
+
+    def recent_titles(self, n: int) -> list[str]:
+        """Return up to ``n`` distinct document titles, newest dated first."""
+        sql = (
+            "SELECT title FROM documents WHERE title IS NOT NULL "
+            "GROUP BY title ORDER BY max(date IS NULL), max(date) DESC, title LIMIT ?"
+        )
+        return [r["title"] for r in self._query(sql, (n,))]
+
+
+def _passage(row: sqlite3.Row) -> Passage:
+    return Passage(
+        id=row["id"],
+        text=row["text"],
+        source=row["source"],
+        start=row["start"],
+        end=row["end"],
+        **{m: row[m] for m in METADATA},
+    )

@@ -1,0 +1,94 @@
+"""The knobs of chunking and ranking, as values: made once, passed in, and saved with the index.
+
+Nothing here reads the environment: the command line does that, once, at its
+edge (click's ``envvar=``), and hands these values to the builder and the
+searcher. Two configurations can therefore live in one process (a benchmark
+sweeps by making new settings, never by assigning to a module), and an index
+records the chunking it was built with in its manifest, which is read back
+into a ``ChunkSettings`` when the index is opened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from qa.errors import IndexUnavailable
+
+#: Retrieval modes, cheapest first: cosine, BM25, their fusion, fusion re-scored by sentences.
+MODES = ("dense", "lexical", "hybrid", "rerank")
+DEFAULT_MODE = "rerank"
+#: How hybrid merges its two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
+FUSIONS = ("convex", "rrf")
+#: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
+SENTENCE_VECTORS = ("late", "separate")
+#: Bump when the chunker cuts the same text differently under the same settings
+#: (3: character bound, CJK words and sentence ends).
+CHUNKING_VERSION = 3
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How documents are cut into passages; see qa/chunk.py for why these sizes."""
+
+    #: Words per passage: ~170 word pieces, inside MiniLM's 256 (bench/tune_chunking.py).
+    max_words: int = 120
+    #: Trailing sentences repeated in the next window, at most this many words.
+    overlap_words: int = 40
+    #: Characters per passage, whatever its word count: ten per word of max_words.
+    max_chars: int = 1200
+    #: "late" pools sentence vectors from the passage's forward pass (no extra encoding).
+    sentence_vectors: str = "late"
+
+    def __post_init__(self) -> None:
+        if self.max_words < 1 or not 0 <= self.overlap_words < self.max_words or self.max_chars < 1:
+            raise ValueError("chunking needs max_words >= 1, 0 <= overlap_words < max_words and max_chars >= 1")
+        if self.sentence_vectors not in SENTENCE_VECTORS:
+            raise ValueError(f"sentence_vectors must be one of {', '.join(SENTENCE_VECTORS)}")
+
+    def as_manifest(self) -> dict:
+        """Return the settings as the manifest records them, with the chunker's version."""
+        return {**asdict(self), "version": CHUNKING_VERSION}
+
+    @classmethod
+    def from_manifest(cls, params: dict, where: str) -> ChunkSettings:
+        """Read settings back from a manifest; ``where`` names the file in the error.
+
+        Raises:
+            IndexUnavailable: another chunker version made the index, or the values are not settings.
+        """
+        if params.get("version") != CHUNKING_VERSION:
+            raise IndexUnavailable(
+                f"{where} was chunked by chunker version {params.get('version')}, this qa cuts with "
+                f"{CHUNKING_VERSION}; run `qa index --rebuild`"
+            )
+        try:
+            return cls(**{f.name: params[f.name] for f in fields(cls)})
+        except (KeyError, TypeError, ValueError) as exc:
+            raise IndexUnavailable(f"{where} has unreadable chunking settings ({exc}); run `qa index --rebuild`") from None
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """How candidates are gathered, fused, re-scored and flagged; tuned in README "Retrieval quality"."""
+
+    #: Candidates taken from each retriever before fusion and de-duplication.
+    candidates: int = 40
+    #: Candidates per wanted result when k is large, so duplicates can be dropped and k still filled.
+    overfetch: int = 4
+    #: Fused candidates re-scored by their sentences (the rest keep their fused order below them).
+    rerank_depth: int = 40
+    fusion: str = "convex"
+    #: Convex fusion weight of the cosine against max-normalised BM25.
+    alpha: float = 0.5
+    #: Weight of the best sentence's cosine against the fused score in rerank mode.
+    sentence_weight: float = 0.5
+    #: Best-sentence cosine under which no passage is taken to answer the question.
+    low_confidence_below: float = 0.35
+
+    def __post_init__(self) -> None:
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}")
+        if not (0.0 <= self.alpha <= 1.0 and 0.0 <= self.sentence_weight <= 1.0):
+            raise ValueError("alpha and sentence_weight are weights between 0 and 1")
+        if min(self.candidates, self.overfetch, self.rerank_depth) < 1:
+            raise ValueError("candidates, overfetch and rerank_depth must be at least 1")
