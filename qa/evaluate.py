@@ -19,8 +19,8 @@ from qa import build as builder
 from qa.dedup import is_duplicate, shingles
 from qa.embed import Embedder, load_embedder
 from qa.errors import QAError
-from qa.ingest import Document
 from qa.filters import Filters
+from qa.ingest import Document
 from qa.search import Searcher, clean_question
 from qa.settings import MODES
 

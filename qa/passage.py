@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-
 #: What a document says about itself, repeated on each of its passages, in this order everywhere.
 METADATA = ("title", "date", "url", "author")
 

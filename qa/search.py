@@ -154,6 +154,10 @@ class Searcher:
                         timer.start()
         return self._reader
 
+    def example_questions(self, n: int = 3) -> list[str]:
+        """Return up to ``n`` questions to suggest: the newest documents' titles."""
+        return self.reader.tables.recent_titles(n)
+
     def search(
         self,
         question: object,

@@ -31,3 +31,11 @@ def index_dir(tmp_path: Path, docs: Path, embedder: HashingEmbedder) -> Path:
     folder = tmp_path / "index"
     build(docs, folder, embedder)
     return folder
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test, so fixtures can tell whether it failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report

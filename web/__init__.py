@@ -14,7 +14,6 @@ from qa.search import Searcher
 from qa.web.guard import guard
 from qa.web.openapi import MAX_BODY_BYTES
 
-
 _searcher_lock = threading.Lock()
 
 SECURITY_HEADERS = {

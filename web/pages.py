@@ -12,11 +12,8 @@ bp = Blueprint("pages", __name__)
 
 K_CHOICES = (3, 5, 10, 20)
 FILTERS = ("since", "until", "source")
-EXAMPLES = (
-    "Which treaty did Bush withdraw from in 2002?",
-    "When did the US suspend the INF Treaty?",
-    "What does Moscow want regarding NATO near its borders?",
-)
+#: Document titles offered as example questions on the empty page.
+EXAMPLES = 3
 
 
 def segments(text: str, highlights: list[list[int]]) -> list[tuple[str, bool]]:
@@ -52,18 +49,14 @@ def index():
     question = request.args.get("q", "")
     k = request.args.get("k", str(DEFAULT_K))
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
-    context = dict(
-        question=question,
-        k=k,
-        filters=filters,
-        k_choices=K_CHOICES,
-        examples=EXAMPLES,
-        max_chars=MAX_QUESTION_CHARS,
-    )
+    context = dict(question=question, k=k, filters=filters, k_choices=K_CHOICES, max_chars=MAX_QUESTION_CHARS)
     try:
         context["stale"] = stale_reason()
+        # The collection's own newest titles: a title is a fair question about its document.
+        context["examples"] = get_searcher().example_questions(EXAMPLES)
     except QAError:
-        context["stale"] = None  # the search below says what is wrong with the index
+        # No usable index: the search below, or the empty page, says so.
+        context["stale"], context["examples"] = None, []
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:

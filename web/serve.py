@@ -6,7 +6,6 @@ import os
 import sys
 import threading
 
-
 #: Addresses that mean "every interface": not a name any client uses.
 _WILDCARDS = ("0.0.0.0", "::", "[::]", "")
 

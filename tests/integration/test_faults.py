@@ -34,7 +34,7 @@ import pytest
 
 from qa import testing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SEEDS = ROOT / "seeds"
 
 #: Generated documents in the big corpus: enough that a full build takes a few seconds.
@@ -60,6 +60,7 @@ NEW_TEXT = (
 NEW_QUESTION = "When did the Quarvelle glassworks melt its first cobalt batch?"
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("gevent", reason="qa serve's workers are gevent workers: pip install gevent")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -160,8 +161,11 @@ def search_url(base: str, question: str, k: int = 3) -> str:
 
 
 @pytest.fixture
-def servers():
-    """Start servers with ``servers(docs, index, cwd, workers)``; all are stopped at teardown."""
+def servers(request):
+    """Start servers with ``servers(docs, index, cwd, workers)``; all are stopped at teardown.
+
+    When the test failed, each server's log is printed (pytest shows it under the failure).
+    """
     started: list[testing.Server] = []
 
     def start(docs: Path, index: Path, cwd: Path, workers: int = 2) -> testing.Server:
@@ -171,8 +175,11 @@ def servers():
         return server
 
     yield start
+    failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for server in started:
-        server.stop()
+        log = server.stop()
+        if failed:
+            print(f"--- qa serve on port {server.port}, last lines of its log:\n{log}")
 
 
 def seed_copy(tmp_path: Path) -> tuple[Path, Path]:

@@ -4,9 +4,16 @@ from pathlib import Path
 
 import pytest
 
-from qa.ingest import Document, Skipped, fingerprint, load_documents, parse_document, parse_header
+from qa.ingest import (
+    Document,
+    Skipped,
+    fingerprint,
+    load_documents,
+    parse_document,
+    parse_header,
+)
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 # source -> (title, date, url, author), exactly as the seeds carry them; None where absent.
 SEED_METADATA = {

@@ -1,22 +1,20 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from qa import index
-from qa.index import layout
-from qa.index import reader as reader_module
-from qa.index import vectors as vectors_module
-from qa.settings import ChunkSettings
 from qa.build import build, stale_reason
 from qa.embed import HashingEmbedder
 from qa.errors import IndexBusy, IndexUnavailable, NoDocuments
+from qa.index import layout
+from qa.index import reader as reader_module
+from qa.index import vectors as vectors_module
 from qa.ingest import load_documents
 from qa.search import Searcher
+from qa.settings import ChunkSettings
 
 
 def test_build_writes_manifest_and_passages_that_quote_the_documents(docs, index_dir, embedder):

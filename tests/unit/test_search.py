@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
+from qa.dedup import overlaps
 from qa.errors import BadRequest
 from qa.filters import Filters
 from qa.search import MAX_K, Searcher, clean_k, clean_mode, clean_question
 from qa.settings import MODES
-from qa.dedup import overlaps
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ import pytest
 from qa import testing
 
 pytestmark = pytest.mark.slow
+pytest.importorskip("gevent", reason="qa serve's workers are gevent workers: pip install gevent")
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 #: Connections that trickle header lines, and connections that send nothing at all.
 SLOW_CLIENTS = 64
 IDLE_CLIENTS = 64

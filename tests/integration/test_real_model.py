@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 
 from qa import index
-from qa.index import layout
 from qa.build import build
 from qa.embed import DEFAULT_MODEL, load_embedder
 from qa.search import Searcher
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +37,7 @@ def test_model_loads_offline_from_the_package(model):
 
 def test_every_seed_passage_fits_the_model_window(seeds_index, model):
     reader = index.open_index(seeds_index)
-    longest = max(model.count_tokens(p.text) for p in reader.passages(range(reader.manifest.passage_count)))
+    longest = max(model.count_tokens(p.text) for p in reader.tables.passages(range(reader.manifest.passage_count)))
     assert longest <= model.max_tokens
 
 

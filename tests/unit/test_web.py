@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from qa.cli import cli
 from qa.passage import Passage, Result
-from qa.search import Answer, MAX_K, Searcher
+from qa.search import MAX_K, Answer, Searcher
 from qa.web import MAX_BODY_BYTES, create_app
 from qa.web.pages import segments
 
@@ -215,8 +215,27 @@ def test_openapi_describes_routes_and_limits(client):
 def test_page_empty_state_has_labelled_form(client):
     html = client.get("/").get_data(as_text=True)
     assert '<label for="q">' in html and 'id="q" name="q"' in html
-    assert 'method="get"' in html and "Try:" in html
+    assert 'method="get"' in html
     assert '<label for="k">' in html
+
+
+def test_page_examples_are_the_collections_newest_titles(client):
+    import re
+    from html import unescape
+
+    html = client.get("/").get_data(as_text=True)
+    examples = [unescape(t) for t in re.findall(r'<li><a href="/\?q=[^"]*">([^<]*)</a></li>', html)]
+    # Dated titles newest first, then undated ones (the seed dated 2025 has no title).
+    assert examples == [
+        "Russian Foreign Minister: No Difference in Russia's Actions if Trump Elected",
+        "US Ignored Enormous Displays of Goodwill From Russia’s President Putin - Lavrov",
+        "The Moment I Stated...",
+    ]
+
+
+def test_page_without_an_index_offers_no_examples(empty_client):
+    html = empty_client.get("/").get_data(as_text=True)
+    assert "Try the titles" not in html and 'placeholder="e.g.' not in html
 
 
 def test_page_shows_cited_results(client):
@@ -249,6 +268,9 @@ class FixedSearcher:
     def search(self, question, k=5, **options):
         return Answer(question, [self.result], 1.0)
 
+    def example_questions(self, n=3):
+        return [self.result.passage.title]
+
 
 def test_page_escapes_everything_from_documents():
     evil = Passage(
@@ -271,11 +293,11 @@ def test_page_escapes_everything_from_documents():
 
 
 def test_page_nothing_found_state():
-    class Nothing:
+    class Nothing(FixedSearcher):
         def search(self, question, k=5, **options):
             return Answer(question, [], 1.0)
 
-    app = create_app({"TESTING": True}, searcher=Nothing())
+    app = create_app({"TESTING": True}, searcher=Nothing(Passage("x:0-1", "x", "x", 0, 1)))
     assert b"Nothing relevant found" in app.test_client().get("/?q=anything").data
 
 

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
-from qa.testing import free_port
+
+from qa import testing
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 APT_TIMEOUT = 900
@@ -83,55 +79,14 @@ def chromedriver() -> Path:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`qa serve` with the real default model on a free local port; yields its base URL."""
     root = tmp_path_factory.mktemp("server")
-    docs, index, log_path = root / "docs", root / "index", root / "serve.log"
-    shutil.copytree(SEEDS, docs)
-    port = free_port()
+    shutil.copytree(SEEDS, root / "docs")
     # The test checks what a user sees, so it must use the real model, not the hashing fake.
-    env = {key: value for key, value in os.environ.items() if key not in ("QA_MODEL", "QA_DOCS", "QA_INDEX")}
-    command = [
-        sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(port),
-        "--workers", "1", "--docs", str(docs), "--index", str(index),
-    ]
-    base = f"http://127.0.0.1:{port}"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
-    try:
-        wait_until_healthy(base, process, log_path)
-        yield base
-    finally:
-        stop(process)
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen, log_path: Path) -> None:
-    """Poll /healthz until it says ok; fail with the server's log when it dies or takes too long."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            log = tail(log_path.read_text(errors="replace"))
-            pytest.fail(f"qa serve exited with code {process.returncode}:\n{log}")
+    with testing.Server(root / "docs", root / "index", root / "serve.log", workers=1) as running:
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=2) as response:
-                if json.load(response).get("status") == "ok":
-                    return
-        except (OSError, ValueError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"qa serve was not healthy within {STARTUP_TIMEOUT}s:\n{tail(log_path.read_text(errors='replace'))}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Terminate the server's whole process group (gunicorn forks workers), killing it if it lingers."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=15)
+            running.wait_ready(timeout=STARTUP_TIMEOUT)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield running.base
 
 
 @pytest.fixture(scope="module")
