@@ -7,9 +7,12 @@ build inside ``qa serve``) down with it. A worker process is bounded from
 outside: ``RLIMIT_AS`` caps its address space (``Limits.max_memory``; the
 parsers' own imports take ~60 MB of it), the parent kills it when a file takes
 longer than ``Limits.max_seconds``, and a crash costs only that file. Workers
-are started with ``spawn``: the caller may hold threads (PyTorch, FAISS,
-OpenMP) that make ``fork`` unsafe. A worker reads file after file, so its
-start-up is paid once per worker, and again only after a kill or a crash.
+are forked from multiprocessing's fork server, a clean single-threaded
+process that has imported the parsers once: forking the caller itself is
+unsafe (it may hold PyTorch, FAISS or OpenMP threads), and ``spawn`` would
+re-import the parsers (and the caller's ``__main__``) for every new worker.
+A worker reads file after file; after a timeout, a crash or a MemoryError it
+is replaced by a fresh fork.
 Text and Markdown files are read in the caller's process: pure Python whose
 cost grows with the (already bounded) file size.
 
@@ -25,6 +28,7 @@ caller that trusts its files).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import time
 from collections import deque
@@ -40,6 +44,25 @@ DEFAULT_WORKERS = 2
 READ_AHEAD = 4
 #: Seconds a worker is given to exit after being told to, before it is killed.
 EXIT_GRACE = 1.0
+#: Seconds a new worker may take to come up (a fork of the preloaded server: ~10 ms; first server start ~0.5 s).
+STARTUP_SECONDS = 60.0
+READY = "ready"
+#: Share of ``Limits.max_memory`` whose use at peak retires a worker after its file.
+RETIRE_SHARE = 0.8
+#: Exit status of a worker that could not even hold the file it was sent.
+EXIT_OUT_OF_MEMORY = 3
+#: Imported once in the fork server, so each worker starts with the parsers loaded.
+PRELOAD = [
+    "qa.formats", "qa.formats.text", "qa.formats.html", "qa.formats.pdf", "qa.formats.docx", "qa.formats.eml",
+    "trafilatura", "pypdfium2", "docx", "charset_normalizer",
+]
+
+
+def _context():
+    """The forkserver context, preloading the parsers (and not the caller's ``__main__``)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def extract_many(
@@ -99,18 +122,23 @@ class _Worker:
     """One worker process and the pipe to it."""
 
     def __init__(self, limits: Limits) -> None:
-        context = multiprocessing.get_context("spawn")
+        context = _context()
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, limits), daemon=True, name="qa-extract")
         self.process.start()
         child.close()
         self.job: int | None = None
         self.deadline = 0.0
+        self.ready = False
 
     def send(self, index: int, name: str, data: bytes, seconds: float) -> None:
+        if not self.ready:
+            # The clock starts when the worker is up; its start-up is not the file's fault.
+            if not self.conn.poll(STARTUP_SECONDS) or self.conn.recv() != READY:
+                raise OSError("extract worker did not start")
+            self.ready = True
         self.job = index
         self.conn.send((name, data))
-        # The clock starts when the file is handed over; a fresh worker's start-up is not the file's fault.
         self.deadline = time.monotonic() + seconds
 
     def stop(self) -> None:
@@ -135,10 +163,12 @@ class _Pool:
         self.limits = limits
         self.size = size
         self.workers: list[_Worker] = []
+        #: Files whose worker could not start, with their reason, for the next ``collect``.
+        self.failed: list[tuple[int, Result]] = []
 
     @property
     def busy(self) -> int:
-        return sum(w.job is not None for w in self.workers)
+        return sum(w.job is not None for w in self.workers) + len(self.failed)
 
     def dispatch(self, queue: deque[tuple[int, str, bytes]]) -> None:
         """Hand queued files to idle workers, starting workers up to the pool size."""
@@ -152,26 +182,31 @@ class _Pool:
             index, name, data = queue.popleft()
             try:
                 idle.send(index, name, data, self.limits.max_seconds)
-            except OSError:  # the worker died idle (should not happen): give the file to a fresh one
+            except (OSError, EOFError) as exc:  # the worker died taking the file, or never started
+                reason = _death(idle.process, self.limits) if idle.ready else f"could not start a reader process ({exc})"
                 self._replace(idle)
-                queue.appendleft((index, name, data))
+                self.failed.append((index, UnreadableDocument(reason)))
 
     def collect(self) -> list[tuple[int, Result]]:
         """Wait for at least one busy worker to answer or run out of time; return what finished."""
+        finished, self.failed = self.failed, []
         busy = [w for w in self.workers if w.job is not None]
+        if not busy:
+            return finished
         timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
         ready = wait([w.conn for w in busy], timeout)
-        finished = []
         for worker in busy:
             index = worker.job
             if worker.conn in ready:
                 try:
-                    result = worker.conn.recv()
+                    result, retire = worker.conn.recv()
                 except (EOFError, OSError):
-                    result = UnreadableDocument(_death(worker.process))
+                    result = UnreadableDocument(_death(worker.process, self.limits))
                     self._replace(worker)
                 else:
                     worker.job = None
+                    if retire:
+                        self._replace(worker)
                 finished.append((index, result))
             elif time.monotonic() >= worker.deadline:
                 finished.append((index, UnreadableDocument(f"took longer than {self.limits.max_seconds:g} s to read")))
@@ -188,10 +223,12 @@ class _Pool:
         self.workers.clear()
 
 
-def _death(process) -> str:
+def _death(process, limits: Limits) -> str:
     """Say how a worker died, for the skipped file's reason."""
     process.join(EXIT_GRACE)
     code = process.exitcode
+    if code == EXIT_OUT_OF_MEMORY:
+        return f"out of memory (reader limit {limits.max_memory >> 20} MiB)"
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
@@ -201,15 +238,30 @@ def _death(process) -> str:
     return f"parser crashed (exit status {code})"
 
 
+def _peak_memory() -> int:
+    """This process's peak address-space size in bytes (VmPeak), 0 where /proc is missing."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmPeak:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def _serve(conn, limits: Limits) -> None:
     """Worker main loop: cap memory, then read files until told to stop."""
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
     resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
+    conn.send(READY)
     while True:
         try:
             message = conn.recv()
+        except MemoryError:
+            os._exit(EXIT_OUT_OF_MEMORY)  # the file alone is bigger than the cap; the pipe is now mid-message
         except (EOFError, OSError):
             return
         if message is None:
@@ -217,7 +269,12 @@ def _serve(conn, limits: Limits) -> None:
         name, data = message
         result = _extract_or_reason(name, data, limits)
         del data, message
+        # Near the cap, C parsers fail with odd errors and may leave a damaged heap that crashes the
+        # next, innocent file: answer, then make way for a fresh worker.
+        retire = _peak_memory() > RETIRE_SHARE * limits.max_memory
         try:
-            conn.send(result)
+            conn.send((result, retire))
         except MemoryError:
-            conn.send(UnreadableDocument("out of memory sending the text back"))
+            os._exit(EXIT_OUT_OF_MEMORY)
+        if retire:
+            return
