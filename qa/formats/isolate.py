@@ -10,19 +10,26 @@ longer than ``Limits.max_seconds``, and a crash costs only that file. Workers
 are forked from multiprocessing's fork server, a clean single-threaded
 process that has imported the parsers once: forking the caller itself is
 unsafe (it may hold PyTorch, FAISS or OpenMP threads), and ``spawn`` would
-re-import the parsers (and the caller's ``__main__``) for every new worker.
+start an interpreter and import the parsers anew for every worker (~0.4 s).
+As with any multiprocessing start method but fork, each worker imports the
+caller's ``__main__`` module (``qa``'s CLI entry point: light), so keep it
+free of heavy top-level imports.
 A worker reads file after file; after a timeout, a crash or a MemoryError it
 is replaced by a fresh fork.
 Text and Markdown files are read in the caller's process: pure Python whose
 cost grows with the (already bounded) file size.
 
-Measured by bench/bench_extract.py on this 2-core machine: a worker starts in
-~0.3 s (0.07 s interpreter, 0.25 s imports); passing a file through it adds
-~1 ms (pickling both ways), against 5-15 ms to read a small HTML page and
-~30 ms for a 4-page PDF, and embedding the passages of one such document takes
-~10x longer again (all-MiniLM-L6-v2 embeds ~75 passages/s here). So isolation
-costs little and is on by default; ``workers=0`` reads in-process (tests, or a
-caller that trusts its files).
+Measured by bench/bench_extract.py on this shared 2-core machine (another
+process held one core): the first worker costs ~0.4 s (the fork server starts
+and imports the parsers, once per process), each later one ~25 ms. Passing a
+file through a worker adds ~0.5-1 ms (pickling both ways) to 5-7 ms per HTML
+page or 4-page PDF, ~13 ms per DOCX: 136 against 147 HTML pages/s, 158 against
+177 PDFs (518 against 583 PDF pages/s). Embedding the same documents' passages
+at ~75 passages/s takes 10-27x as long as extracting them, so isolation costs
+little and is on by default. One worker by default: two gained nothing while
+another process held a core, and ingest is never the slow stage;
+``workers=0`` reads everything in-process (tests, or a caller that trusts its
+files).
 """
 
 from __future__ import annotations
@@ -38,8 +45,8 @@ from multiprocessing.connection import wait
 from .base import DEFAULT_LIMITS, Extracted, Limits, UnreadableDocument
 
 Result = Extracted | UnreadableDocument
-#: Worker processes: one per core of the 2-core machine qa targets; ingest is rarely the bottleneck.
-DEFAULT_WORKERS = 2
+#: Worker processes: extraction runs 10-27x faster than embedding, so one is enough (see above).
+DEFAULT_WORKERS = 1
 #: Files read ahead of the one being yielded, per worker: keeps workers busy, bounds memory held.
 READ_AHEAD = 4
 #: Seconds a worker is given to exit after being told to, before it is killed.

@@ -98,3 +98,11 @@ def test_utf8_text_layer_is_exactly_ingest_decode(stem):
 def test_suffixes_map_to_formats_case_insensitively():
     assert format_of("A/B.HTM") == "html" and format_of("x.Docx") == "docx" and format_of("notes") is None
     assert set(SUFFIXES.values()) == {"text", "markdown", "html", "pdf", "docx", "email"}
+
+
+def test_utf8_with_a_few_stray_bytes_stays_utf8_and_says_so():
+    seed = (SEEDS / "003_693562d2949a8d6d.txt").read_bytes()
+    result = extract("a.txt", seed[:500] + b"\x93pasted\x94" + seed[500:])
+    assert result.encoding == "utf-8"
+    assert result.notes == ("2 undecodable byte sequence(s) replaced with U+FFFD",)
+    assert "Russia’s top diplomat" in result.text and "\ufffdpasted\ufffd" in result.text
