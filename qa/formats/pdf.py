@@ -31,7 +31,8 @@ _XMP_FIELDS = {
     "author": re.compile(r"<dc:creator>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.S),
     "date": re.compile(r"<xmp:CreateDate>(.*?)</xmp:CreateDate>|xmp:CreateDate=\"([^\"]*)\"", re.S),
 }
-#: Bytes at the start and end of a file searched for an XMP packet (it is stored uncompressed).
+#: Bytes at the start and end of a file searched for an XMP packet (the XMP spec asks for it uncompressed;
+#: a compressed one is not read).
 XMP_WINDOW = 1 << 20
 
 

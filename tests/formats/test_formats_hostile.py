@@ -129,3 +129,13 @@ def test_email_message_object_roundtrip_is_read():
     msg.set_content("A line of text.")
     result = extract("x.eml", bytes(msg))
     assert (result.title, result.author, result.date, result.text.strip()) == ("Hi", "Ann Lee", None, "A line of text.")
+
+
+def test_no_worker_outlives_extract_many_even_when_the_caller_stops_early():
+    import multiprocessing
+
+    items = [("a.pdf", (FORMATS / "article.pdf").read_bytes())] * 6
+    results = extract_many(items, workers=2)
+    assert isinstance(next(results), Extracted)
+    results.close()  # the caller breaks out of its loop
+    assert [p for p in multiprocessing.active_children() if p.name == "qa-extract"] == []

@@ -106,3 +106,16 @@ def test_utf8_with_a_few_stray_bytes_stays_utf8_and_says_so():
     assert result.encoding == "utf-8"
     assert result.notes == ("2 undecodable byte sequence(s) replaced with U+FFFD",)
     assert "Russia’s top diplomat" in result.text and "\ufffdpasted\ufffd" in result.text
+
+
+@pytest.mark.parametrize("head,encoding", [
+    ("", "cp1252"),  # no declaration: detected, cp1252 preferred (trafilatura alone read it as cp1250)
+    ('<meta charset="iso-8859-15">', "iso-8859-15"),
+    ('<meta http-equiv="Content-Type" content="text/html; charset=windows-1252">', "cp1252"),
+])
+def test_legacy_encoded_html_is_decoded_right(head, encoding):
+    sentence = "Le café est très bon à Genève, dit-il à la télévision française. "
+    page = f"<html><head>{head}<title>Café</title></head><body><article><p>{sentence * 10}</p></article></body></html>"
+    result = extract("a.htm", page.encode(encoding))
+    assert result.title == "Café"
+    assert result.text.startswith(sentence.strip())

@@ -7,6 +7,7 @@ import pytest
 from conftest import FORMATS, SEEDS_PDF, squash
 
 from qa.formats import UnreadableDocument, extract, page_of
+from qa.formats.pdf import pdf_date
 
 
 def _raw_pages(path) -> list[str]:
@@ -67,3 +68,21 @@ def test_page_without_text_is_noted():
 def test_pdf_without_any_text_layer_is_unreadable():
     with pytest.raises(UnreadableDocument, match="no text layer: scanned PDF"):
         extract("scan.pdf", (FORMATS / "no-text-layer.pdf").read_bytes())
+
+
+def test_metadata_falls_back_to_the_xmp_packet():
+    result = extract("x.pdf", (FORMATS / "xmp-only.pdf").read_bytes())
+    # CreateDate 2023-06-30T18:45-07:00 is the 30th where it was made; ModifyDate (2024-02-01) is never used.
+    assert (result.title, result.author, result.date) == ("Mixed pages, described in XMP", "Ada Example", "2023-06-30")
+
+
+@pytest.mark.parametrize("raw,iso", [
+    ("D:20240123093000+00'00'", "2024-01-23"),
+    ("20240123", "2024-01-23"),
+    ("2023-06-30T18:45:00-07:00", "2023-06-30"),
+    ("D:2024", None),  # a year alone is not a date
+    ("D:20241399", None),
+    ("", None),
+])
+def test_pdf_dates(raw, iso):
+    assert pdf_date(raw) == iso
