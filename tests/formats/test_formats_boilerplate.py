@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BOILERPLATE, FORMATS, SEEDS, SEEDS_HTML, squash
+from formats_support import BOILERPLATE, FORMATS, SEEDS, SEEDS_HTML, squash
 
 from qa.formats import extract
 from qa.ingest import decode, parse_header

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import FORMATS, SEEDS_PDF
+from formats_support import FORMATS, SEEDS_PDF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -8,7 +8,7 @@ import zipfile
 from email.message import EmailMessage
 
 import pytest
-from conftest import FORMATS
+from formats_support import FORMATS
 
 from qa.formats import Extracted, Limits, UnreadableDocument, extract, extract_many
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import FORMATS, SEEDS, SEEDS_HTML, SEEDS_PDF, seed_meta, squash
+from formats_support import FORMATS, SEEDS, SEEDS_HTML, SEEDS_PDF, seed_meta, squash
 
 from qa.formats import SUFFIXES, extract, format_of
 from qa.ingest import decode

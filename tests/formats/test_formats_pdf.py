@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pypdfium2 as pdfium
 import pytest
-from conftest import FORMATS, SEEDS_PDF, squash
+from formats_support import FORMATS, SEEDS_PDF, squash
 
 from qa.formats import UnreadableDocument, extract, page_of
 from qa.formats.pdf import pdf_date
