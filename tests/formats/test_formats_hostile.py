@@ -139,3 +139,11 @@ def test_no_worker_outlives_extract_many_even_when_the_caller_stops_early():
     assert isinstance(next(results), Extracted)
     results.close()  # the caller breaks out of its loop
     assert [p for p in multiprocessing.active_children() if p.name == "qa-extract"] == []
+
+
+def test_html_with_too_many_elements_is_refused_before_extraction():
+    page = b"<html><body>" + b"<span>x</span>" * 150_000 + b"</body></html>"
+    start = time.monotonic()
+    with pytest.raises(UnreadableDocument, match="elements"):
+        extract("wide.html", page)
+    assert time.monotonic() - start < 5.0  # parsing and counting only: trafilatura would take ~15 s
