@@ -66,7 +66,7 @@ PRELOAD = [
 
 
 def _context():
-    """The forkserver context, preloading the parsers (and not the caller's ``__main__``)."""
+    """The forkserver context, its server preloading the parsers instead of the caller's ``__main__``."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
@@ -98,7 +98,8 @@ def extract_many(
                     exhausted = True
                     break
                 index, (name, data) = item
-                if pool is None or format_of(name) in IN_PROCESS or len(data) > limits.max_bytes:
+                fmt = format_of(name)
+                if pool is None or fmt is None or fmt in IN_PROCESS or len(data) > limits.max_bytes:
                     done[index] = _extract_or_reason(name, data, limits)
                 else:
                     queue.append((index, name, data))
