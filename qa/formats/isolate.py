@@ -19,17 +19,18 @@ is replaced by a fresh fork.
 Text and Markdown files are read in the caller's process: pure Python whose
 cost grows with the (already bounded) file size.
 
-Measured by bench/bench_extract.py on this shared 2-core machine (another
-process held one core): the first worker costs ~0.4 s (the fork server starts
-and imports the parsers, once per process), each later one ~25 ms. Passing a
-file through a worker adds ~0.5-1 ms (pickling both ways) to 5-7 ms per HTML
-page or 4-page PDF, ~13 ms per DOCX: 136 against 147 HTML pages/s, 158 against
-177 PDFs (518 against 583 PDF pages/s). Embedding the same documents' passages
-at ~75 passages/s takes 10-27x as long as extracting them, so isolation costs
-little and is on by default. One worker by default: two gained nothing while
-another process held a core, and ingest is never the slow stage;
-``workers=0`` reads everything in-process (tests, or a caller that trusts its
-files).
+Measured by bench/bench_extract.py on this 2-core machine: the first worker
+costs ~0.3-0.4 s (the fork server starts and imports the parsers, once per
+process), each later one ~25 ms. Passing a file through a worker adds
+~0.5-1 ms (pickling both ways) to 5-7 ms per HTML page or 4-page PDF and
+~13 ms per DOCX: 137 against 142 HTML pages/s, 182 against 208 PDFs/s (590
+against 678 PDF pages/s). Two workers reached 256 HTML pages/s and 348 PDFs/s
+with both cores free, and gained nothing while another process held one.
+Embedding the same documents' passages at ~75 passages/s takes 10-27x as long
+as extracting them, so isolation costs little and is on by default, and one
+worker is the default: a second would save under 5% of a build while taking
+the core a rebuilding server answers questions on. ``workers=0`` reads
+everything in-process (tests, or a caller that trusts its files).
 """
 
 from __future__ import annotations
