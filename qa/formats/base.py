@@ -1,0 +1,79 @@
+"""The record every format reader returns, the bounds it works within, and its one error."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from datetime import date, datetime
+
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """One document's text layer and the metadata the file itself carries; absent fields are None."""
+
+    #: The text layer; passages are spans ``text[start:end]``.
+    text: str
+    #: "text", "markdown", "html", "pdf", "docx" or "email".
+    format: str
+    title: str | None = None
+    #: ISO YYYY-MM-DD: publication or creation date, never the modified date.
+    date: str | None = None
+    url: str | None = None
+    author: str | None = None
+    #: PDF only: the offset in ``text`` where page 1, 2, ... starts.
+    pages: tuple[int, ...] = ()
+    #: Text formats only: the encoding the bytes were decoded with.
+    encoding: str | None = None
+    #: Warnings worth showing the user, e.g. pages without a text layer.
+    notes: tuple[str, ...] = ()
+
+
+class UnreadableDocument(Exception):
+    """A file that cannot be indexed; ``str()`` is the one-line reason it is skipped."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what reading one file may cost; a file past any of them is skipped."""
+
+    #: Size of the file itself.
+    max_bytes: int = 64 * MIB
+    #: Wall-clock time to read one file (enforced by ``extract_many``'s worker processes).
+    max_seconds: float = 30.0
+    #: Address space of a worker process (RLIMIT_AS), imports included.
+    max_memory: int = 1024 * MIB
+    #: PDF pages read; a longer PDF is read up to here and says so in ``notes``.
+    max_pages: int = 2000
+    #: Total uncompressed size of the parts of a DOCX (a zip): 1,000x a 64 KiB bomb is caught here.
+    max_unpacked_bytes: int = 256 * MIB
+    #: Characters in the text layer: more would be a passage count no index wants from one file.
+    max_chars: int = 20_000_000
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def page_of(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
+    """Return the 1-based page whose text holds ``offset``, or None when there are no pages."""
+    if not pages or offset < 0:
+        return None
+    return max(1, bisect_right(pages, offset))
+
+
+def iso_date(value: date | datetime | None) -> str | None:
+    """Format a date or datetime as YYYY-MM-DD (in its own time zone), or None."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value.date()
+    return value.isoformat()
+
+
+def clean_field(value: object) -> str | None:
+    """Collapse white space in a metadata value; empty becomes None."""
+    if not isinstance(value, str):
+        return None
+    value = " ".join(value.split())
+    return value or None
