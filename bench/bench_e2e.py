@@ -53,33 +53,35 @@ import pstats
 import random
 import resource
 import shutil
-import signal
-import subprocess
 import sys
 import threading
 import time
 import urllib.parse
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from qa import build as builder  # noqa: E402
-from qa import store  # noqa: E402
-from qa.chunk import split_sentences  # noqa: E402
-from qa.evaluate import load_beir  # noqa: E402
-from qa.search import Searcher  # noqa: E402
-from procs import free_port, process_tree  # noqa: E402  (bench/ is the script folder)
+from qa import build as builder
+from qa import index
+from qa.chunk import split_sentences
+from qa.evaluate import load_beir
+from qa.index import layout
+from qa.search import Searcher
+from qa.settings import ChunkSettings
+from qa.testing import Server, percentile, process_tree
 
 BEIR = HERE / ".cache" / "wiki-beir"
 WORK = HERE / ".cache" / "bench_e2e"
 RESULTS = HERE / "results" / "bench_e2e.json"
 #: Where earlier runs may have left an int8 export of the same model (copied, never modified).
 EXPORT_SOURCES = (ROOT / "index" / "models", HERE / ".cache" / "onnx")
+#: How every build here cuts its documents: qa's defaults, as `qa index` uses them (late sentence vectors,
+#: which RawShadow relies on).
+CHUNKING = ChunkSettings()
 
 T0 = time.monotonic()
 
@@ -91,23 +93,15 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------- helpers
 
 
-def percentile(values, q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not len(values):
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(np.ceil(q / 100 * len(ordered)))))
-    return round(float(ordered[rank - 1]), 2)
-
-
 def stats(values) -> dict:
+    """Count, nearest-rank p50/p95/p99, max and mean of ``values``, to two decimals (None when empty)."""
+    if not len(values):
+        return {"n": 0, **dict.fromkeys(("p50", "p95", "p99", "max", "mean"))}
     return {
         "n": len(values),
-        "p50": percentile(values, 50),
-        "p95": percentile(values, 95),
-        "p99": percentile(values, 99),
-        "max": round(float(max(values)), 2) if len(values) else None,
-        "mean": round(float(np.mean(values)), 2) if len(values) else None,
+        **{f"p{q}": round(percentile(values, q), 2) for q in (50, 95, 99)},
+        "max": round(float(max(values)), 2),
+        "mean": round(float(np.mean(values)), 2),
     }
 
 
@@ -200,7 +194,7 @@ class RawShadow:
 
 def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
     """A fresh build_documents with raw encodes interleaved, then build_documents again unchanged."""
-    split = [builder.split(d) for d in documents]
+    split = [builder.split(d, CHUNKING) for d in documents]
     passages = sum(len(ps) for ps, _ in split)
     sentences = sum(len(ss) for _, ss in split)
     digest = digest_of(documents)
@@ -212,19 +206,19 @@ def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
     embedder.model = shadow
     try:
         began = time.perf_counter()
-        report = builder.build_documents(documents, [], digest, index_dir, embedder)
+        report = builder.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
         wall_s = time.perf_counter() - began
     finally:
         embedder.model = shadow._model
     if shadow.passages != report.encoded or report.encoded != passages:
         raise SystemExit(f"raw shadow saw {shadow.passages} passages, the build encoded {report.encoded} of "
-                         f"{passages} (this benchmark needs late chunking, the default: unset QA_LATE_CHUNKING)")
+                         f"{passages} (this benchmark needs sentence_vectors='late' in CHUNKING)")
     raw_s, build_s = shadow.raw_s, wall_s - shadow.raw_s
     log(f"  build: {build_s:.1f}s ({passages / build_s:.1f} passages/s), raw: {raw_s:.1f}s "
         f"({passages / raw_s:.1f} passages/s); again, unchanged")
 
     began = time.perf_counter()
-    again = builder.build_documents(documents, [], digest, index_dir, embedder)
+    again = builder.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
     again_s = time.perf_counter() - began
     return {
         "kind": kind,
@@ -282,24 +276,23 @@ def text_copies(documents, counts, target: int, seed: int):
             copy = dataclasses.replace(d, source=f"{d.source}~copy{rounds}", text=text,
                                        sha256=hashlib.sha256(text.encode()).hexdigest())
             out.append(copy)
-            total += len(builder.split(copy)[0])
+            total += len(builder.split(copy, CHUNKING)[0])
     return out, total, rounds, identical
-
 
 
 def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, sigma: float, seed: int) -> dict:
     """Write an index of ``target`` passages: copies of ``base_docs`` with the base build's vectors plus noise."""
     began = time.perf_counter()
-    reader = store.open_index(base_index)
-    base_vectors = reader.vectors.reconstruct_n(0, reader.vectors.ntotal)
+    reader = index.open_index(base_index)
+    base_vectors = reader.reconstruct(range(len(reader.vectors)))
     base_sentence_vectors = np.asarray(reader.sentence_vectors, dtype=np.float32)
-    base_split = [builder.split(d) for d in base_docs]
+    base_split = [builder.split(d, CHUNKING) for d in base_docs]
     base_passages = [p for ps, _ in base_split for p in ps]
     base_sentences = [s for _, ss in base_split for s in ss]
     # Rows of the base build follow split() over its documents in order: check before reusing them.
     if len(base_passages) != len(base_vectors) or len(base_sentences) != len(base_sentence_vectors):
         raise SystemExit("base build does not match its documents: cannot reuse its vectors")
-    stored = reader.passages([0, len(base_passages) - 1])
+    stored = reader.tables.passages([0, len(base_passages) - 1])
     if [p.id for p in stored] != [base_passages[0].id, base_passages[-1].id]:
         raise SystemExit("base build rows are not in split() order")
     manifest_base = reader.manifest
@@ -322,7 +315,7 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
             if len(passages) + len(copy_p) >= target:
                 break
             doc = d if copy == 0 else dataclasses.replace(d, source=d.source + tag)
-            dp, ds = builder.split(doc) if copy else (ps, ss)
+            dp, ds = builder.split(doc, CHUNKING) if copy else (ps, ss)
             documents.append(doc)
             copy_p += dp
             copy_s += ds
@@ -337,18 +330,18 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
     sentence_vectors = np.concatenate(sv)
     del pv, sv
     prepared = time.perf_counter() - began
-    manifest = store.Manifest(
+    manifest = index.Manifest(
         model=manifest_base.model,
         dimension=manifest_base.dimension,
         passage_count=len(passages),
         document_count=len(documents),
         fingerprint=digest_of(documents),
-        chunking=builder.chunking_params(),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        chunking=CHUNKING.as_manifest(),
+        built_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     shutil.rmtree(index_dir, ignore_errors=True)
-    with store.build_lock(index_dir):
-        folder = store.write_build(index_dir, manifest, vectors, documents, passages, sentences, sentence_vectors)
+    with index.build_lock(index_dir):
+        folder = index.write_build(index_dir, manifest, vectors, documents, passages, sentences, sentence_vectors)
     # Closeness of the noisy copies to the real vectors they stand for.
     n0 = len(base_vectors)
     cos = float(np.mean(np.sum(vectors[n0 : 2 * n0] * vectors[:n0], axis=1))) if len(vectors) >= 2 * n0 else None
@@ -391,7 +384,7 @@ def bench_queries(index_dir: Path, encoder, questions: list[str], warmup: int, k
             returned[mode].append(len(answer.results))
             low += mode == "rerank" and answer.low_confidence
         began = time.perf_counter()
-        vector = searcher.embedder.encode([q])
+        vector = searcher.embedder.encode([q])[0]
         encoded = time.perf_counter()
         reader.search(vector, k)
         done = time.perf_counter()
@@ -402,7 +395,7 @@ def bench_queries(index_dir: Path, encoder, questions: list[str], warmup: int, k
     out["short_answers"] = {m: int(sum(x < k for x in v)) for m, v in returned.items()}
     out["low_confidence_rerank"] = low
     out["index_open_s"] = round(open_s, 3)
-    out["index_type"] = type(reader.vectors).__name__
+    out["index_type"] = type(reader.vectors.index).__name__  # the FAISS index: exact (Flat) or HNSW
     out["rss_before_mib"] = rss_before
     out["rss_after_mib"] = own_rss_mib()
     out["loadavg_before"] = load_before
@@ -437,10 +430,6 @@ def profile_queries(index_dir: Path, encoder, questions: list[str], mode: str, k
 
 
 # --------------------------------------------------------------------------- section 3 and 4: HTTP and memory
-
-
-
-
 
 
 def proc_memory(pid: int) -> dict | None:
@@ -492,55 +481,6 @@ class MemorySampler(threading.Thread):
         while not self.stop.is_set():
             self.sample()
             self.stop.wait(self.interval)
-
-
-class Server:
-    """`qa serve` in its own session, logging to a file."""
-
-    def __init__(self, index_dir: Path, docs_dir: Path, log_path: Path, workers: int):
-        self.port = free_port()
-        self.base_host = "127.0.0.1"
-        self.log_path = log_path
-        self._log = open(log_path, "w")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-        env["PYTHONUNBUFFERED"] = "1"
-        qa_bin = Path(sys.executable).with_name("qa")
-        command = [str(qa_bin)] if qa_bin.exists() else [sys.executable, "-m", "qa"]
-        command += ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers),
-                    "--index", str(index_dir), "--docs", str(docs_dir)]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def tail(self, lines: int = 40) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def wait_healthy(self, timeout: float) -> dict:
-        listening = f"Listening at: http://127.0.0.1:{self.port} "
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"qa serve exited with {self.proc.returncode}:\n{self.tail()}")
-            if listening in self.log_path.read_text(errors="replace"):
-                with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
-                    status, body, _ = Client(self.port, 10, keep_alive=False).get("/healthz")
-                    if status == 200:
-                        return body
-            time.sleep(0.2)
-        raise RuntimeError(f"qa serve not healthy within {timeout:.0f}s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the master, then SIGKILL whatever is left of the group."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=20)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
-        self._log.close()
 
 
 class Client:
@@ -668,7 +608,7 @@ def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, bl
     """
     import faiss
 
-    # The server's workers scan vectors on one OpenMP thread (qa/serve.py): so does this side.
+    # The server's workers scan vectors on one OpenMP thread (qa/web/serve.py): so does this side.
     faiss_threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     searcher = Searcher(index_dir, embedder=encoder)
@@ -705,7 +645,7 @@ def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, bl
         "http_dense": lambda q: http(keep, q, "dense"),
         "in_process": lambda q: timed("in_process", lambda: searcher.search(q, args.k)),
         "in_process_dense": lambda q: timed("in_process_dense", lambda: searcher.search(q, args.k, mode="dense")),
-        "encode+dense": lambda q: timed("encode+dense", lambda: reader.search(searcher.embedder.encode([q]), args.k)),
+        "encode+dense": lambda q: timed("encode+dense", lambda: reader.search(searcher.embedder.encode([q])[0], args.k)),
     }
     asked = questions[args.warmup : args.warmup + args.overhead_questions]
     for number, first in enumerate(range(0, len(asked), block)):
@@ -737,11 +677,11 @@ def bench_http(index_dir: Path, questions: list[str], args, log_path: Path, enco
     # A --docs folder that does not exist: ensure_index then keeps the index as it is
     # (an existing folder whose fingerprint differs would start a rebuild).
     missing_docs = WORK / "no-such-docs-folder"
-    server = Server(index_dir, missing_docs, log_path, args.workers)
+    server = Server(missing_docs, index_dir, log_path, workers=args.workers, cwd=ROOT)
     result: dict = {"docs_arg": str(missing_docs)}
     sampler = None
     try:
-        health = server.wait_healthy(args.start_timeout)
+        health = server.wait_ready(timeout=args.start_timeout)
         result["startup_s"] = round(time.monotonic() - server.started, 2)
         result["healthz"] = health
         deadline = time.monotonic() + 30
@@ -825,7 +765,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the index folders under bench/.cache/bench_e2e")
     args = parser.parse_args()
     sizes = sorted(set(args.sizes))
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     figures: dict = {
         "date": started.isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
@@ -839,7 +779,7 @@ def main() -> int:
                  if line.strip()]
     need = args.warmup + args.questions
     questions = (questions * (need // len(questions) + 1))[:need]
-    counts = [len(builder.split(d)[0]) for d in documents]
+    counts = [len(builder.split(d, CHUNKING)[0]) for d in documents]
     real_total = sum(counts)
     real_sizes = [n for n in sizes if n <= real_total]
     synthetic_sizes = [n for n in sizes if n > real_total]
@@ -877,7 +817,7 @@ def main() -> int:
 
     log("loading the torch embedder")
     embedder = load_embedder()
-    embedder.model.encode([p.text for d in documents[:40] for p in builder.split(d)[0]], batch_size=32)  # warm
+    embedder.model.encode([p.text for d in documents[:40] for p in builder.split(d, CHUNKING)[0]], batch_size=32)  # warm
     figures["torch_threads"] = torch.get_num_threads()
     figures["build"] = {}
     for n in built_sizes:
@@ -901,7 +841,7 @@ def main() -> int:
     figures["query_encoder"] = {"name": encoder.name, "load_s": round(time.perf_counter() - began, 2),
                                 "onnx_file": str(getattr(encoder, "onnx_path", ""))}
     for n in sizes:
-        link = index_dirs[n] / store.MODELS
+        link = index_dirs[n] / layout.MODELS
         if link.is_symlink() or link.exists():
             if link.is_symlink():
                 link.unlink()
@@ -934,12 +874,12 @@ def main() -> int:
     onnx_file = Path(figures["query_encoder"]["onnx_file"])
     figures["memory"] = {}
     for n in sizes:
-        folder = store.current_build(index_dirs[n])
+        folder = index.current_build(index_dirs[n])
         parts = {
             "onnx_model_mib": file_mib(onnx_file),
-            "vectors_faiss_mib": file_mib(folder / store.VECTORS),
-            "sentences_npy_mib": file_mib(folder / store.SENTENCES),
-            "passages_sqlite_mib": file_mib(folder / store.PASSAGES),
+            "vectors_faiss_mib": file_mib(folder / layout.VECTORS),
+            "sentences_npy_mib": file_mib(folder / layout.SENTENCES),
+            "passages_sqlite_mib": file_mib(folder / layout.PASSAGES),
         }
         parts["sum_mib"] = round(sum(parts.values()), 2)
         h = figures["http"][str(n)]
@@ -988,8 +928,8 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
     for n, b in f["build"].items():
         rows.append([f"{n} {b['kind'][:5]}", b["documents"], b["passages"], b["raw_passages_per_s"], b["build_passages_per_s"],
                      b["build_over_raw"], b["build_s"], b["rebuild_unchanged_s"], b["rebuild_pct_of_first"]])
-    print(table("1. Build throughput (torch fp32, %d threads; raw encode of each slice interleaved with the build)"
-                % f["torch_threads"],
+    print(table(f"1. Build throughput (torch fp32, {f['torch_threads']} threads; raw encode of each slice "
+                "interleaved with the build)",
                 ["passages", "docs", "built", "raw p/s", "build p/s", "build/raw (≥0.9)", "build s",
                  "unchanged s", "unchanged % (<5)"], rows))
     for n, s in f["synthetic"].items():
@@ -1007,8 +947,8 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
                      q["rerank"]["p50"], q["rerank"]["p95"], q["rerank"]["p99"], q["encode"]["p50"],
                      q["encode+dense"]["p50"], q["encode+dense"]["p99"],
                      f"{q['mean_results_returned']['rerank']}/{f['settings']['k']}"])
-    print(table("2. In-process latency, ms (%d questions after %d warm-up; int8 ONNX query encoder)"
-                % (f["settings"]["questions"], f["settings"]["warmup"]),
+    print(table(f"2. In-process latency, ms ({f['settings']['questions']} questions after "
+                f"{f['settings']['warmup']} warm-up; int8 ONNX query encoder)",
                 ["size", "index", "hybrid p50", "p95", "p99 (<150 @100k)", "rerank p50", "p95", "p99",
                  "encode p50", "enc+dense p50", "p99", "results"], rows))
     rows = []
@@ -1021,7 +961,8 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
             lat = level["latency_ms"]
             rows.append([f"{n} {kinds[n][:5]}", level["clients"], level["requests"], level["errors"], lat["p50"],
                          lat["p95"], lat["p99"], level["throughput_rps"], level["server_took_ms"]["p50"]])
-    print(table("3. HTTP GET /api/search k=5 (default mode rerank), qa serve --workers 2, kept-alive connections",
+    print(table(f"3. HTTP GET /api/search k={f['settings']['k']} (default mode rerank), qa serve --workers "
+                f"{f['settings']['workers']}, kept-alive connections",
                 ["size", "clients", "requests", "errors", "p50 ms", "p95", "p99", "req/s", "server took p50"], rows))
     rows = []
     for n in sizes:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -23,10 +22,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
-from qa.embed import DEFAULT_MODEL, load_embedder  # noqa: E402
-from qa.embed_onnx import OnnxEmbedder  # noqa: E402
+from qa.embed import DEFAULT_MODEL, load_embedder
+from qa.embed_onnx import OnnxEmbedder
+from qa.testing import percentile
 
 WINDOW = 120  # words per passage window
 TOP_K = 10
@@ -87,7 +86,7 @@ def main() -> None:
         retrieval["beir"] = beir_agreement(args.beir, variants)
 
     rows = []
-    for name, enc in encoders.items():
+    for name in encoders:
         kind = name.split()[0]
         p = "int8" if "int8" in kind else ("onnx-fp32" if kind == "onnx-fp32" else None)
         rows.append(
@@ -95,8 +94,8 @@ def main() -> None:
                 "encoder": name,
                 "threads": int(name[-1]),
                 "startup_s": startup[kind],
-                "question_p50_ms": percentile(latency[name], 50),
-                "question_p95_ms": percentile(latency[name], 95),
+                "question_p50_ms": round(percentile(latency[name], 50), 2),
+                "question_p95_ms": round(percentile(latency[name], 95), 2),
                 "passages_per_s": throughput[name],
                 "cosine_vs_torch_fp32": closeness.get(p),
             }
@@ -260,10 +259,6 @@ def ndcg(ranked: np.ndarray, relevant: set[int], k: int = TOP_K) -> float:
     dcg = sum(1 / np.log2(r + 2) for r, i in enumerate(ranked[:k]) if i in relevant)
     ideal = sum(1 / np.log2(r + 2) for r in range(min(k, len(relevant))))
     return dcg / ideal if ideal else 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    return round(float(np.percentile(values, q)), 2)
 
 
 def cpu_name() -> str:

@@ -20,7 +20,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa import store
+from qa.index.vectors import FaissVectors
+from qa.testing import percentile
 
 CACHE = Path("bench/.cache")
 
@@ -58,15 +59,15 @@ def grow(base: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
-def latency_ms(index: faiss.Index, queries: np.ndarray, k: int, params=None) -> tuple[float, float, np.ndarray]:
-    """Return p50 and p99 single-query latency in ms, and the found ids."""
+def latency_ms(vectors: FaissVectors, queries: np.ndarray, k: int) -> tuple[float, float, np.ndarray]:
+    """Return p50 and p99 single-query latency in ms, and the found ids (HNSW searches with its own efSearch)."""
     found, times = [], []
     for q in queries:
         began = time.perf_counter()
-        _, ids = index.search(q[None, :], k, params=params) if params else index.search(q[None, :], k)
+        _, ids = vectors.search(q[None, :], k)
         times.append((time.perf_counter() - began) * 1000)
         found.append(ids[0])
-    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), np.array(found)
+    return percentile(times, 50), percentile(times, 99), np.array(found)
 
 
 def main() -> None:
@@ -85,13 +86,12 @@ def main() -> None:
     print(f"{'passages':>9} | {'exact p50':>9} {'p99':>7} | {'hnsw build s':>12} {'p50':>7} {'p99':>7} {'recall@10':>9}")
     for n in args.sizes:
         vectors = grow(base, n, rng)
-        flat = store.vector_index(vectors, vectors.shape[1], exact_max=n)
+        flat = FaissVectors.build(vectors, vectors.shape[1], exact_max=n)
         e50, e99, truth = latency_ms(flat, queries, 10)
         began = time.perf_counter()
-        graph = store.vector_index(vectors, vectors.shape[1], exact_max=0)
+        graph = FaissVectors.build(vectors, vectors.shape[1], exact_max=0)
         built = time.perf_counter() - began
-        params = faiss.SearchParametersHNSW(efSearch=store.HNSW_EF_SEARCH)
-        h50, h99, approx = latency_ms(graph, queries, 10, params)
+        h50, h99, approx = latency_ms(graph, queries, 10)
         recall = float(np.mean([len(set(t) & set(a)) / 10 for t, a in zip(truth, approx)]))
         rows.append({"passages": n, "exact_p50_ms": e50, "exact_p99_ms": e99, "hnsw_build_s": built,
                      "hnsw_p50_ms": h50, "hnsw_p99_ms": h99, "hnsw_recall@10": recall})

@@ -10,7 +10,7 @@ Prints requests, failures (a status other than 200, or an exception), latency
 percentiles, throughput, rebuilds completed, and the resident memory of the
 server's process tree before and after; writes the same figures as JSON to
 bench/results/load_during_rebuild.json. Exits 1 when any request failed.
-Standard library only.
+Standard library and qa.testing only (the server is qa.testing.Server).
 """
 
 from __future__ import annotations
@@ -22,19 +22,17 @@ import os
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from procs import free_port, process_tree  # noqa: E402  (bench/ is the script folder)
+
+from qa.testing import Server, get, percentile, process_tree, qa_env
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -68,20 +66,18 @@ def main() -> int:
     if args.clients < 1 or args.seconds <= 0 or args.max_requests < 1:
         parser.error("--clients, --seconds and --max-requests must be positive")
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
-    if args.model:
-        env["QA_MODEL"] = args.model
-    env["PYTHONUNBUFFERED"] = "1"
-
+    env = qa_env(args.model)
     work = Path(tempfile.mkdtemp(prefix="qa-load-"))
     docs, index = work / "docs", work / "index"
     shutil.copytree(SEEDS, docs)
     server = None
     try:
-        server = Server(docs, index, env, work, args.workers)
-        began = time.monotonic()
-        server.wait_healthy(args.start_timeout)
-        startup = time.monotonic() - began
+        server = SampledServer(docs, index, work / "serve.log", workers=args.workers, env=env, cwd=work)
+        try:
+            server.wait_ready(timeout=args.start_timeout)
+        except RuntimeError as exc:  # it did not start: say why, without a traceback
+            raise SystemExit(str(exc)) from None
+        startup = time.monotonic() - server.started
         # Memory "at start" is taken once every worker is up and has loaded the index.
         server.wait_workers(args.workers, args.start_timeout)
         warm_up(server.base, args.workers * 8, args.request_timeout)
@@ -100,7 +96,7 @@ def main() -> int:
         newest = rebuilder.last_published()
         newest_served = None
         if newest is not None:
-            status, body = request_json(server.base, "GET", newest[1], args.request_timeout)
+            status, body = search(server.base, "GET", newest[1], args.request_timeout)
             newest_served = status == 200 and bool(body.get("results")) and body["results"][0]["source"] == newest[0]
         rss_end, procs_end = server.rss_kib()
         files_end, deleted_end = server.open_files()
@@ -108,9 +104,9 @@ def main() -> int:
         log_tail = server.stop() if server is not None else ""
         shutil.rmtree(work, ignore_errors=True)
 
-    latencies = sorted(load.latencies)
+    latencies = load.latencies
     figures = {
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": args.model or "default (all-MiniLM-L6-v2)",
         "clients": args.clients,
         "seconds": args.seconds,
@@ -122,11 +118,9 @@ def main() -> int:
         "failure_kinds": dict(load.failure_kinds.most_common()),
         "failure_examples": load.failure_examples,
         "latency_ms": {
-            "p50": percentile(latencies, 0.50),
-            "p95": percentile(latencies, 0.95),
-            "p99": percentile(latencies, 0.99),
-            "max": round(latencies[-1], 1) if latencies else None,
-        },
+            **{f"p{q}": round(percentile(latencies, q), 1) for q in (50, 95, 99)},
+            "max": round(max(latencies), 1),
+        } if latencies else dict.fromkeys(("p50", "p95", "p99", "max")),
         "load_seconds": round(load.elapsed, 2),
         "throughput_rps": round(load.requests / load.elapsed, 1) if load.elapsed else 0.0,
         "rebuilds_completed": rebuilder.completed,
@@ -149,37 +143,8 @@ def main() -> int:
     return 0
 
 
-class Server:
-    """`qa serve` in its own process group."""
-
-    def __init__(self, docs: Path, index: Path, env: dict, work: Path, workers: int):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = work / "serve.log"
-        self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "qa", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", str(workers), "--docs", str(docs), "--index", str(index)],
-            cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_healthy(self, timeout: float) -> None:
-        """Wait until our gunicorn listens (its log says so: the port was free) and /healthz says ok."""
-        listening = f"Listening at: {self.base} "
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"qa serve exited with {self.proc.returncode}:\n{self.tail()}")
-            if listening not in self.tail(200):
-                time.sleep(0.2)
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                status, _ = request_json(self.base, "GET", None, 5, path="/healthz")
-                if status == 200:
-                    return
-            time.sleep(0.2)
-        raise SystemExit(f"qa serve was not healthy within {timeout:.0f}s:\n{self.tail()}")
+class SampledServer(Server):
+    """qa.testing.Server, plus the process-tree figures this benchmark reports."""
 
     def wait_workers(self, workers: int, timeout: float) -> None:
         """Wait until the master has forked its workers."""
@@ -209,25 +174,6 @@ class Server:
                     with contextlib.suppress(OSError):
                         deleted += os.readlink(f"/proc/{pid}/fd/{fd}").endswith(" (deleted)")
         return total, deleted
-
-    def tail(self, lines: int = 30) -> str:
-        self._log.flush()
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> str:
-        """Stop the master (gunicorn's quick shutdown), then kill whatever is left of the group."""
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.proc.pid, signal.SIGINT)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=15)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=15)
-        tail = self.tail()
-        self._log.close()
-        return tail
-
-
 
 
 class Load:
@@ -267,7 +213,7 @@ class Load:
             method = "POST" if rng.random() < 0.5 else "GET"
             began = time.perf_counter()
             try:
-                status, body = request_json(self.base, method, question, self.timeout, k=rng.choice([1, 3, 5]))
+                status, body = search(self.base, method, question, self.timeout, k=rng.choice([1, 3, 5]))
                 ok = status == 200 and isinstance(body, dict) and "results" in body
                 kind = None if ok else f"HTTP {status}"
                 detail = "" if ok else str(body)[:200]
@@ -312,7 +258,7 @@ class Rebuilder(threading.Thread):
                 done = subprocess.run(
                     [sys.executable, "-m", "qa", "index", "--rebuild",
                      "--docs", str(self.docs), "--index", str(self.index)],
-                    cwd=self.work, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                    cwd=self.work, env=self.env, stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False,
                     timeout=self.timeout,
                 )
                 ok = done.returncode == 0
@@ -337,7 +283,7 @@ def warm_up(base: str, requests: int, timeout: float) -> None:
     """Send concurrent searches so every worker loads the model and the index (not counted)."""
     def one(number: int) -> None:
         with contextlib.suppress(Exception):
-            request_json(base, "GET", QUESTIONS[number % len(QUESTIONS)], timeout)
+            search(base, "GET", QUESTIONS[number % len(QUESTIONS)], timeout)
 
     threads = [threading.Thread(target=one, args=(n,), daemon=True) for n in range(requests)]
     for thread in threads:
@@ -346,37 +292,11 @@ def warm_up(base: str, requests: int, timeout: float) -> None:
         thread.join(timeout + 5)
 
 
-def request_json(base: str, method: str, question: str | None, timeout: float, k: int = 3, path: str = "/api/search"):
-    """Send one request; return (status, parsed JSON or text). HTTP errors are returned, not raised."""
-    if path != "/api/search":
-        url, data = base + path, None
-    elif method == "GET":
-        url, data = f"{base}{path}?" + urllib.parse.urlencode({"q": question, "k": k}), None
-    else:
-        url, data = base + path, json.dumps({"question": question, "k": k}).encode()
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    text = raw.decode("utf-8", "replace")
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
-
-
-
-def percentile(ordered: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list."""
-    if not ordered:
-        return None
-    rank = max(1, min(len(ordered), int(-(-q * len(ordered) // 1))))
-    return round(ordered[rank - 1], 1)
+def search(base: str, method: str, question: str, timeout: float, k: int = 3) -> tuple[int, object]:
+    """Ask /api/search by GET or POST; return (status, parsed JSON or text). HTTP errors are returned, not raised."""
+    if method == "GET":
+        return get(f"{base}/api/search?" + urllib.parse.urlencode({"q": question, "k": k}), timeout)
+    return get(f"{base}/api/search", timeout, body={"question": question, "k": k})
 
 
 def table(f: dict) -> str:
@@ -390,15 +310,15 @@ def table(f: dict) -> str:
         ("failures", f"{f['failures']}" + (f"  {f['failure_kinds']}" if f["failures"] else "")),
         ("latency p50 / p95 / p99", f"{lat['p50']} / {lat['p95']} / {lat['p99']} ms (max {lat['max']} ms)"),
         ("throughput", f"{f['throughput_rps']} requests/s"),
-        ("rebuilds completed", f"{f['rebuilds_completed']} ({f['rebuilds_published_during_load']} published during "
-                               f"the load, {f['rebuilds_failed']} failed)"),
+        ("rebuilds completed", (f"{f['rebuilds_completed']} ({f['rebuilds_published_during_load']} published during "
+                                f"the load, {f['rebuilds_failed']} failed)")),
         ("rebuild seconds", ", ".join(str(s) for s in f["rebuild_seconds"]) or "-"),
         ("newest document served", f["newest_document_served"]),
-        ("server RSS warm start / end", f"{f['server_rss_mib']['start']} / {f['server_rss_mib']['end']} MiB "
-                                   f"({f['server_processes']['start']} / {f['server_processes']['end']} processes)"),
-        ("server open files start / end", f"{f['server_open_files']['start']} / {f['server_open_files']['end']} "
-                                          f"({f['server_open_deleted_files']['start']} / "
-                                          f"{f['server_open_deleted_files']['end']} of deleted files)"),
+        ("server RSS warm start / end", (f"{f['server_rss_mib']['start']} / {f['server_rss_mib']['end']} MiB "
+                                         f"({f['server_processes']['start']} / {f['server_processes']['end']} processes)")),
+        ("server open files start / end", (f"{f['server_open_files']['start']} / {f['server_open_files']['end']} "
+                                           f"({f['server_open_deleted_files']['start']} / "
+                                           f"{f['server_open_deleted_files']['end']} of deleted files)")),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)

@@ -22,7 +22,7 @@ from qa.errors import QAError
 from qa.filters import Filters
 from qa.ingest import Document
 from qa.search import Searcher, clean_question
-from qa.settings import MODES
+from qa.settings import MODES, ChunkSettings, SearchSettings
 
 JUDGED_MEASURES = [Success @ 1, Success @ 5, R @ 1, R @ 3, R @ 5, R @ 10, MRR @ 10, nDCG @ 10]
 BEIR_MEASURES = [nDCG @ 10, R @ 100, MRR @ 10]
@@ -190,19 +190,22 @@ def evaluate_beir(
     run_dir: Path | None = None,
     progress: bool = False,
     query_encoder: Embedder | None = None,
+    chunk_settings: ChunkSettings = ChunkSettings(),
+    search_settings: SearchSettings = SearchSettings(),
 ) -> dict[str, dict]:
     """Index a BEIR corpus into ``index_dir`` (reusing an up-to-date one) and score each mode.
 
-    Passages are embedded by ``embedder``, queries by ``query_encoder`` (default:
-    the same). Documents are ranked by their best passage (MaxP). Writes TREC
-    run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given.
+    Passages are cut by ``chunk_settings`` and embedded by ``embedder``; queries
+    are encoded by ``query_encoder`` (default: the same) and ranked by
+    ``search_settings``. Documents are ranked by their best passage (MaxP).
+    Writes TREC run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given.
     """
     documents, queries, qrels, digest = load_beir(folder)
-    builder.build_documents(documents, [], digest, index_dir, embedder, progress=progress)
+    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress)
     if query_encoder is None:
         loaded = embedder is not None and not isinstance(embedder, str)
         query_encoder = embedder if loaded else load_embedder(embedder)
-    searcher = Searcher(index_dir, embedder=query_encoder)
+    searcher = Searcher(index_dir, embedder=query_encoder, settings=search_settings)
     reader = searcher.reader
     vectors = searcher.embedder.encode(list(queries.values()), progress=progress)
     table = {}
