@@ -13,6 +13,7 @@ import numpy as np
 from qa import chunk, index
 from qa.embed import Embedder, LazyEmbedder, model_name
 from qa.errors import IndexUnavailable, NoDocuments
+from qa.formats import page_of
 from qa.ingest import Document, Skipped, fingerprint, scan
 from qa.passage import Passage, passage_id
 from qa.settings import ChunkSettings
@@ -33,6 +34,8 @@ class BuildReport:
     seconds: float = 0.0
     up_to_date: bool = False
     folder: Path | None = None
+    #: (source, note) of what readers noticed in newly read files: pages without text, an encoding.
+    notes: list[tuple[str, str]] = field(default_factory=list)
 
 
 def stale_reason(reader: index.IndexReader, docs_dir: Path, settings: ChunkSettings = ChunkSettings()) -> str | None:
@@ -54,6 +57,9 @@ def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], l
             source=document.source,
             start=start,
             end=end,
+            format=document.format,
+            page=page_of(document.pages, start),
+            page_end=page_of(document.pages, end - 1),
             **document.metadata(),
         )
         for start, end in chunk.windows(document.text, sentences, settings)
@@ -83,13 +89,31 @@ def build(
         IndexBusy: another build holds the lock and ``wait`` is false.
         IndexWriteError: the build could not be written; the one in service stays.
     """
+    began = time.perf_counter()
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
-    documents, skipped, digest = scan(docs_dir)
-    if not documents:
-        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-        raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
-    return build_documents(documents, skipped, digest, index_dir, embedder, settings, rebuild, progress, wait)
+    if embedder is None or isinstance(embedder, str):
+        embedder = LazyEmbedder(embedder)
+    with index.build_lock(index_dir, wait=wait):
+        previous = None if rebuild else _previous(index_dir, embedder, settings)
+        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
+            # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
+            report = BuildReport(
+                documents=previous.manifest.document_count, skipped=previous.tables.skipped(), up_to_date=True,
+                folder=previous.folder,
+            )
+            report.passages = report.reused = previous.manifest.passage_count
+            report.seconds = time.perf_counter() - began
+            return report
+        read_before = None if rebuild else _readable(index_dir)
+        # A file whose bytes an earlier build read is not extracted again, whatever model made it.
+        documents, skipped, digest = scan(docs_dir, reuse=read_before.tables.known if read_before else None)
+        if not documents:
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+            raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+        report = _build_locked(documents, skipped, digest, index_dir, embedder, settings, previous, progress)
+    report.seconds = time.perf_counter() - began
+    return report
 
 
 def build_documents(
@@ -110,15 +134,31 @@ def build_documents(
     if embedder is None or isinstance(embedder, str):
         embedder = LazyEmbedder(embedder)
     with index.build_lock(index_dir, wait=wait):
-        report = BuildReport(documents=len(documents), skipped=skipped)
         previous = None if rebuild else _previous(index_dir, embedder, settings)
-        if previous is not None and previous.manifest.fingerprint == digest:
-            report.up_to_date = True
-            report.passages = report.reused = previous.manifest.passage_count
-            report.folder = previous.folder
-        else:
-            _write(report, documents, digest, index_dir, embedder, settings, previous, progress)
+        report = _build_locked(documents, skipped, digest, index_dir, embedder, settings, previous, progress)
     report.seconds = time.perf_counter() - began
+    return report
+
+
+def _build_locked(
+    documents: list[Document],
+    skipped: list[Skipped],
+    digest: str,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: ChunkSettings,
+    previous: index.IndexReader | None,
+    progress: bool,
+) -> BuildReport:
+    """Publish a build of ``documents`` unless ``previous`` already is one; the caller holds the lock."""
+    report = BuildReport(documents=len(documents), skipped=skipped)
+    report.notes = [(d.source, note) for d in documents for note in d.notes]
+    if previous is not None and previous.manifest.fingerprint == digest:
+        report.up_to_date = True
+        report.passages = report.reused = previous.manifest.passage_count
+        report.folder = previous.folder
+    else:
+        _write(report, documents, digest, index_dir, embedder, settings, previous, progress)
     return report
 
 
@@ -194,7 +234,8 @@ def _write(
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
     report.folder = index.write_build(
-        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix
+        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,
+        report.skipped,
     )
 
 
@@ -266,13 +307,18 @@ def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
     return np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
 
 
-def _previous(index_dir: Path, embedder: Embedder, settings: ChunkSettings) -> index.IndexReader | None:
-    """Return the current build when its vectors can be reused by this embedder and these settings."""
+def _readable(index_dir: Path) -> index.IndexReader | None:
+    """Return the current build if it can be opened at all."""
     try:
-        reader = index.open_index(index_dir)
+        return index.open_index(index_dir)
     except IndexUnavailable:
         return None
-    if reader.manifest.model != embedder.name or reader.chunking != settings:
+
+
+def _previous(index_dir: Path, embedder: Embedder, settings: ChunkSettings) -> index.IndexReader | None:
+    """Return the current build when its vectors can be reused by this embedder and these settings."""
+    reader = _readable(index_dir)
+    if reader is None or reader.manifest.model != embedder.name or reader.chunking != settings:
         return None
     return reader
 

@@ -24,7 +24,7 @@ DOCS_OPTION = click.option(
     envvar="QA_DOCS",
     show_default=True,
     show_envvar=True,
-    help="Folder of .txt/.md documents.",
+    help="Folder of documents: .txt, .md, .html, .pdf, .docx, .eml.",
 )
 INDEX_OPTION = click.option(
     "--index",
@@ -112,6 +112,8 @@ def index_command(
     report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
     for skipped in report.skipped:
         say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
+    for source, note in report.notes:
+        say(f"note {printable(source, keep_newlines=False)}: {note}", err=True)
     if report.up_to_date:
         click.echo(
             f"index up to date: {report.documents} documents, {report.passages} passages "
@@ -167,6 +169,27 @@ def search_command(
         click.echo(dumps(answer.as_dict(), indent=2))
     else:
         click.echo(format_answer(answer.as_dict()))
+
+
+@cli.command("show")
+@click.argument("source")
+@click.option("--start", type=click.IntRange(0), help="First character of the span (default: the beginning).")
+@click.option("--end", type=click.IntRange(0), help="Character after the span (default: the end).")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the API's /api/document returns.")
+@INDEX_OPTION
+@MODEL_OPTION
+def show_command(source: str, start: int | None, end: int | None, as_json: bool, index_dir: Path, model) -> None:
+    """Print a document's text layer as indexed, or the span a result cites (--start/--end)."""
+    from qa.search import Searcher
+
+    document = Searcher(index_dir, model=model).document(source, start, end)
+    if as_json:
+        click.echo(dumps(document, indent=2))
+        return
+    pages = f", {len(document['pages'])} pages" if document["pages"] else ""
+    say(f"{document['source']} ({document['format']}{pages}), characters {document['start']}-{document['end']} "
+        f"of {document['length']}", err=True)
+    click.echo(printable(document["text"]))
 
 
 @cli.command("serve")
@@ -290,9 +313,10 @@ def format_answer(answer: dict) -> str:
     for r in answer["results"]:
         field = {name: printable(r[name], keep_newlines=False) if r[name] else r[name] for name in _FIELDS}
         cite = " | ".join(x for x in (field["source"], field["date"], field["author"]) if x)
+        where = f"p. {r['page']}" + (f"-{r['page_end']}" if r["page_end"] != r["page"] else "") + "  " if r["page"] else ""
         lines = [
             f"{r['rank']}. [{r['score']:.3f}] {field['title'] or '(untitled)'}",
-            f"   {cite}  chars {r['start']}-{r['end']}",
+            f"   {cite}  {where}chars {r['start']}-{r['end']}",
         ]
         if field["url"]:
             lines.append(f"   {field['url']}")

@@ -16,6 +16,12 @@ class BadRequest(QAError):
     status = 400
 
 
+class NotFound(QAError):
+    """The index holds no such document."""
+
+    status = 404
+
+
 class NoDocuments(QAError):
     """Nothing in the documents folder could be indexed."""
 

@@ -1,4 +1,9 @@
-"""Read a documents folder: decode each file and take its title, date, URL and author."""
+"""Read a documents folder: each file's text layer (qa/formats) and its title, date, URL and author.
+
+Text and Markdown files are their own text layer, and their header lines give
+the metadata (``parse_header``); HTML, PDF, DOCX and e-mail are extracted by
+qa/formats in bounded worker processes, and their metadata comes from the file.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +11,35 @@ import hashlib
 import os
 import re
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from qa.passage import Metadata
+from qa.formats import DEFAULT_LIMITS, Extracted, Limits, UnreadableDocument, extract, extract_many, format_of
+from qa.passage import METADATA, Metadata
 
-SUFFIXES = (".txt", ".md")
-
-#: Bytes of a file checked for NUL, the tell-tale of a binary file.
-BINARY_SNIFF = 8192
+#: Formats whose text layer is the file itself, with a header read by ``parse_header``.
+TEXT_FORMATS = ("text", "markdown")
 
 
 @dataclass(frozen=True)
 class Document(Metadata):
-    """One decoded file; offsets of its passages index into ``text``."""
+    """One file's text layer; offsets of its passages index into ``text``."""
 
     source: str
     text: str
     sha256: str
     #: Offset where the body starts: date/URL/byline header lines are metadata, not text to search.
     body_start: int = 0
+    #: "text", "markdown", "html", "pdf", "docx" or "email" (qa/formats).
+    format: str = "text"
+    #: PDF: the offset in ``text`` where page 1, 2, ... starts.
+    pages: tuple[int, ...] = ()
+    #: Text formats: the encoding the bytes were decoded with.
+    encoding: str | None = None
+    #: What the reader noticed and the user should hear (pages without text, replaced bytes).
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,8 @@ class Skipped:
 
     source: str
     reason: str
+    #: The bytes' digest when the file could be read (a build keeps the reason for those very bytes).
+    sha256: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,23 +88,79 @@ def load_documents(folder: str | Path) -> tuple[list[Document], list[Skipped]]:
     return documents, skipped
 
 
-def scan(folder: str | Path) -> tuple[list[Document], list[Skipped], str]:
-    """Read ``folder`` once: its documents, the files passed over, and its ``fingerprint``."""
-    documents: list[Document] = []
+def scan(
+    folder: str | Path,
+    reuse: Callable[[str, str], Document | Skipped | None] | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[list[Document], list[Skipped], str]:
+    """Read ``folder`` once: its documents, the files passed over, and its ``fingerprint``.
+
+    Args:
+        reuse: given a source and the sha256 of its bytes, returns what the previous
+            build made of those very bytes (the document, or why it was skipped), or
+            None; a file it answers for is not extracted again.
+        limits: bounds on reading one file (qa/formats).
+    """
+    documents: dict[int, Document] = {}
     skipped: list[Skipped] = []
     digest = hashlib.sha256()
-    for found in read_folder(folder):
-        if found.data is None:
-            skipped.append(Skipped(found.source, found.problem or "unreadable"))
-            _fingerprint_line(digest, found.name_bytes, found.problem)
-            continue
-        document = parse_document(found.source, found.data)
-        _fingerprint_line(digest, found.name_bytes, hashlib.sha256(found.data).hexdigest())
+    waiting: list[tuple[int, str, str]] = []  # files sent to extraction, in order
+
+    def to_extract() -> Iterator[tuple[str, bytes]]:
+        for position, found in enumerate(read_folder(folder)):
+            if found.data is None:
+                skipped.append(Skipped(found.source, found.problem or "unreadable"))
+                _fingerprint_line(digest, found.name_bytes, found.problem)
+                continue
+            sha = hashlib.sha256(found.data).hexdigest()
+            _fingerprint_line(digest, found.name_bytes, sha)
+            known = reuse(found.source, sha) if reuse is not None else None
+            if isinstance(known, Skipped):
+                skipped.append(known)
+                continue
+            if known is not None:
+                documents[position] = known
+                continue
+            waiting.append((position, found.source, sha))
+            yield found.source, found.data
+
+    for n, result in enumerate(extract_many(to_extract(), limits)):
+        position, source, sha = waiting[n]
+        document = to_document(source, sha, result)
         if isinstance(document, Skipped):
             skipped.append(document)
         else:
-            documents.append(document)
-    return documents, skipped, digest.hexdigest()
+            documents[position] = document
+    return [documents[p] for p in sorted(documents)], sorted(skipped, key=lambda s: s.source), digest.hexdigest()
+
+
+def to_document(source: str, sha256: str, extracted: Extracted | UnreadableDocument) -> Document | Skipped:
+    """Make the document of one extracted file, or say why it cannot be indexed."""
+    if isinstance(extracted, UnreadableDocument):
+        return Skipped(source, str(extracted), sha256)
+    text = extracted.text
+    if "\x00" in text:
+        # Wherever it is: a NUL in a passage would reach SQLite, the terminal and JSON readers.
+        return Skipped(source, f"binary file (NUL character at offset {text.index(chr(0))})", sha256)
+    if not text.strip():
+        return Skipped(source, "no text", sha256)
+    if extracted.format in TEXT_FORMATS:
+        header = parse_header(text)
+        body_start, metadata = header.body_start, header.metadata()
+    else:
+        body_start = 0
+        metadata = {name: getattr(extracted, name) for name in METADATA}
+    return Document(
+        source=source,
+        text=text,
+        sha256=sha256,
+        body_start=body_start,
+        format=extracted.format,
+        pages=tuple(extracted.pages),
+        encoding=extracted.encoding,
+        notes=tuple(extracted.notes),
+        **metadata,
+    )
 
 
 def fingerprint(folder: str | Path) -> str:
@@ -212,7 +282,7 @@ def _walk(root: Path) -> list[tuple[Path, str | None]]:
                 keep.append(name)
         dirnames[:] = keep
         for name in sorted(filenames):
-            if not name.startswith(".") and name.lower().endswith(SUFFIXES):
+            if not name.startswith(".") and format_of(name) is not None:
                 found.append((Path(dirpath) / name, None))
     return sorted(found, key=lambda item: os.fsencode(item[0].relative_to(root)))
 
@@ -226,35 +296,12 @@ def _utf8(name: str) -> bool:
 
 
 def parse_document(source: str, data: bytes) -> Document | Skipped:
-    """Decode one file's bytes and read its header, or say why it cannot be indexed."""
-    if not data.strip():
-        return Skipped(source, "empty file")
-    if b"\x00" in data[:BINARY_SNIFF] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return Skipped(source, "binary file (contains NUL bytes)")
+    """Read one file's bytes in this process (the format its name says), or say why it cannot be indexed."""
     try:
-        text = decode(data)
-    except UnicodeDecodeError as exc:
-        return Skipped(source, f"not UTF-8 or UTF-16 text (undecodable byte at offset {exc.start})")
-    if "\x00" in text:
-        # Wherever it is: a NUL in a passage would reach SQLite, the terminal and JSON readers.
-        return Skipped(source, f"binary file (NUL character at offset {text.index(chr(0))})")
-    if not text.strip():
-        return Skipped(source, "no text")
-    header = parse_header(text)
-    return Document(
-        source=source,
-        text=text,
-        sha256=hashlib.sha256(data).hexdigest(),
-        body_start=header.body_start,
-        **header.metadata(),
-    )
-
-
-def decode(data: bytes) -> str:
-    """Decode UTF-8 (a BOM is dropped) or BOM-marked UTF-16; line endings are kept as they are."""
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
+        extracted = extract(source, data)
+    except UnreadableDocument as exc:
+        return Skipped(source, str(exc))
+    return to_document(source, hashlib.sha256(data).hexdigest(), extracted)
 
 
 def parse_header(text: str) -> Header:

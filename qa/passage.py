@@ -29,13 +29,18 @@ def passage_id(source: str, start: int, end: int) -> str:
 
 @dataclass(frozen=True)
 class Passage(Metadata):
-    """A verbatim span of one document: ``document_text[start:end] == text``."""
+    """A verbatim span of one document's text layer: ``layer[start:end] == text``."""
 
     id: str
     text: str
     source: str
     start: int
     end: int
+    #: The document's format (qa/formats): "text", "markdown", "html", "pdf", "docx" or "email".
+    format: str = "text"
+    #: PDF: the pages the passage starts and ends on (the same page unless it spans two); else None.
+    page: int | None = None
+    page_end: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,9 @@ class Result:
             "text": p.text,
             "source": p.source,
             **p.metadata(),
+            "format": p.format,
+            "page": p.page,
+            "page_end": p.page_end,
             "start": p.start,
             "end": p.end,
             "highlights": [list(span) for span in self.highlights],

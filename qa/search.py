@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 
 from qa import fusion, index
+from qa.index.tables import MAX_LAYER_CHARS
 from qa.dedup import keep_distinct
 from qa.embed import Embedder, load_query_encoder, model_name
-from qa.errors import BadRequest
+from qa.errors import BadRequest, NotFound
 from qa.filters import Filters, clean_text
 from qa.passage import Passage, Result
 from qa.settings import DEFAULT_MODE, MODES, SearchSettings
@@ -89,6 +90,17 @@ def clean_k(k: object) -> int:
     return k
 
 
+def _offset(name: str, value: object, default: int, length: int) -> int:
+    """Return a character offset in 0..length, or raise BadRequest."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= length:
+        raise BadRequest(f"{name} must be a whole number from 0 to {length}")
+    return value
+
+
 def clean_mode(mode: object) -> str:
     """Return a retrieval mode name, or raise BadRequest."""
     if mode in (None, ""):
@@ -153,6 +165,37 @@ class Searcher:
                         timer.daemon = True
                         timer.start()
         return self._reader
+
+    def document(self, source: object, start: object = None, end: object = None) -> dict:
+        """Return a document's text layer, or the span ``[start:end]`` of it, with its metadata.
+
+        This is how a reader checks an answer: a result's ``text`` is exactly
+        ``document(source, start, end)["text"]``. Offsets default to the whole layer
+        (at most ``MAX_LAYER_CHARS`` characters of it).
+
+        Raises:
+            BadRequest: offsets that are not whole numbers inside the layer.
+            NotFound: the index holds no document ``source``.
+        """
+        source = clean_text("source", source)
+        document = self.reader.tables.document(source)
+        if document is None:
+            raise NotFound(f"no document named {source!r} in the index")
+        length = len(document.text)
+        start = _offset("start", start, 0, length)
+        end = _offset("end", end, min(length, start + MAX_LAYER_CHARS), length)
+        if end < start or end - start > MAX_LAYER_CHARS:
+            raise BadRequest(f"need start <= end and at most {MAX_LAYER_CHARS} characters at once")
+        return {
+            "source": document.source,
+            **document.metadata(),
+            "format": document.format,
+            "pages": list(document.pages),
+            "length": length,
+            "start": start,
+            "end": end,
+            "text": document.text[start:end],
+        }
 
     def example_questions(self, n: int = 3) -> list[str]:
         """Return up to ``n`` questions to suggest: the newest documents' titles."""

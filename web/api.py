@@ -76,6 +76,18 @@ def _answer(fields: dict):
     return jsonify(answer.as_dict())
 
 
+@bp.get("/api/document")
+def document():
+    """Return a document's text layer, or ``?start=&end=`` of it: how a reader checks an answer."""
+    params = request.args
+    unknown = sorted(set(params) - {"source", "start", "end"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
+    if "source" not in params:
+        raise BadRequest("missing query parameter source (a file as results name it)")
+    return jsonify(get_searcher().document(params["source"], params.get("start"), params.get("end")))
+
+
 @bp.get("/healthz")
 def healthz():
     """Say whether an index is loaded, and which."""

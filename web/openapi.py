@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from qa import __version__
+from qa.formats import SUFFIXES
+
+FORMATS = tuple(dict.fromkeys(SUFFIXES.values()))
 from qa.search import DEFAULT_K, DEFAULT_MODE, MAX_K, MAX_QUESTION_CHARS, MODES
 
 #: Largest request body accepted (a question is at most 1,000 characters).
@@ -15,18 +18,22 @@ def _result_schema() -> dict:
     return {
         "type": "object",
         "required": [
-            "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "start", "end", "highlights",
+            "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
+            "page_end", "start", "end", "highlights",
         ],
         "properties": {
             "rank": {"type": "integer", "minimum": 1},
             "score": {"type": "number"},
             "passage_id": {"type": "string", "description": "source:start-end"},
-            "text": {"type": "string", "description": "Verbatim: the source file's text[start:end]."},
+            "text": {"type": "string", "description": "Verbatim: the document's text layer [start:end]."},
             "source": {"type": "string", "description": "File path relative to the documents folder."},
             "title": NULLABLE_STRING,
             "date": {"type": ["string", "null"], "format": "date"},
             "url": NULLABLE_STRING,
             "author": NULLABLE_STRING,
+            "format": {"enum": list(FORMATS), "description": "How the document was read (qa/formats)."},
+            "page": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page the passage starts on."},
+            "page_end": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page it ends on."},
             "start": {"type": "integer", "minimum": 0},
             "end": {"type": "integer", "minimum": 0},
             "highlights": {
@@ -111,6 +118,28 @@ def openapi_document() -> dict:
                     "responses": {"200": answer, **_errors(400, 413, 415, 503)},
                 },
             },
+            "/api/document": {
+                "get": {
+                    "summary": "A document's text layer, or a span of it",
+                    "operationId": "document",
+                    "parameters": [
+                        {"name": "source", "in": "query", "required": True, "schema": {"type": "string"},
+                         "description": "The document, as results name it."},
+                        {"name": "start", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 0}, "description": "First character (default 0)."},
+                        {"name": "end", "in": "query", "required": False, "schema": {"type": "integer", "minimum": 0},
+                         "description": "Character after the last (default: the end, at most 2,000,000 on)."},
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "text is the layer's [start:end]: a result's text, when given its offsets.",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}},
+                        },
+                        "404": _error("No such document in the index."),
+                        **_errors(400, 405, 503),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Whether an index is loaded",
@@ -168,6 +197,25 @@ def openapi_document() -> dict:
                         "built_at": {"type": "string"},
                         "stale": {"type": "boolean", "description": "The documents changed since this build."},
                         "stale_reason": NULLABLE_STRING,
+                    },
+                },
+                "Document": {
+                    "type": "object",
+                    "required": ["source", "title", "date", "url", "author", "format", "pages", "length", "start",
+                                 "end", "text"],
+                    "properties": {
+                        "source": {"type": "string"},
+                        "title": NULLABLE_STRING,
+                        "date": {"type": ["string", "null"], "format": "date"},
+                        "url": NULLABLE_STRING,
+                        "author": NULLABLE_STRING,
+                        "format": {"enum": list(FORMATS)},
+                        "pages": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                  "description": "PDF: where page 1, 2, ... starts in the layer."},
+                        "length": {"type": "integer", "minimum": 0},
+                        "start": {"type": "integer", "minimum": 0},
+                        "end": {"type": "integer", "minimum": 0},
+                        "text": {"type": "string"},
                     },
                 },
                 "Error": {

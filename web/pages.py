@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from qa.errors import QAError
+from qa.formats import page_of
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
 from qa.web import get_searcher, stale_reason
 
@@ -67,3 +68,25 @@ def index():
         result["segments"] = segments(result["text"], result["highlights"])
         result["safe_url"] = result["url"] if (result["url"] or "").startswith(("https://", "http://")) else None
     return render_template("index.html", answer=answer, **context)
+
+
+#: Characters of the text layer shown on each side of a passage in its document view.
+CONTEXT_CHARS = 3000
+
+
+@bp.get("/document")
+def document():
+    """Show a passage inside its document's text layer, highlighted, with the text around it."""
+    source, start, end = (request.args.get(name) for name in ("source", "start", "end"))
+    searcher = get_searcher()
+    span = searcher.document(source if source is not None else "", start, end)
+    around = (max(0, span["start"] - CONTEXT_CHARS), min(span["length"], span["end"] + CONTEXT_CHARS))
+    whole = searcher.document(span["source"], *around)
+    before = whole["text"][: span["start"] - whole["start"]]
+    after = whole["text"][span["end"] - whole["start"] :]
+    page = page_of(span["pages"], span["start"])
+    return render_template(
+        "document.html", doc=span, before=before, after=after, page=page,
+        page_end=page_of(span["pages"], max(span["start"], span["end"] - 1)),
+        clipped_before=whole["start"] > 0, clipped_after=whole["end"] < span["length"],
+    )

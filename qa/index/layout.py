@@ -34,7 +34,8 @@ from typing import Iterator
 from qa.errors import IndexBusy, IndexUnavailable, IndexWriteError
 from qa.settings import ChunkSettings
 
-FORMAT_VERSION = 2
+# 3: text layers, formats and PDF pages in the passage table.
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 VECTORS = "vectors.faiss"
 PASSAGES = "passages.sqlite"

@@ -123,16 +123,17 @@ def write_build(
     passages: Sequence[Passage],
     sentences: Sequence[tuple[str, int, int]],
     sentence_vectors: np.ndarray,
+    skipped: Sequence = (),
 ) -> Path:
     """Write a complete build into a new folder, then publish it as the current one.
 
-    Call with the build lock held. ``sentences`` are (source, start, end).
-    Returns the published build's folder.
+    Call with the build lock held. ``sentences`` are (source, start, end); ``skipped``
+    the files passed over. Returns the published build's folder.
     """
     if len(vectors) != len(passages) or len(sentence_vectors) != len(sentences):
         raise ValueError("one vector per passage and per sentence")
     with layout.staged_build(index_dir) as folder:
-        tables.write(folder / layout.PASSAGES, documents, passages, sentences)
+        tables.write(folder / layout.PASSAGES, documents, passages, sentences, skipped)
         np.save(folder / layout.SENTENCES, np.ascontiguousarray(sentence_vectors, dtype=np.float32))
         BACKEND.build(vectors, manifest.dimension).save(folder / layout.VECTORS)
         manifest.write(folder / layout.MANIFEST)

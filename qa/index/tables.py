@@ -13,6 +13,7 @@ are Porter-stemmed and folded to ASCII, so "treaties" finds "treaty" and
 from __future__ import annotations
 
 import contextlib
+import json
 import queue
 import sqlite3
 import threading
@@ -21,6 +22,7 @@ from typing import Iterator, Sequence
 
 from qa.errors import IndexUnavailable
 from qa.filters import Filters
+from qa.ingest import Document, Skipped
 from qa.lexical import match_expression
 from qa.passage import METADATA, Passage
 
@@ -32,7 +34,23 @@ CREATE TABLE documents (
     date TEXT,
     url TEXT,
     author TEXT,
-    chars INTEGER NOT NULL
+    chars INTEGER NOT NULL,
+    format TEXT NOT NULL,
+    body_start INTEGER NOT NULL,
+    pages TEXT NOT NULL,      -- JSON list of page start offsets (PDF), [] otherwise
+    encoding TEXT
+);
+-- The text layer each document's offsets index into: the file itself for text and
+-- Markdown, the extracted text for other formats.
+CREATE TABLE layers (
+    source TEXT PRIMARY KEY REFERENCES documents(source),
+    text TEXT NOT NULL
+);
+-- Files of the folder that were not indexed, and why (sha256: of the bytes read, if any).
+CREATE TABLE skipped (
+    source TEXT PRIMARY KEY,
+    sha256 TEXT,
+    reason TEXT NOT NULL
 );
 CREATE TABLE passages (
     row INTEGER PRIMARY KEY,
@@ -40,7 +58,9 @@ CREATE TABLE passages (
     source TEXT NOT NULL REFERENCES documents(source),
     start INTEGER NOT NULL,
     end INTEGER NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    page INTEGER,
+    page_end INTEGER
 );
 CREATE INDEX passages_by_source ON passages(source);
 CREATE TABLE sentences (
@@ -57,20 +77,39 @@ CREATE VIRTUAL TABLE passages_fts USING fts5(
 """
 #: Column weights for bm25(): a title word counts for half a body word.
 BM25_WEIGHTS = (1.0, 0.5)
-_PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, " + ", ".join(f"d.{m}" for m in METADATA)
+_PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.page_end, d.format, " + ", ".join(
+    f"d.{m}" for m in METADATA
+)
+#: Characters of a text layer returned at once: a span of a huge document, not all of it.
+MAX_LAYER_CHARS = 2_000_000
 
 
-def write(path: Path, documents: Sequence, passages: Sequence[Passage], sentences: Sequence[tuple[str, int, int]]) -> None:
-    """Write a new passage table: ``documents`` carry source, sha256, text and metadata; sentences are (source, start, end)."""
+def write(
+    path: Path,
+    documents: Sequence[Document],
+    passages: Sequence[Passage],
+    sentences: Sequence[tuple[str, int, int]],
+    skipped: Sequence[Skipped] = (),
+) -> None:
+    """Write a new passage table: documents with their text layers, passages, sentences (source, start, end)
+    and the files that were skipped."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(_SCHEMA)
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(d.source, d.sha256, *(getattr(d, m) for m in METADATA), len(d.text)) for d in documents],
+            "INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", ((s.source, s.sha256, s.reason) for s in skipped)
         )
         db.executemany(
-            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?)",
-            [(row, p.id, p.source, p.start, p.end, p.text) for row, p in enumerate(passages)],
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (d.source, d.sha256, *(getattr(d, m) for m in METADATA), len(d.text), d.format, d.body_start,
+                 json.dumps(list(d.pages)), d.encoding)
+                for d in documents
+            ],
+        )
+        db.executemany("INSERT INTO layers VALUES (?, ?)", ((d.source, d.text) for d in documents))
+        db.executemany(
+            "INSERT INTO passages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(row, p.id, p.source, p.start, p.end, p.text, p.page, p.page_end) for row, p in enumerate(passages)],
         )
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)", [(row, *s) for row, s in enumerate(sentences)])
         db.executemany(
@@ -172,6 +211,41 @@ class Tables:
         """Return each document's sha256 by source."""
         return {r["source"]: r["sha256"] for r in self._query("SELECT source, sha256 FROM documents")}
 
+    def known(self, source: str, sha256: str) -> Document | Skipped | None:
+        """Return what this build made of these very bytes: the document, or why it was skipped; else None."""
+        rows = self._query("SELECT reason FROM skipped WHERE source = ? AND sha256 = ?", (source, sha256))
+        if rows:
+            return Skipped(source, rows[0]["reason"], sha256)
+        return self.document(source, sha256)
+
+    def skipped(self) -> list[Skipped]:
+        """Return the files the build passed over, with their reasons."""
+        rows = self._query("SELECT source, reason, sha256 FROM skipped ORDER BY source")
+        return [Skipped(r["source"], r["reason"], r["sha256"]) for r in rows]
+
+    def document(self, source: str, sha256: str | None = None) -> Document | None:
+        """Return a document as this build stored it (text layer included), or None.
+
+        With ``sha256``, only if the stored document was made from those very bytes:
+        the next build then reuses it instead of extracting the file again.
+        """
+        rows = self._query(
+            "SELECT d.*, l.text FROM documents d JOIN layers l USING (source) WHERE d.source = ?", (source,)
+        )
+        if not rows or (sha256 is not None and rows[0]["sha256"] != sha256):
+            return None
+        r = rows[0]
+        return Document(
+            source=r["source"],
+            text=r["text"],
+            sha256=r["sha256"],
+            body_start=r["body_start"],
+            format=r["format"],
+            pages=tuple(json.loads(r["pages"])),
+            encoding=r["encoding"],
+            **{m: r[m] for m in METADATA},
+        )
+
     def has_source(self, source: str) -> bool:
         return bool(self._query("SELECT 1 FROM documents WHERE source = ?", (source,)))
 
@@ -220,5 +294,8 @@ def _passage(row: sqlite3.Row) -> Passage:
         source=row["source"],
         start=row["start"],
         end=row["end"],
+        format=row["format"],
+        page=row["page"],
+        page_end=row["page_end"],
         **{m: row[m] for m in METADATA},
     )

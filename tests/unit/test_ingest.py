@@ -116,13 +116,18 @@ def test_utf16_with_bom_decodes():
         (b"", "empty file"),
         (b"  \n\t\n", "empty file"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binary file"),
-        (b"caf\xe9 au lait", "not UTF-8"),
     ],
 )
 def test_unindexable_files_are_skipped_with_reason(data, reason):
     result = parse_document("x.txt", data)
     assert isinstance(result, Skipped)
     assert reason in result.reason
+
+
+def test_a_legacy_encoded_file_is_read_and_says_its_encoding():
+    result = parse_document("x.txt", "Café au lait\n\nUn café crème, s’il vous plaît.".encode("cp1252"))
+    assert isinstance(result, Document) and result.encoding == "cp1252"
+    assert result.title == "Café au lait" and result.text.endswith("s’il vous plaît.")
 
 
 def test_load_reports_skipped_and_ignores_other_suffixes(tmp_path):

@@ -79,7 +79,8 @@ def test_search_returns_ranked_cited_results(searcher):
     assert results[0]["date"] == "2025-02-17"
     assert "The Kursk region stands apart" in results[0]["text"]
     assert list(results[0]) == [
-        "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "start", "end", "highlights",
+        "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
+        "page_end", "start", "end", "highlights",
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)

@@ -201,7 +201,7 @@ def test_healthz_reports_the_index(client):
 def test_openapi_describes_routes_and_limits(client):
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {"/api/search", "/healthz", "/api/openapi.json"}
+    assert set(spec["paths"]) == {"/api/search", "/api/document", "/healthz", "/api/openapi.json"}
     post = spec["paths"]["/api/search"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["question"]["maxLength"] == 1000

@@ -8,7 +8,7 @@ import pytest
 from formats_support import FORMATS, SEEDS, SEEDS_HTML, SEEDS_PDF, seed_meta, squash
 
 from qa.formats import SUFFIXES, extract, format_of
-from qa.ingest import decode
+from formats_support import decode
 
 STEMS = sorted(p.stem for p in SEEDS.glob("*.txt"))
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FORMATS = FIXTURES / "formats"
 SEEDS_HTML = FIXTURES / "seeds-html"
 SEEDS_PDF = FIXTURES / "seeds-pdf"
-SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+SEEDS = Path(__file__).resolve().parents[3] / "seeds"
 
 # Boilerplate strings make_fixtures.py puts in the page chrome (kept in step with its BOILERPLATE).
 BOILERPLATE = {
@@ -62,3 +62,10 @@ DEV_EVIDENCE: dict[str, list[str]] = {
 
 def dev_evidence() -> dict[str, list[str]]:
     return DEV_EVIDENCE
+
+
+def decode(data: bytes) -> str:
+    """What a text file's layer has always been: UTF-8 (BOM dropped) or BOM'd UTF-16, line endings kept."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")

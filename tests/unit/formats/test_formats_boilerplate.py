@@ -8,7 +8,8 @@ import pytest
 from formats_support import BOILERPLATE, FORMATS, SEEDS, SEEDS_HTML, squash
 
 from qa.formats import extract
-from qa.ingest import decode, parse_header
+from formats_support import decode
+from qa.ingest import parse_header
 
 _MD_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 PAGES = sorted(SEEDS_HTML.glob("*.html")) + sorted(FORMATS.glob("*.html"))
