@@ -163,6 +163,28 @@ def test_ask_with_the_keyboard_shows_the_cited_answer(server, driver, tmp_path):
     save_screenshot(driver, tmp_path, "results.png")
 
 
+def test_a_result_opens_its_document_with_the_passage_highlighted_in_view(server, driver, tmp_path):
+    """"Show in the document" leads to the whole text layer, the cited passage marked and scrolled to."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1280, 900)
+    driver.get(f"{server}/?q={quote_plus(QUESTION)}&k=3")
+    first = wait_for_results(driver)[0]
+    quoted = squash(first.find_element(By.CSS_SELECTOR, "blockquote.passage").text)
+    first.find_element(By.LINK_TEXT, "show in the document").click()
+    mark = driver.find_element(By.CSS_SELECTOR, "mark#passage")
+    assert squash(mark.text) == quoted
+    assert driver.current_url.endswith("#passage")
+    top, bottom, height = driver.execute_script(
+        "const r = document.getElementById('passage').getBoundingClientRect();"
+        "return [r.top, r.bottom, window.innerHeight];"
+    )
+    assert top < height and bottom > 0, "the passage is not in view"
+    text = squash(driver.find_element(By.CSS_SELECTOR, ".layer").text)
+    assert len(text) > len(quoted), "the passage is shown without the text around it"
+    save_screenshot(driver, tmp_path, "document.png")
+
+
 def test_results_fit_a_phone_screen(server, driver, tmp_path):
     """At phone width a results page needs no horizontal scrolling."""
     driver.set_window_size(390, 844)
