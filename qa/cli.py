@@ -134,7 +134,8 @@ def index_command(
 @click.option(
     "--queries",
     type=click.File("r", encoding="utf-8"),
-    help='JSON Lines file of {"id", "question"}; writes {"id", "results"} lines.',
+    help='JSON Lines file of {"id", "question"}; writes one {"id", ...} line per question, with every '
+    "field of a single --json answer.",
 )
 @FILTER_OPTIONS
 @DOCS_OPTION
@@ -292,7 +293,7 @@ def _run_queries(searcher, lines, k: int, options: dict) -> int:
                 raise BadRequest('each line must be a JSON object with a "question"')
             qid = item.get("id")
             answer = searcher.search(item["question"], item.get("k", k), **options)
-            out = {"id": qid, "results": [r.as_dict() for r in answer.results]}
+            out = {"id": qid, **answer.as_dict()}
         except (ValueError, BadRequest) as exc:
             failed += 1
             out = {"id": qid, "error": f"line {number}: {exc}"}

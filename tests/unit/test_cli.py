@@ -106,6 +106,11 @@ def test_queries_file_writes_one_line_per_query_and_reports_bad_lines(run, tmp_p
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["id"] for line in lines] == ["a", None, "c", "d"]
     assert len(lines[0]["results"]) == 3 and len(lines[3]["results"]) == 2
+    single = json.loads(run("search", "Kursk region", "-k", "3", "--json").stdout)
+    assert list(lines[0]) == ["id", *single]  # every field of a single answer: mode, took_ms, low_confidence...
+    assert {k: v for k, v in lines[0].items() if k not in ("id", "took_ms")} == {
+        k: v for k, v in single.items() if k != "took_ms"
+    }
     assert lines[1]["error"].startswith("line 3:")
     assert "empty" in lines[2]["error"]
     assert result.exit_code == 1 and "2 queries failed" in result.stderr
