@@ -71,7 +71,9 @@ def FILTER_OPTIONS(command):
                          help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences."),
             click.option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
             click.option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
-            click.option("--source", metavar="FILE", help="Only passages of this document (path as listed)."),
+            click.option("--source", metavar="FILE", multiple=True,
+                         help="Only passages of this document (path as listed; repeat for several)."),
+            click.option("--folder", metavar="DIR", help="Only documents under this folder of the collection."),
         ]
     ):
         command = option(command)
@@ -191,6 +193,28 @@ def show_command(source: str, start: int | None, end: int | None, as_json: bool,
     say(f"{document['source']} ({document['format']}{pages}), characters {document['start']}-{document['end']} "
         f"of {document['length']}", err=True)
     click.echo(printable(document["text"]))
+
+
+@cli.command("documents")
+@click.option("--folder", metavar="DIR", help="Only documents under this folder of the collection.")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON the API's /api/documents returns.")
+@INDEX_OPTION
+@MODEL_OPTION
+def documents_command(folder: str | None, as_json: bool, index_dir: Path, model) -> None:
+    """List the indexed documents, and the files that were skipped and why."""
+    from qa.search import Searcher
+
+    catalogue = Searcher(index_dir, model=model).documents(folder)
+    if as_json:
+        click.echo(dumps(catalogue, indent=2))
+        return
+    for d in catalogue["documents"]:
+        pages = f", {d['pages']} pages" if d["pages"] else ""
+        line = f"{d['source']}  [{d['format']}{pages}, {d['passages']} passages]  {d['date'] or 'no date'}  "
+        say(line + (d["title"] or "(untitled)") + (f" - {d['author']}" if d["author"] else ""))
+    for s in catalogue["skipped"]:
+        say(f"skipped {s['source']}: {s['reason']}")
+    say(f"{len(catalogue['documents'])} documents, {len(catalogue['skipped'])} skipped", err=True)
 
 
 @cli.command("serve")

@@ -9,6 +9,8 @@ from datetime import date
 from qa.errors import BadRequest
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+#: Sources one filter may name: enough for a hand-picked set, bounded for the SQL it makes.
+MAX_SOURCES = 200
 
 
 def clean_text(name: str, value: object) -> str:
@@ -25,19 +27,22 @@ def clean_text(name: str, value: object) -> str:
 
 @dataclass(frozen=True)
 class Filters:
-    """Restrict answers to documents dated within [since, until] and/or to one source file.
+    """Restrict answers to documents dated within [since, until], to some source files, and/or to a folder.
 
     The index's tables module turns these into SQL; nothing else does.
     """
 
     since: str | None = None
     until: str | None = None
-    source: str | None = None
+    #: Only these documents (paths as results name them); empty: any.
+    sources: tuple[str, ...] = ()
+    #: Only documents under this folder of the collection ("reports/2024"); None: any.
+    folder: str | None = None
 
     @classmethod
-    def clean(cls, since: object = None, until: object = None, source: object = None) -> Filters:
-        """Validate raw filter values (``""`` counts as absent), or raise BadRequest."""
-        values = {}
+    def clean(cls, since: object = None, until: object = None, source: object = None, folder: object = None) -> Filters:
+        """Validate raw filter values (``""`` counts as absent; ``source`` may be one name or a list), or raise BadRequest."""
+        values: dict = {}
         for name, value in (("since", since), ("until", until)):
             if value in (None, ""):
                 continue
@@ -49,8 +54,15 @@ class Filters:
                 raise BadRequest(f"{name} is not a real date: {value}") from None
         if "since" in values and "until" in values and values["since"] > values["until"]:
             raise BadRequest("since is after until")
-        if source not in (None, ""):
-            values["source"] = clean_text("source", source).strip()
+        names = source if isinstance(source, (list, tuple)) else [] if source in (None, "") else [source]
+        if len(names) > MAX_SOURCES:
+            raise BadRequest(f"at most {MAX_SOURCES} sources at once")
+        sources = [clean_text("source", name).strip() for name in names]
+        values["sources"] = tuple(dict.fromkeys(name for name in sources if name))
+        if folder not in (None, ""):
+            folder = clean_text("folder", folder).strip().strip("/")
+            if folder:
+                values["folder"] = folder
         return cls(**values)
 
     @property
@@ -59,4 +71,4 @@ class Filters:
 
     @property
     def active(self) -> bool:
-        return bool(self.by_date or self.source)
+        return bool(self.by_date or self.sources or self.folder)

@@ -197,6 +197,17 @@ class Searcher:
             "text": document.text[start:end],
         }
 
+    def documents(self, folder: object = None) -> dict:
+        """Return every indexed document (metadata, format, passages) and every skipped file with its reason."""
+        filters = Filters.clean(folder=folder)
+        tables = self.reader.tables
+        skipped = [
+            {"source": s.source, "reason": s.reason}
+            for s in tables.skipped()
+            if not filters.folder or s.source.startswith(filters.folder + "/")
+        ]
+        return {"documents": tables.catalogue(filters), "skipped": skipped}
+
     def example_questions(self, n: int = 3) -> list[str]:
         """Return up to ``n`` questions to suggest: the newest documents' titles."""
         return self.reader.tables.recent_titles(n)
@@ -209,6 +220,7 @@ class Searcher:
         since: object = None,
         until: object = None,
         source: object = None,
+        folder: object = None,
         mode: object = None,
     ) -> Answer:
         """Return the ``k`` passages that best answer ``question``, best first.
@@ -217,7 +229,8 @@ class Searcher:
             question: up to 1,000 characters; control characters count as spaces.
             k: how many passages, 1 to 50.
             since, until: ISO dates; documents without a date are left out.
-            source: only passages of this file.
+            source: only passages of this file, or of these files (a list).
+            folder: only passages of documents under this folder of the collection.
             mode: ``dense`` (cosine), ``lexical`` (BM25), ``hybrid`` (their
                 convex fusion) or ``rerank`` (hybrid re-scored by each passage's
                 best sentence, the default).
@@ -230,10 +243,11 @@ class Searcher:
         question = clean_question(question)
         k = clean_k(k)
         mode = clean_mode(mode)
-        filters = Filters.clean(since, until, source)
+        filters = Filters.clean(since, until, source, folder)
         reader = self.reader
-        if filters.source and not reader.tables.has_source(filters.source):
-            raise BadRequest(f"no document named {filters.source!r} in the index")
+        missing = reader.tables.missing_sources(filters.sources)
+        if missing:
+            raise BadRequest(f"no document named {missing[0]!r} in the index")
         excluded = reader.tables.count_undated(filters) if filters.by_date else 0
         query = self.embedder.encode([question])[0]
         depth = max(self.settings.candidates, k * self.settings.overfetch)

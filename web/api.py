@@ -15,7 +15,11 @@ from qa.web.openapi import MAX_BODY_BYTES, openapi_document
 bp = Blueprint("api", __name__)
 
 #: Request fields and the query parameters that carry them on GET.
-FIELDS = {"question": "q", "k": "k", "since": "since", "until": "until", "source": "source", "mode": "mode"}
+FIELDS = {
+    "question": "q", "k": "k", "since": "since", "until": "until", "source": "source", "folder": "folder", "mode": "mode",
+}
+#: Query parameters that may be given more than once (each value one more document).
+REPEATABLE = ("source",)
 
 
 @bp.get("/api/search")
@@ -26,11 +30,14 @@ def search_get():
     if unknown:
         raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
     for name in params:
-        if len(params.getlist(name)) > 1:
+        if len(params.getlist(name)) > 1 and name not in REPEATABLE:
             raise BadRequest(f"query parameter {name} given more than once")
     if "q" not in params:
         raise BadRequest("missing query parameter q (the question)")
-    return _answer({field: params[param] for field, param in FIELDS.items() if param in params})
+    fields = {field: params[param] for field, param in FIELDS.items() if param in params}
+    if "source" in params:
+        fields["source"] = params.getlist("source")
+    return _answer(fields)
 
 
 @bp.post("/api/search")
@@ -71,7 +78,7 @@ def _body() -> bytes:
 
 
 def _answer(fields: dict):
-    options = {name: fields[name] for name in ("since", "until", "source", "mode") if name in fields}
+    options = {name: fields[name] for name in ("since", "until", "source", "folder", "mode") if name in fields}
     answer = get_searcher().search(fields["question"], fields.get("k", DEFAULT_K), **options)
     return jsonify(answer.as_dict())
 
@@ -86,6 +93,15 @@ def document():
     if "source" not in params:
         raise BadRequest("missing query parameter source (a file as results name it)")
     return jsonify(get_searcher().document(params["source"], params.get("start"), params.get("end")))
+
+
+@bp.get("/api/documents")
+def documents():
+    """List every indexed document and every skipped file with its reason (``?folder=`` narrows it)."""
+    unknown = sorted(set(request.args) - {"folder"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
+    return jsonify(get_searcher().documents(request.args.get("folder")))
 
 
 @bp.get("/healthz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from qa import __version__
+from qa.filters import MAX_SOURCES
 from qa.formats import SUFFIXES
 
 FORMATS = tuple(dict.fromkeys(SUFFIXES.values()))
@@ -12,6 +13,8 @@ from qa.search import DEFAULT_K, DEFAULT_MODE, MAX_K, MAX_QUESTION_CHARS, MODES
 MAX_BODY_BYTES = 16 * 1024
 
 NULLABLE_STRING = {"type": ["string", "null"]}
+#: Several sources: repeat ?source= in a URL, or send a list in JSON.
+SOURCES = {"type": "array", "items": {"type": "string"}, "maxItems": MAX_SOURCES}
 
 
 def _result_schema() -> dict:
@@ -75,7 +78,9 @@ def openapi_document() -> dict:
     options = {
         "since": (day, "Only documents dated on or after this day; undated documents are left out."),
         "until": (day, "Only documents dated on or before this day; undated documents are left out."),
-        "source": ({"type": "string"}, "Only passages of this document (its path in the collection)."),
+        "source": ({"anyOf": [{"type": "string"}, SOURCES]},
+                   "Only passages of this document (its path in the collection), or of these documents."),
+        "folder": ({"type": "string"}, "Only passages of documents under this folder of the collection."),
         "mode": ({"type": "string", "enum": list(MODES), "default": DEFAULT_MODE},
                  "dense, lexical (BM25), hybrid, or hybrid re-scored by best sentence (default)."),
     }
@@ -96,7 +101,8 @@ def openapi_document() -> dict:
                          "description": "The question; control characters are treated as spaces."},
                         {"name": "k", "in": "query", "required": False, "schema": k,
                          "description": "How many passages to return."},
-                        *({"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+                        *({"name": name, "in": "query", "required": False, "description": text,
+                           "schema": SOURCES if name == "source" else schema}
                           for name, (schema, text) in options.items()),
                     ],
                     "responses": {"200": answer, **_errors(400, 405, 503)},
@@ -136,6 +142,41 @@ def openapi_document() -> dict:
                             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Document"}}},
                         },
                         "404": _error("No such document in the index."),
+                        **_errors(400, 405, 503),
+                    },
+                }
+            },
+            "/api/documents": {
+                "get": {
+                    "summary": "Every indexed document, and every skipped file with its reason",
+                    "operationId": "documents",
+                    "parameters": [{"name": "folder", "in": "query", "required": False, "schema": {"type": "string"},
+                                    "description": "Only documents under this folder of the collection."}],
+                    "responses": {
+                        "200": {"description": "The catalogue.", "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "required": ["documents", "skipped"],
+                            "properties": {
+                                "documents": {"type": "array", "items": {
+                                    "type": "object",
+                                    "required": ["source", "title", "date", "url", "author", "format", "chars",
+                                                 "pages", "passages"],
+                                    "properties": {
+                                        "source": {"type": "string"}, "title": NULLABLE_STRING,
+                                        "date": {"type": ["string", "null"], "format": "date"},
+                                        "url": NULLABLE_STRING, "author": NULLABLE_STRING,
+                                        "format": {"enum": list(FORMATS)},
+                                        "chars": {"type": "integer", "minimum": 0},
+                                        "pages": {"type": "integer", "minimum": 0},
+                                        "passages": {"type": "integer", "minimum": 0},
+                                    },
+                                }},
+                                "skipped": {"type": "array", "items": {
+                                    "type": "object", "required": ["source", "reason"],
+                                    "properties": {"source": {"type": "string"}, "reason": {"type": "string"}},
+                                }},
+                            },
+                        }}}},
                         **_errors(400, 405, 503),
                     },
                 }

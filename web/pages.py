@@ -12,7 +12,9 @@ from qa.web import get_searcher, stale_reason
 bp = Blueprint("pages", __name__)
 
 K_CHOICES = (3, 5, 10, 20)
-FILTERS = ("since", "until", "source")
+FILTERS = ("since", "until", "folder")
+#: Above this many documents the source filter is a text box instead of a list to pick from.
+MAX_PICKABLE = 500
 #: Document titles offered as example questions on the empty page.
 EXAMPLES = 3
 
@@ -50,14 +52,18 @@ def index():
     question = request.args.get("q", "")
     k = request.args.get("k", str(DEFAULT_K))
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
+    filters["source"] = [s for s in request.args.getlist("source") if s.strip()]
     context = dict(question=question, k=k, filters=filters, k_choices=K_CHOICES, max_chars=MAX_QUESTION_CHARS)
     try:
         context["stale"] = stale_reason()
         # The collection's own newest titles: a title is a fair question about its document.
         context["examples"] = get_searcher().example_questions(EXAMPLES)
+        # Offer the indexed documents to pick from, while the list stays a list one can scan.
+        catalogue = get_searcher().documents()["documents"]
+        context["sources"] = [d["source"] for d in catalogue] if len(catalogue) <= MAX_PICKABLE else None
     except QAError:
         # No usable index: the search below, or the empty page, says so.
-        context["stale"], context["examples"] = None, []
+        context["stale"], context["examples"], context["sources"] = None, [], None
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:
@@ -90,3 +96,11 @@ def document():
         page_end=page_of(span["pages"], max(span["start"], span["end"] - 1)),
         clipped_before=whole["start"] > 0, clipped_after=whole["end"] < span["length"],
     )
+
+
+@bp.get("/documents")
+def documents():
+    """List what is indexed, and what was skipped and why."""
+    folder = request.args.get("folder", "").strip()
+    catalogue = get_searcher().documents(folder)
+    return render_template("documents.html", folder=folder, **catalogue)

@@ -128,9 +128,14 @@ def _where(filters: Filters) -> tuple[str, tuple]:
     if filters.until:
         terms.append("d.date <= ?")
         params.append(filters.until)
-    if filters.source:
-        terms.append("d.source = ?")
-        params.append(filters.source)
+    if filters.sources:
+        terms.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
+        params.extend(filters.sources)
+    if filters.folder:
+        # A folder and everything under it; LIKE's wildcards in the name are taken literally.
+        escaped = filters.folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        terms.append("d.source LIKE ? ESCAPE '\\'")
+        params.append(escaped + "/%")
     return " AND ".join(terms), tuple(params)
 
 
@@ -246,12 +251,28 @@ class Tables:
             **{m: r[m] for m in METADATA},
         )
 
-    def has_source(self, source: str) -> bool:
-        return bool(self._query("SELECT 1 FROM documents WHERE source = ?", (source,)))
+    def missing_sources(self, sources: Sequence[str]) -> list[str]:
+        """Return those of ``sources`` the index holds no document for."""
+        if not sources:
+            return []
+        marks = ",".join("?" * len(sources))
+        found = {r[0] for r in self._query(f"SELECT source FROM documents WHERE source IN ({marks})", tuple(sources))}
+        return [s for s in sources if s not in found]
+
+    def catalogue(self, filters: Filters = Filters()) -> list[dict]:
+        """Return every document ``filters`` allow, with its metadata, format, size and passage count."""
+        where, params = _where(filters)
+        sql = (
+            "SELECT d.source, d.title, d.date, d.url, d.author, d.format, d.chars, json_array_length(d.pages) AS pages, "
+            "(SELECT count(*) FROM passages p WHERE p.source = d.source) AS passages FROM documents d"
+            + (f" WHERE {where}" if where else "")
+            + " ORDER BY d.source"
+        )
+        return [dict(r) for r in self._query(sql, params)]
 
     def count_undated(self, filters: Filters) -> int:
-        """Return how many documents a date filter leaves out for having no date (within its source)."""
-        where, params = _where(Filters(source=filters.source))
+        """Return how many documents a date filter leaves out for having no date (within its sources and folder)."""
+        where, params = _where(Filters(sources=filters.sources, folder=filters.folder))
         sql = "SELECT count(*) FROM documents d WHERE d.date IS NULL" + (f" AND {where}" if where else "")
         return self._query(sql, params)[0][0]
 

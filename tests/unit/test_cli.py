@@ -157,3 +157,21 @@ def test_search_on_a_missing_index_folder_creates_nothing(run, tmp_path):
     result = run("search", "anything", "--index", str(missing), "--model", "all-MiniLM-L6-v2")
     assert result.exit_code == 1 and "no index in" in result.stderr
     assert not missing.exists()  # not even the query encoder's export
+
+
+def test_documents_lists_indexed_and_skipped_files(run, docs):
+    (docs / "empty.txt").write_bytes(b"")
+    run("index")
+    listing = run("documents")
+    assert listing.exit_code == 0 and "004_027c9bdda43207c8.txt  [text, " in listing.stdout
+    assert "skipped empty.txt: empty file" in listing.stdout
+    data = json.loads(run("documents", "--json").stdout)
+    assert len(data["documents"]) == 5 and data["skipped"] == [{"source": "empty.txt", "reason": "empty file"}]
+
+
+def test_search_takes_several_sources_and_a_folder(run):
+    run("index")
+    picked = ["002_42f21bd48c4da039.txt", "004_027c9bdda43207c8.txt"]
+    out = run("search", "treaty Russia", "-k", "10", "--json", "--source", picked[0], "--source", picked[1])
+    assert {r["source"] for r in json.loads(out.stdout)["results"]} <= set(picked)
+    assert json.loads(run("search", "treaty", "--json", "--folder", "sub").stdout)["results"] == []

@@ -64,7 +64,7 @@ def test_filters_treat_empty_as_absent_and_select_the_right_rows(index_dir):
     tables = index.open_index(index_dir).tables
     everything = tables.passages(range(tables.passage_count))
     assert tables.rows(Filters()) is None
-    only = tables.rows(Filters(source="002_42f21bd48c4da039.txt"))
+    only = tables.rows(Filters(sources=("002_42f21bd48c4da039.txt",)))
     assert only and {everything[r].source for r in only} == {"002_42f21bd48c4da039.txt"}
     dated = tables.rows(Filters(since="2024-01-24", until="2024-12-31"))
     assert dated == [r for r, p in enumerate(everything) if p.date and "2024-01-24" <= p.date <= "2024-12-31"]

@@ -201,7 +201,7 @@ def test_healthz_reports_the_index(client):
 def test_openapi_describes_routes_and_limits(client):
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {"/api/search", "/api/document", "/healthz", "/api/openapi.json"}
+    assert set(spec["paths"]) == {"/api/search", "/api/document", "/api/documents", "/healthz", "/api/openapi.json"}
     post = spec["paths"]["/api/search"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["question"]["maxLength"] == 1000
@@ -270,6 +270,9 @@ class FixedSearcher:
 
     def example_questions(self, n=3):
         return [self.result.passage.title]
+
+    def documents(self, folder=None):
+        return {"documents": [], "skipped": []}
 
 
 def test_page_escapes_everything_from_documents():
@@ -418,3 +421,47 @@ def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, d
     health = client.get("/healthz").get_json()
     assert health["stale"] is True and "changed since it was built" in health["stale_reason"]
     assert b"The index is out of date." in client.get("/").data
+
+
+def test_several_sources_and_a_folder_filter_the_answers(client, docs):
+    picked = ["002_42f21bd48c4da039.txt", "004_027c9bdda43207c8.txt"]
+    get = client.get("/api/search", query_string=[("q", "treaty Russia"), ("k", 10), *(("source", s) for s in picked)])
+    assert get.status_code == 200 and {r["source"] for r in get.get_json()["results"]} <= set(picked)
+    post = client.post("/api/search", json={"question": "treaty Russia", "k": 10, "source": picked}).get_json()
+    assert post["results"] == get.get_json()["results"]
+    assert client.get("/api/search?q=x&source=a.txt&source=nope.txt").status_code == 400
+    assert client.get("/api/search?q=treaty&folder=nowhere").get_json()["results"] == []
+    html = client.get("/").get_data(as_text=True)
+    assert '<select id="source" name="source" multiple' in html and 'value="002_42f21bd48c4da039.txt"' in html
+
+
+def test_a_folder_filter_takes_the_folder_and_below_only(tmp_path, embedder):
+    from qa.build import build
+
+    docs = tmp_path / "docs"
+    for folder in ("reports/2024", "reports/2024_old", "notes"):
+        (docs / folder).mkdir(parents=True)
+        (docs / folder / "a.txt").write_text(f"Title {folder}\n\nThe zebra census of {folder}.", encoding="utf-8")
+    build(docs, tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    found = {r.passage.source for r in searcher.search("zebra census", k=10, folder="reports/2024/").results}
+    assert found == {"reports/2024/a.txt"}  # not reports/2024_old: a folder, not a prefix of names
+    found = {r.passage.source for r in searcher.search("zebra census", k=10, folder="reports").results}
+    assert found == {"reports/2024/a.txt", "reports/2024_old/a.txt"}
+
+
+def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir, embedder, docs):
+    from qa.build import build
+
+    (docs / "empty.txt").write_bytes(b"")
+    build(docs, index_dir, embedder)
+    client = create_app({"TESTING": True}, searcher=Searcher(index_dir, embedder=embedder)).test_client()
+    data = client.get("/api/documents").get_json()
+    assert [d["source"] for d in data["documents"]] == sorted(p.name for p in docs.glob("0*.txt"))
+    first = data["documents"][0]
+    assert set(first) == {"source", "title", "date", "url", "author", "format", "chars", "pages", "passages"}
+    assert first["passages"] > 0 and first["format"] == "text"
+    assert data["skipped"] == [{"source": "empty.txt", "reason": "empty file"}]
+    html = client.get("/documents").get_data(as_text=True)
+    assert "empty.txt" in html and "empty file" in html and "5 documents indexed, 1 file skipped" in html
+    assert client.get("/api/documents?folder=nowhere").get_json() == {"documents": [], "skipped": []}
