@@ -111,7 +111,7 @@ def build(
         if not documents:
             reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
             raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
-        report = _build_locked(documents, skipped, digest, index_dir, embedder, settings, previous, progress)
+        report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
     report.seconds = time.perf_counter() - began
     return report
 
@@ -135,12 +135,13 @@ def build_documents(
         embedder = LazyEmbedder(embedder)
     with index.build_lock(index_dir, wait=wait):
         previous = None if rebuild else _previous(index_dir, embedder, settings)
-        report = _build_locked(documents, skipped, digest, index_dir, embedder, settings, previous, progress)
+        report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
     report.seconds = time.perf_counter() - began
     return report
 
 
 def _build_locked(
+    began: float,
     documents: list[Document],
     skipped: list[Skipped],
     digest: str,
@@ -158,7 +159,7 @@ def _build_locked(
         report.passages = report.reused = previous.manifest.passage_count
         report.folder = previous.folder
     else:
-        _write(report, documents, digest, index_dir, embedder, settings, previous, progress)
+        _write(began, report, documents, digest, index_dir, embedder, settings, previous, progress)
     return report
 
 
@@ -199,6 +200,7 @@ class _Assembly:
 
 
 def _write(
+    began: float,
     report: BuildReport,
     documents: list[Document],
     digest: str,
@@ -232,6 +234,7 @@ def _write(
         fingerprint=digest,
         chunking=settings.as_manifest(),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - began, 3),
     )
     report.folder = index.write_build(
         index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -228,14 +231,21 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 )
 @click.option("--token", envvar="QA_TOKEN", show_envvar=True,
               help="Require this token on every request (Authorization: Bearer, or as the Basic password).")
+@click.option("--metrics", is_flag=True, envvar="QA_METRICS", show_envvar=True,
+              help="Serve /metrics in the Prometheus format, to clients on this machine only.")
+@click.option("--access-log", type=click.Choice(["text", "json", "off"]), default="text", show_default=True,
+              envvar="QA_ACCESS_LOG", show_envvar=True, help="Access log lines: text, one JSON object per line, or none.")
+@click.option("--log-questions", is_flag=True, envvar="QA_LOG_QUESTIONS", show_envvar=True,
+              help="Put the query string (the question) in access log lines; left out by default.")
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
 @SENTENCE_VECTORS_OPTION
 def serve_command(
-    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None,
-    docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str, sentence_vectors: str,
+    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, metrics: bool,
+    access_log: str, log_questions: bool, docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str,
+    sentence_vectors: str,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa.build import ensure_index
@@ -251,10 +261,18 @@ def serve_command(
     ensure_index(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
     searcher = Searcher(index_dir, model=model, query_encoder=query_encoder)
     searcher.embedder  # load the question encoder once, in the master, before the workers fork
-    config = {"QA_INDEX": str(index_dir), "QA_DOCS": str(docs_dir), "QA_ALLOWED_HOSTS": hosts, "QA_TOKEN": token or None}
+    if metrics:
+        # Before the app makes its metrics: each worker then writes its counts where a scrape adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qa-metrics-")
+    config = {"QA_INDEX": str(index_dir), "QA_DOCS": str(docs_dir), "QA_ALLOWED_HOSTS": hosts, "QA_TOKEN": token or None,
+              "QA_METRICS": metrics}
     app = create_app(config, searcher=searcher)
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
-    serve(app, host, port, workers)
+    try:
+        serve(app, host, port, workers, access_log=access_log, log_questions=log_questions)
+    finally:
+        if metrics:
+            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
 
 @cli.command("eval")

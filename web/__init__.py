@@ -48,6 +48,8 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
         QA_ALLOWED_HOSTS=(),
         # When set, every request must carry this token.
         QA_TOKEN=None,
+        # Serve /metrics (to this machine only): web/metrics.py.
+        QA_METRICS=False,
     )
     if test_config:
         app.config.from_mapping(test_config)
@@ -55,9 +57,10 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
     if searcher is not None:
         app.extensions["qa.searcher"] = searcher
 
-    from qa.web import api, pages
+    from qa.web import api, metrics, pages
 
     app.before_request(guard)
+    metrics.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_error_handler(HTTPException, _http_error)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
+import time
 
 #: Addresses that mean "every interface": not a name any client uses.
 _WILDCARDS = ("0.0.0.0", "::", "[::]", "")
@@ -98,10 +100,69 @@ class ConnectionShedding:
             self.in_flight -= 1
 
 
-def serve(app, host: str, port: int, workers: int, worker_connections: int = 1000, timeout: int = 60) -> None:
+#: Access log lines without the query string: the question stays out unless the operator asks.
+TEXT_ACCESS_LOG = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+TEXT_ACCESS_LOG_WITH_QUESTIONS = '%(h)s %(t)s "%(r)s" %(s)s %(B)s %(M)sms'
+ACCESS_LOGS = ("text", "json", "off")
+
+
+def json_access_logger(log_questions: bool):
+    """Return a gunicorn logger class that writes one JSON object per request line."""
+    from gunicorn.glogging import Logger
+
+    class JsonAccessLogger(Logger):
+        def access(self, resp, req, environ, request_time):
+            if not self.access_log_enabled:
+                return
+            status = resp.status.split(None, 1)[0] if isinstance(resp.status, str) else resp.status
+            record = {
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "remote": environ.get("REMOTE_ADDR"),
+                "method": environ.get("REQUEST_METHOD"),
+                "path": environ.get("PATH_INFO"),
+                "status": int(status),
+                "bytes": getattr(resp, "sent", None),
+                "ms": round(request_time.total_seconds() * 1000, 2),
+                "pid": os.getpid(),
+            }
+            if log_questions and environ.get("QUERY_STRING"):
+                record["query"] = environ["QUERY_STRING"]
+            self.access_log.info(json.dumps(record, ensure_ascii=True))
+
+    return JsonAccessLogger
+
+
+def serve(
+    app,
+    host: str,
+    port: int,
+    workers: int,
+    worker_connections: int = 1000,
+    timeout: int = 60,
+    access_log: str = "text",
+    log_questions: bool = False,
+) -> None:
     """Run ``app`` under gunicorn, loaded once in the master and forked into ``workers``."""
     from gunicorn.app.base import BaseApplication
 
+    settings = gunicorn_settings(host, port, workers, worker_connections, timeout, access_log, log_questions)
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in settings.items():
+                if key in self.cfg.settings:  # older gunicorn has no control socket
+                    self.cfg.set(key, value)
+
+        def load(self):
+            return app
+
+    Server().run()
+
+
+def gunicorn_settings(
+    host: str, port: int, workers: int, worker_connections: int, timeout: int, access_log: str, log_questions: bool
+) -> dict:
+    """Return gunicorn's settings and hooks for qa serve."""
     per_worker = torch_threads(workers)
     # Made before the fork: each worker counts its own requests in flight.
     shedding = ConnectionShedding()
@@ -117,37 +178,39 @@ def serve(app, host: str, port: int, workers: int, worker_connections: int = 100
         scan_on_one_thread()
         shedding.pre_request(worker, req)
 
-    class Server(BaseApplication):
-        def load_config(self):
-            settings = {
-                "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-                "workers": workers,
-                # gevent: a connection costs a greenlet, not a thread, so clients that trickle
-                # their headers (or sit idle) cannot take every worker away from the others.
-                # The gthread worker gave each request being read a thread of its pool, and 8
-                # slow clients stopped the server answering anyone.
-                "worker_class": "gevent",
-                "worker_connections": worker_connections,
-                "timeout": timeout,
-                "preload_app": True,
-                "post_fork": post_fork,
-                "pre_request": pre_request,
-                "post_request": shedding.post_request,
-                "worker_exit": exit_worker_now,
-                "accesslog": "-",
-                "errorlog": "-",
-                "loglevel": "info",
-                # One fixed control-socket path per user would be shared by every qa server on the machine.
-                "control_socket_disable": True,
-                # gunicorn's largest line: a 1,000-character question fits in a GET URL even
-                # percent-encoded; longer URLs get gunicorn's own 414 (POST takes any question).
-                "limit_request_line": 8190,
-            }
-            for key, value in settings.items():
-                if key in self.cfg.settings:  # older gunicorn has no control socket
-                    self.cfg.set(key, value)
+    def child_exit(server, worker):
+        # Metrics of a worker that is gone must not be added up with the living ones' gauges.
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
 
-        def load(self):
-            return app
+            multiprocess.mark_process_dead(worker.pid)
 
-    Server().run()
+    settings = {
+        "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "workers": workers,
+        # gevent: a connection costs a greenlet, not a thread, so clients that trickle
+        # their headers (or sit idle) cannot take every worker away from the others.
+        # The gthread worker gave each request being read a thread of its pool, and 8
+        # slow clients stopped the server answering anyone.
+        "worker_class": "gevent",
+        "worker_connections": worker_connections,
+        "timeout": timeout,
+        "preload_app": True,
+        "post_fork": post_fork,
+        "pre_request": pre_request,
+        "post_request": shedding.post_request,
+        "worker_exit": exit_worker_now,
+        "child_exit": child_exit,
+        "accesslog": None if access_log == "off" else "-",
+        "access_log_format": TEXT_ACCESS_LOG_WITH_QUESTIONS if log_questions else TEXT_ACCESS_LOG,
+        "errorlog": "-",
+        "loglevel": "info",
+        # One fixed control-socket path per user would be shared by every qa server on the machine.
+        "control_socket_disable": True,
+        # gunicorn's largest line: a 1,000-character question fits in a GET URL even
+        # percent-encoded; longer URLs get gunicorn's own 414 (POST takes any question).
+        "limit_request_line": 8190,
+    }
+    if access_log == "json":
+        settings["logger_class"] = json_access_logger(log_questions)
+    return settings

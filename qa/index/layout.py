@@ -60,6 +60,7 @@ _MANIFEST_TYPES = {
     "fingerprint": str,
     "chunking": dict,
     "built_at": str,
+    "build_seconds": (int, float),
     "format_version": int,
 }
 _MANIFEST_REQUIRED = ("model", "dimension", "passage_count", "document_count", "fingerprint")
@@ -77,6 +78,8 @@ class Manifest:
     #: The chunking settings, as ``ChunkSettings.as_manifest`` records them.
     chunking: dict = field(default_factory=dict)
     built_at: str = ""
+    #: Seconds the build took, from reading the folder to publishing.
+    build_seconds: float = 0.0
     format_version: int = FORMAT_VERSION
 
     @classmethod
@@ -90,8 +93,9 @@ class Manifest:
             raise IndexUnavailable(f"index manifest {path} is not a JSON object; run `qa index --rebuild`")
         for name, kind in _MANIFEST_TYPES.items():
             if name in data and (not isinstance(data[name], kind) or isinstance(data[name], bool)):
+                expected = "a number" if isinstance(kind, tuple) else kind.__name__
                 raise IndexUnavailable(
-                    f"index manifest {path}: {name} must be {kind.__name__}, not {data[name]!r:.40}; "
+                    f"index manifest {path}: {name} must be {expected}, not {data[name]!r:.40}; "
                     "run `qa index --rebuild`"
                 )
         missing = [name for name in _MANIFEST_REQUIRED if name not in data]

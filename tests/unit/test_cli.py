@@ -175,3 +175,19 @@ def test_search_takes_several_sources_and_a_folder(run):
     out = run("search", "treaty Russia", "-k", "10", "--json", "--source", picked[0], "--source", picked[1])
     assert {r["source"] for r in json.loads(out.stdout)["results"]} <= set(picked)
     assert json.loads(run("search", "treaty", "--json", "--folder", "sub").stdout)["results"] == []
+
+
+def test_the_shipped_systemd_unit_uses_only_real_serve_options():
+    import configparser
+    import shlex
+    from pathlib import Path
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.read(Path(__file__).resolve().parents[2] / "deploy" / "qa.service")
+    command = shlex.split(unit["Service"]["ExecStart"])
+    assert command[0].endswith("/qa") and command[1] == "serve"
+    known = {opt for param in cli.commands["serve"].params for opt in param.opts}
+    assert {arg for arg in command[2:] if arg.startswith("--")} <= known
+    variables = dict(item.split("=", 1) for item in shlex.split(unit["Service"]["Environment"]))
+    envvars = {param.envvar for param in cli.commands["serve"].params if param.envvar}
+    assert set(variables) <= envvars

@@ -465,3 +465,13 @@ def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir
     html = client.get("/documents").get_data(as_text=True)
     assert "empty.txt" in html and "empty file" in html and "5 documents indexed, 1 file skipped" in html
     assert client.get("/api/documents?folder=nowhere").get_json() == {"documents": [], "skipped": []}
+
+
+def test_metrics_are_off_by_default_and_for_this_machine_only(index_dir, embedder, client):
+    assert client.get("/metrics").status_code == 404
+    app = create_app({"TESTING": True, "QA_METRICS": True}, searcher=Searcher(index_dir, embedder=embedder))
+    local = app.test_client()
+    local.get("/api/search?q=treaty")
+    scrape = local.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+    assert scrape.status_code == 200 and b'qa_requests_total{method="GET",route="/api/search",status="200"} 1.0' in scrape.data
+    assert local.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 404
