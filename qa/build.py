@@ -151,15 +151,46 @@ def _build_locked(
     previous: index.IndexReader | None,
     progress: bool,
 ) -> BuildReport:
-    """Publish a build of ``documents`` unless ``previous`` already is one; the caller holds the lock."""
+    """Assemble, embed and publish a build of ``documents`` unless ``previous`` already is one.
+
+    The caller holds the lock.
+    """
     report = BuildReport(documents=len(documents), skipped=skipped)
     report.notes = [(d.source, note) for d in documents for note in d.notes]
     if previous is not None and previous.manifest.fingerprint == digest:
         report.up_to_date = True
         report.passages = report.reused = previous.manifest.passage_count
         report.folder = previous.folder
-    else:
-        _write(began, report, documents, digest, index_dir, embedder, settings, previous, progress)
+        return report
+    known = previous.tables.digests() if previous is not None else {}
+    changed = [d for d in documents if known.get(d.source) != d.sha256]
+    # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
+    dimension = embedder.dimension if changed or previous is None else previous.manifest.dimension
+    build = _Assembly(dimension)
+    for document in documents:
+        if known.get(document.source) == document.sha256:
+            report.reused += build.reuse(document, previous)
+        else:
+            build.add(document, settings)
+    passage_matrix, sentence_matrix = build.matrices()
+    texts = {d.source: d.text for d in documents}
+    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress)
+    report.encoded = len(build.new_passages)
+    report.passages = len(build.passages)
+    manifest = index.Manifest(
+        model=embedder.name,
+        dimension=dimension,
+        passage_count=len(build.passages),
+        document_count=len(documents),
+        fingerprint=digest,
+        chunking=settings.as_manifest(),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - began, 3),
+    )
+    report.folder = index.write_build(
+        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,
+        report.skipped,
+    )
     return report
 
 
@@ -197,49 +228,6 @@ class _Assembly:
 
     def matrices(self) -> tuple[np.ndarray, np.ndarray]:
         return _stack(self.passage_vectors, self.dimension), _stack(self.sentence_vectors, self.dimension)
-
-
-def _write(
-    began: float,
-    report: BuildReport,
-    documents: list[Document],
-    digest: str,
-    index_dir: Path,
-    embedder: Embedder,
-    settings: ChunkSettings,
-    previous: index.IndexReader | None,
-    progress: bool,
-) -> None:
-    """Assemble, embed and publish a new build; the caller holds the lock."""
-    known = previous.tables.digests() if previous is not None else {}
-    changed = [d for d in documents if known.get(d.source) != d.sha256]
-    # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
-    dimension = embedder.dimension if changed or previous is None else previous.manifest.dimension
-    build = _Assembly(dimension)
-    for document in documents:
-        if known.get(document.source) == document.sha256:
-            report.reused += build.reuse(document, previous)
-        else:
-            build.add(document, settings)
-    passage_matrix, sentence_matrix = build.matrices()
-    texts = {d.source: d.text for d in documents}
-    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress)
-    report.encoded = len(build.new_passages)
-    report.passages = len(build.passages)
-    manifest = index.Manifest(
-        model=embedder.name,
-        dimension=dimension,
-        passage_count=len(build.passages),
-        document_count=len(documents),
-        fingerprint=digest,
-        chunking=settings.as_manifest(),
-        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        build_seconds=round(time.perf_counter() - began, 3),
-    )
-    report.folder = index.write_build(
-        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,
-        report.skipped,
-    )
 
 
 def _embed(
