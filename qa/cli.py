@@ -350,7 +350,9 @@ def format_answer(answer: dict) -> str:
         notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
     if not answer["results"]:
         return "\n".join(notes + ["No passages found."])
-    if answer["low_confidence"]:
+    if answer["unknown_names"]:
+        notes.append(f"(no document mentions {', '.join(answer['unknown_names'])}: the documents may not answer this)")
+    elif answer["low_confidence"]:
         notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
     blocks = ["\n".join(notes)] if notes else []
     for r in answer["results"]:

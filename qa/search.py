@@ -37,10 +37,13 @@ class Answer:
     results: list[Result]
     took_ms: float
     mode: str = DEFAULT_MODE
-    #: True when no passage matches the question well: the documents may not answer it.
+    #: True when no passage matches the question well, or a name it asks about is in no
+    #: document: the documents may not answer it.
     low_confidence: bool = False
     #: Documents left out by a date filter because they carry no date.
     excluded_undated: int = 0
+    #: Names in the question (capitalised words) that no document contains.
+    unknown_names: tuple[str, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -50,6 +53,7 @@ class Answer:
             "mode": self.mode,
             "low_confidence": self.low_confidence,
             "excluded_undated": self.excluded_undated,
+            "unknown_names": list(self.unknown_names),
         }
 
 
@@ -61,6 +65,16 @@ class Ranking:
     passages: list[Passage]
     scores: dict[int, float]
     sentences: dict[int, list[tuple[int, int, float]]]
+
+
+# A name: a capitalised word of three letters or more. ALL-CAPS words are left out: acronyms
+# have spelled-out variants ("WWI", "World War I") that a search can still match.
+_NAME = re.compile(r"\b[A-Z][a-z][A-Za-z]+\b")
+
+
+def names_in(question: str) -> list[str]:
+    """Return the names a question asks about: capitalised words after its first."""
+    return list(dict.fromkeys(m.group() for m in _NAME.finditer(question) if m.start() > 0))
 
 
 def clean_question(question: object) -> str:
@@ -264,13 +278,15 @@ class Searcher:
             best_sentence = max([best_sentence, *cosines])
             spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
             results.append(Result(rank=rank, score=scored[row], passage=p, highlights=spans))
+        unknown = reader.tables.absent_terms(names_in(question)) if self.settings.flag_unknown_names else []
         return Answer(
             question,
             results,
             (time.perf_counter() - began) * 1000,
             mode=mode,
-            low_confidence=best_sentence < self.settings.low_confidence_below,
+            low_confidence=best_sentence < self.settings.low_confidence_below or bool(unknown),
             excluded_undated=excluded,
+            unknown_names=tuple(unknown),
         )
 
     def rank(

@@ -84,6 +84,9 @@ class SearchSettings:
     sentence_weight: float = 0.5
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35
+    #: Also flag a question that names something (a capitalised word) no document contains:
+    #: on-topic questions the documents cannot answer ("the Oreshnik missile") pass the cosine test.
+    flag_unknown_names: bool = True
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:

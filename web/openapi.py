@@ -215,7 +215,8 @@ def openapi_document() -> dict:
                 "Result": _result_schema(),
                 "Answer": {
                     "type": "object",
-                    "required": ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated"],
+                    "required": ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated",
+                                 "unknown_names"],
                     "properties": {
                         "question": {"type": "string", "description": "The question as searched (cleaned)."},
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
@@ -225,6 +226,8 @@ def openapi_document() -> dict:
                                            "description": "No passage matches closely: the documents may not answer this."},
                         "excluded_undated": {"type": "integer", "minimum": 0,
                                              "description": "Documents without a date left out by since/until."},
+                        "unknown_names": {"type": "array", "items": {"type": "string"},
+                                          "description": "Names in the question that no document contains."},
                     },
                 },
                 "Health": {

@@ -299,6 +299,15 @@ class Tables:
         sql += " ORDER BY s LIMIT ?"
         return [(row, -score) for row, score in self._query(sql, (expression, *params, k))]
 
+    def absent_terms(self, terms: Sequence[str]) -> list[str]:
+        """Return those of ``terms`` that no passage (text or title) contains, as the lexical index sees words."""
+        absent = []
+        for term in terms:
+            expression = match_expression(term)
+            if expression and not self._query("SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1", (expression,)):
+                absent.append(term)
+        return absent
+
     def recent_titles(self, n: int) -> list[str]:
         """Return up to ``n`` distinct document titles, newest dated first."""
         sql = (

@@ -84,7 +84,7 @@ def test_search_returns_ranked_cited_results(searcher):
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
-    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated"]
+    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names"]
 
 
 def test_highlight_is_the_matching_sentence(searcher):
@@ -140,3 +140,21 @@ def test_unrelated_question_is_low_confidence(searcher):
     # The hashing embedder shares no words between these and any seed sentence.
     assert searcher.search("zebra quokka platypus").low_confidence
     assert not searcher.search("The Kursk region stands apart").low_confidence
+
+
+def test_names_are_capitalised_words_after_the_first_and_not_acronyms():
+    from qa.search import names_in
+
+    assert names_in("What is the range of Russia's Oreshnik missile in WWI and NATO?") == ["Russia", "Oreshnik"]
+    assert names_in("Oreshnik range?") == []
+
+
+def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embedder):
+    from qa.settings import SearchSettings
+
+    flagged = Searcher(index_dir, embedder=embedder).search("What did Lavrov say about the Oreshnik missile?")
+    assert flagged.low_confidence and flagged.unknown_names == ("Oreshnik",)
+    known = Searcher(index_dir, embedder=embedder).search("What did Lavrov say about the ABM Treaty?")
+    assert known.unknown_names == ()
+    off = Searcher(index_dir, embedder=embedder, settings=SearchSettings(flag_unknown_names=False))
+    assert off.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ()
