@@ -152,28 +152,32 @@ class Tables:
         (self.passage_count,) = self._query("SELECT count(*) FROM passages")[0]
         (self.sentence_count,) = self._query("SELECT count(*) FROM sentences")[0]
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[sqlite3.Connection]:
-        """Lend a read-only connection for one query."""
+    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
+        """Run a read query on a borrowed connection; a missing or damaged table is IndexUnavailable.
+
+        A search runs about forty of these, so the borrowing is a plain queue, not a
+        context manager.
+        """
         try:
             db = self._idle.get_nowait()
         except queue.Empty:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            with self._connections_lock:
-                self._connections.append(db)
+            db = self._connect()
         try:
-            yield db
+            return db.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
         finally:
             self._idle.put(db)
 
-    def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
-        """Run a read query; a missing or damaged table is IndexUnavailable, not a crash."""
+    def _connect(self) -> sqlite3.Connection:
         try:
-            with self._db() as db:
-                return db.execute(sql, params).fetchall()
+            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
         except sqlite3.Error as exc:
-            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+            raise IndexUnavailable(f"cannot open {self.path}: {exc}; run `qa index --rebuild`") from exc
+        db.row_factory = sqlite3.Row
+        with self._connections_lock:
+            self._connections.append(db)
+        return db
 
     def close(self) -> None:
         """Close every connection opened (in any thread); call once no search uses this."""
