@@ -191,3 +191,19 @@ def test_the_shipped_systemd_unit_uses_only_real_serve_options():
     variables = dict(item.split("=", 1) for item in shlex.split(unit["Service"]["Environment"]))
     envvars = {param.envvar for param in cli.commands["serve"].params if param.envvar}
     assert set(variables) <= envvars
+
+
+@pytest.mark.parametrize("host,warned", [("0.0.0.0", True), ("192.0.2.7", True), ("127.0.0.1", False), ("::1", False)])
+def test_serving_beyond_this_machine_without_a_token_warns(run, monkeypatch, host, warned):
+    import qa.web.serve
+
+    served = {}
+    monkeypatch.setattr(qa.web.serve, "serve", lambda app, *args, **kwargs: served.update(app=app))
+    run("index")
+    result = run("serve", "--host", host)
+    assert result.exit_code == 0, result.output
+    assert ("without --token" in result.stderr) == warned
+    hosts = served["app"].config["QA_ALLOWED_HOSTS"]
+    assert (host in hosts) == (host != "0.0.0.0")  # a concrete address is a name clients use; a wildcard is not
+    with_token = run("serve", "--host", host, "--token", "t")
+    assert "without --token" not in with_token.stderr and served["app"].config["QA_TOKEN"] == "t"
