@@ -8,6 +8,7 @@ import shutil
 import sys
 import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -107,14 +108,28 @@ def cli() -> None:
 @SENTENCE_VECTORS_OPTION
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
+@click.option("--watch", is_flag=True, help="Then keep the index up to date as documents change, until Ctrl-C.")
 def index_command(
-    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool
+    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool
 ) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.build import build
 
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
-    report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait)
+    if watch:
+        _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait))
+        watcher = start_watching(docs_dir, index_dir, model, settings)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            watcher.stop()
+        return
+    _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait))
+
+
+def _report(report) -> None:
+    """Print what a build did: skipped files and notes on stderr, the summary on stdout."""
     for skipped in report.skipped:
         say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
     for source, note in report.notes:
@@ -237,6 +252,7 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
               envvar="QA_ACCESS_LOG", show_envvar=True, help="Access log lines: text, one JSON object per line, or none.")
 @click.option("--log-questions", is_flag=True, envvar="QA_LOG_QUESTIONS", show_envvar=True,
               help="Put the query string (the question) in access log lines; left out by default.")
+@click.option("--watch", is_flag=True, help="Rebuild the index when documents change; the server switches to it.")
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
@@ -244,8 +260,8 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @SENTENCE_VECTORS_OPTION
 def serve_command(
     host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, metrics: bool,
-    access_log: str, log_questions: bool, docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str,
-    sentence_vectors: str,
+    access_log: str, log_questions: bool, watch: bool, docs_dir: Path, index_dir: Path, model: str | None,
+    query_encoder: str, sentence_vectors: str,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa.build import ensure_index
@@ -268,9 +284,14 @@ def serve_command(
               "QA_METRICS": metrics}
     app = create_app(config, searcher=searcher)
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
+    # In the master, after the app is loaded: forked workers get no copy of its threads, and
+    # they switch to each new build by themselves.
+    watcher = start_watching(docs_dir, index_dir, model, settings) if watch else None
     try:
         serve(app, host, port, workers, access_log=access_log, log_questions=log_questions)
     finally:
+        if watcher is not None:
+            watcher.stop()
         if metrics:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
@@ -372,6 +393,21 @@ def format_answer(answer: dict) -> str:
 
 
 _FIELDS = ("title", "source", "date", "author", "url")
+
+
+def start_watching(docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings):
+    """Start a Watcher that rebuilds ``index_dir`` when ``docs_dir`` changes, loading the model at most once."""
+    from qa.build import build
+    from qa.embed import LazyEmbedder
+    from qa.watch import Watcher
+
+    embedder = LazyEmbedder(model)
+
+    def rebuild() -> None:
+        _report(build(docs_dir, index_dir, embedder, settings, wait=True))
+
+    say(f"watching {docs_dir} for changes", err=True)
+    return Watcher(docs_dir, rebuild, log=lambda line: say(line, err=True)).start()
 
 
 def is_loopback(host: str) -> bool:

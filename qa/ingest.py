@@ -282,9 +282,16 @@ def _walk(root: Path) -> list[tuple[Path, str | None]]:
                 keep.append(name)
         dirnames[:] = keep
         for name in sorted(filenames):
-            if not name.startswith(".") and format_of(name) is not None:
+            if is_candidate(Path(name)):
                 found.append((Path(dirpath) / name, None))
     return sorted(found, key=lambda item: os.fsencode(item[0].relative_to(root)))
+
+
+def is_candidate(relative: Path, is_directory: bool = False) -> bool:
+    """Return whether a path inside a documents folder is one the walker reads (or a folder it enters)."""
+    if any(part.startswith(".") for part in relative.parts):
+        return False  # hidden, as _walk passes them over: editors' .swp and lock files among them
+    return is_directory or format_of(relative.name) is not None
 
 
 def _utf8(name: str) -> bool:

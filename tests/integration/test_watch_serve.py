@@ -1,0 +1,95 @@
+"""Watch mode with real file changes: qa serve --watch and qa index --watch."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from qa import testing
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("watchdog", reason="--watch needs watchdog")
+
+SEEDS = Path(__file__).resolve().parents[2] / "seeds"
+#: Seconds a change may take to reach the answers (debounce 1 s plus a hashing build).
+WITHIN = 20.0
+
+
+def sources(server, question: str) -> list[str]:
+    status, body = testing.get(f"{server.base}/api/search?" + urllib.parse.urlencode({"q": question, "k": 3}))
+    assert status == 200, body
+    return [r["source"] for r in body["results"]] + [r["text"] for r in body["results"]]
+
+
+def eventually(check, within: float = WITHIN) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+def builds(server) -> int:
+    return server.tail(2000).count("indexed ")
+
+
+def test_added_changed_and_deleted_documents_reach_the_running_server(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    with testing.Server(docs, tmp_path / "index", tmp_path / "serve.log", workers=2, args=["--watch"],
+                        env=testing.qa_env(model="hashing")) as server:
+        server.wait_ready()
+        assert eventually(lambda: "watching" in server.tail())
+        note = docs / "zz_quokka.txt"
+        note.write_text("Quokka Census\n\nThe quokka census of Rottnest counted 12,000 quokkas.", encoding="utf-8")
+        assert eventually(lambda: "zz_quokka.txt" in sources(server, "quokka census Rottnest")), server.tail()
+        note.write_text("Quokka Census\n\nThe wombat survey replaced the quokka census.", encoding="utf-8")
+        assert eventually(lambda: any("wombat survey" in s for s in sources(server, "wombat survey"))), server.tail()
+        note.unlink()
+        assert eventually(lambda: "zz_quokka.txt" not in sources(server, "wombat survey quokka")), server.tail()
+
+        before = builds(server)
+        burst = docs / "zz_burst.txt"
+        for i in range(20):
+            burst.write_text(f"Burst\n\nSave number {i} of the burst note.", encoding="utf-8")
+            time.sleep(0.02)
+        assert eventually(lambda: builds(server) > before), server.tail()
+        time.sleep(2.5)
+        assert builds(server) - before <= 2, server.tail()
+
+        before = builds(server)
+        (docs / ".zz_burst.txt.swp").write_bytes(b"swap")
+        (docs / "zz_burst.txt~").write_text("backup", encoding="utf-8")
+        (docs / "4913").write_bytes(b"")
+        time.sleep(3)
+        assert builds(server) == before, server.tail()
+
+
+def test_qa_index_watch_builds_on_change_and_stops_on_ctrl_c(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    log = tmp_path / "watch.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
+            env=testing.qa_env(model="hashing"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        assert eventually(lambda: "watching" in log.read_text()), log.read_text()
+        (docs / "zz_new.txt").write_text("New\n\nA new note to index.", encoding="utf-8")
+        assert eventually(lambda: "indexed 6 documents" in log.read_text()), log.read_text()
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
