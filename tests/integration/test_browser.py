@@ -185,6 +185,23 @@ def test_a_result_opens_its_document_with_the_passage_highlighted_in_view(server
     save_screenshot(driver, tmp_path, "document.png")
 
 
+def test_the_documents_view_lists_the_collection_and_opens_a_document(server, driver, tmp_path):
+    """The footer's Documents link lists every indexed file; a file name opens its text layer."""
+    from selenium.webdriver.common.by import By
+
+    driver.set_window_size(1280, 900)
+    driver.get(f"{server}/")
+    driver.find_element(By.LINK_TEXT, "Documents").click()
+    rows = driver.find_elements(By.CSS_SELECTOR, "table.catalogue tbody tr")
+    assert len(rows) == 5
+    names = [row.find_element(By.CSS_SELECTOR, "td.source").text for row in rows]
+    assert SOURCE in names
+    save_screenshot(driver, tmp_path, "documents.png")
+    rows[names.index(SOURCE)].find_element(By.LINK_TEXT, SOURCE).click()
+    assert driver.find_element(By.CSS_SELECTOR, ".document .source").text == SOURCE
+    assert len(squash(driver.find_element(By.CSS_SELECTOR, ".layer").text)) > 1000
+
+
 def test_results_fit_a_phone_screen(server, driver, tmp_path):
     """At phone width a results page needs no horizontal scrolling."""
     driver.set_window_size(390, 844)
