@@ -192,6 +192,25 @@ def search_command(
         click.echo(format_answer(answer.as_dict()))
 
 
+@cli.command("publish")
+@click.option("--from", "source", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The index folder to copy the build from (its current build unless --build).")
+@click.option("--build", help="The name of the build to copy (a folder under FROM/builds/).")
+@INDEX_OPTION
+def publish_command(source: Path, build: str | None, index_dir: Path) -> None:
+    """Copy a build into this index folder, check it arrived whole, and put it in service.
+
+    How replicas follow a builder: a qa serve on INDEX switches to the build by itself.
+    """
+    from qa.index.replica import publish_copy
+
+    folder, changed = publish_copy(source, index_dir, build)
+    if changed:
+        click.echo(f"{folder.name} copied from {source} and in service in {index_dir}")
+    else:
+        click.echo(f"{folder.name} is already in service in {index_dir}")
+
+
 @cli.command("show")
 @click.argument("source")
 @click.option("--start", type=click.IntRange(0), help="First character of the span (default: the beginning).")

@@ -176,14 +176,18 @@ def _remove_leftovers(index_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_build(index_dir: Path) -> Iterator[Path]:
+def staged_build(index_dir: Path, name: str | None = None) -> Iterator[Path]:
     """Yield a fresh folder to write a build into; publish it as current when the block ends.
 
-    Call with the build lock held. On any error the folder is removed and the
-    build in service stays; a failed write is IndexWriteError naming what failed.
+    ``name`` is the build's name (default: now, in UTC); a copy of another index's
+    build keeps its name. Call with the build lock held. On any error the folder
+    is removed and the build in service stays; a failed write is IndexWriteError
+    naming what failed.
     """
     builds = index_dir / BUILDS
-    name = datetime.now(timezone.utc).strftime(_BUILD_NAME_FORMAT)
+    name = name or datetime.now(timezone.utc).strftime(_BUILD_NAME_FORMAT)
+    if not _BUILD_NAME.fullmatch(name):
+        raise ValueError(f"not a build name: {name!r}")
     tmp = builds / f".tmp-{name}-{os.getpid()}"
     try:
         with writing(index_dir):
@@ -195,14 +199,19 @@ def staged_build(index_dir: Path) -> Iterator[Path]:
             final = builds / name
             os.rename(tmp, final)
             _fsync(builds)
-            try:
-                served = current_build(index_dir)
-            except IndexUnavailable:
-                served = None  # a damaged CURRENT is what this build repairs
-            _publish(index_dir, name)
+            publish(index_dir, name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def publish(index_dir: Path, name: str) -> None:
+    """Make the complete build ``name`` the one in service, keeping the one it replaces for its readers."""
+    try:
+        served = current_build(index_dir)
+    except IndexUnavailable:
+        served = None  # a damaged CURRENT is what this build repairs
+    _publish(index_dir, name)
     _prune(index_dir, keep={name, served.name if served else ""})
 
 

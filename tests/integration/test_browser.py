@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote_plus
@@ -26,18 +25,6 @@ SOURCE = "004_027c9bdda43207c8.txt"
 DATE = "2024-01-24"
 
 
-def tail(text: str, lines: int = 40) -> str:
-    """The last ``lines`` lines of ``text``."""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def as_text(output: bytes | str | None) -> str:
-    """Captured output as text (TimeoutExpired carries bytes even when run with text=True)."""
-    if isinstance(output, bytes):
-        return output.decode(errors="replace")
-    return output or ""
-
-
 def squash(text: str) -> str:
     """``text`` with runs of whitespace as single spaces (the passage keeps its line breaks)."""
     return " ".join(text.split())
@@ -46,30 +33,10 @@ def squash(text: str) -> str:
 @pytest.fixture(scope="session")
 def chromedriver() -> Path:
     """Debian's chromium and chromium-driver, installed with apt-get when missing."""
-    if CHROMEDRIVER.exists() and CHROMIUM.exists():
-        return CHROMEDRIVER
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        pytest.skip(
-            f"{CHROMEDRIVER} is missing and cannot be installed here (needs root and apt-get): "
-            "run `apt-get install chromium chromium-driver`"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = ""
-    for command in (
-        [apt, "update"],
-        [apt, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
-    ):
-        try:
-            done = subprocess.run(
-                command, env=env, capture_output=True, text=True, timeout=APT_TIMEOUT, stdin=subprocess.DEVNULL
-            )
-        except subprocess.TimeoutExpired as exc:
-            pytest.skip(f"`{' '.join(command)}` timed out after {APT_TIMEOUT}s:\n{tail(log + as_text(exc.stdout), 15)}")
-        log += done.stdout + done.stderr
-    # Judge by the install alone: a failed `apt-get update` may still leave usable package lists.
-    if done.returncode != 0:
-        pytest.skip(f"apt-get could not install chromium chromium-driver (exit {done.returncode}):\n{tail(log, 15)}")
+    if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
+        reason = testing.apt_install(["chromium", "chromium-driver"], timeout=APT_TIMEOUT)
+        if reason is not None:
+            pytest.skip(reason)
     if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
         pytest.skip(f"apt-get installed chromium-driver but {CHROMEDRIVER} or {CHROMIUM} is still missing")
     return CHROMEDRIVER
