@@ -109,13 +109,20 @@ def cli() -> None:
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
 @click.option("--watch", is_flag=True, help="Then keep the index up to date as documents change, until Ctrl-C.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
+              help="Embed on this Ray cluster's workers (auto, host:6379 or ray://host:10001); needs qa[ray].")
 def index_command(
-    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool
+    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool,
+    ray_address: str | None,
 ) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.build import build
 
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
+    if ray_address:
+        from qa.embed_ray import RayEmbedder
+
+        model = RayEmbedder(ray_address, model)
     if watch:
         _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait))
         watcher = start_watching(docs_dir, index_dir, model, settings)
@@ -420,7 +427,8 @@ def start_watching(docs_dir: Path, index_dir: Path, model: str | None, settings:
     from qa.embed import LazyEmbedder
     from qa.watch import Watcher
 
-    embedder = LazyEmbedder(model)
+    # A ready embedder (a RayEmbedder) is used as it is; a model name loads once, on the first build.
+    embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model)
 
     def rebuild() -> None:
         _report(build(docs_dir, index_dir, embedder, settings, wait=True))

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from qa.errors import IndexUnavailable
 from qa.filters import Filters
