@@ -64,26 +64,6 @@ INT8_SUFFIX = "+onnx-int8"
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
-def default_cache_dir() -> Path:
-    """Return ``$QA_ONNX_CACHE``, else ``$XDG_CACHE_HOME/qa/onnx`` (``~/.cache/qa/onnx``)."""
-    if os.environ.get("QA_ONNX_CACHE"):
-        return Path(os.environ["QA_ONNX_CACHE"]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "qa" / "onnx"
-
-
-def export_int8(model_dir: Path, cache_dir: Path) -> Path:
-    """Return the cached int8 ONNX export of the transformer in ``model_dir``, building it if needed.
-
-    The file name carries a hash of the model's weights and config, the versions
-    of onnxruntime, onnx and torch, and the export and quantization settings, so
-    a build is made once and reused until one of those changes. It is written
-    under a temporary name and moved into place, so a reader never sees half a
-    file; the intermediate fp32 export is deleted.
-    """
-    return export_onnx(model_dir, cache_dir, precision="int8")
-
-
 def export_onnx(model_dir: Path, cache_dir: Path, precision: str = "int8") -> Path:
     """Return the cached ONNX export of ``model_dir`` at ``precision`` (``int8`` or ``fp32``)."""
     if precision not in PRECISIONS:
@@ -121,7 +101,7 @@ class OnnxEmbedder:
         model_dir: a local sentence-transformers folder (``tokenizer.json``,
             ``config.json``, weights, optionally ``sentence_bert_config.json``
             and a mean-pooling ``1_Pooling``).
-        cache_dir: where exports are kept; :func:`default_cache_dir` by default.
+        cache_dir: where exports are kept (qa keeps them in the index folder's ``models/``).
         model_name: the name the torch model goes by (``all-MiniLM-L6-v2``;
             by default the folder's resolved path, as ``load_embedder`` names a
             folder). ``name`` is this plus ``+onnx-int8`` for int8, and this
@@ -135,7 +115,7 @@ class OnnxEmbedder:
     def __init__(
         self,
         model_dir: Path,
-        cache_dir: Path | None = None,
+        cache_dir: Path,
         *,
         model_name: str | None = None,
         threads: int = 1,
@@ -171,7 +151,7 @@ class OnnxEmbedder:
         self.path = model_dir
         self.precision = precision
         self.threads = threads
-        self.onnx_path = export_onnx(model_dir, cache_dir or default_cache_dir(), precision)
+        self.onnx_path = export_onnx(model_dir, cache_dir, precision)
         #: The fp32 model whose vectors these approximate (int8) or equal (fp32).
         self.model_name = model_name or str(model_dir.resolve())
         self.name = self.model_name + INT8_SUFFIX if precision == "int8" else self.model_name

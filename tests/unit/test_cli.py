@@ -207,3 +207,19 @@ def test_serving_beyond_this_machine_without_a_token_warns(run, monkeypatch, hos
     assert (host in hosts) == (host != "0.0.0.0")  # a concrete address is a name clients use; a wildcard is not
     with_token = run("serve", "--host", host, "--token", "t")
     assert "without --token" not in with_token.stderr and served["app"].config["QA_TOKEN"] == "t"
+
+
+def test_a_file_name_that_is_not_utf8_crashes_no_command(run, docs, monkeypatch):
+    import os
+
+    import qa.web.serve
+
+    assert run("index").exit_code == 0  # a good index first
+    with open(os.path.join(os.fsencode(docs), b"caf\xe9.txt"), "w") as handle:
+        handle.write("Latin-1 name\n\nBody.")
+    indexed = run("index")
+    assert indexed.exit_code == 0 and "caf\\xe9.txt: file name is not valid UTF-8" in indexed.stderr
+    searched = run("search", "INF Treaty", "--json")
+    assert searched.exit_code == 0 and json.loads(searched.stdout)["results"]
+    monkeypatch.setattr(qa.web.serve, "serve", lambda app, *args, **kwargs: None)
+    assert run("serve").exit_code == 0

@@ -12,7 +12,7 @@ pytest.importorskip("onnxruntime", reason="the ONNX embedder needs onnxruntime: 
 pytest.importorskip("onnx", reason="exporting the ONNX model needs onnx: pip install onnxruntime onnx")
 
 from qa.embed import DEFAULT_MODEL, load_embedder  # noqa: E402
-from qa.embed_onnx import INT8_SUFFIX, OnnxEmbedder, export_int8  # noqa: E402
+from qa.embed_onnx import INT8_SUFFIX, OnnxEmbedder, export_onnx  # noqa: E402
 from qa.errors import ModelUnavailable  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -58,7 +58,7 @@ def cache_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exported(model_dir, cache_dir) -> Path:
-    return export_int8(model_dir, cache_dir)
+    return export_onnx(model_dir, cache_dir, "int8")
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +98,7 @@ def test_name_says_the_vectors_are_int8(onnx_model):
 
 def test_export_is_reused(model_dir, cache_dir, exported):
     before = exported.stat().st_mtime_ns
-    again = export_int8(model_dir, cache_dir)
+    again = export_onnx(model_dir, cache_dir, "int8")
     assert again == exported and again.stat().st_mtime_ns == before
     assert exported.suffix == ".onnx" and exported.parent == cache_dir
     # Only the int8 file is kept: no fp32 intermediate, no temporary folder.
