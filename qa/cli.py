@@ -433,8 +433,11 @@ def start_watching(docs_dir: Path, index_dir: Path, model: str | None, settings:
     def rebuild() -> None:
         _report(build(docs_dir, index_dir, embedder, settings, wait=True))
 
+    watcher = Watcher(docs_dir, rebuild, log=lambda line: say(line, err=True)).start()
+    # A change made after the last build but before the watch began is caught by one more look.
+    watcher.check()
     say(f"watching {docs_dir} for changes", err=True)
-    return Watcher(docs_dir, rebuild, log=lambda line: say(line, err=True)).start()
+    return watcher
 
 
 def is_loopback(host: str) -> bool:

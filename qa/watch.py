@@ -63,8 +63,11 @@ class Watcher:
             relative = Path(path).resolve().relative_to(self.docs)
         except ValueError:
             return
-        if not relative.parts or not is_candidate(relative, is_directory):
-            return
+        if relative.parts and is_candidate(relative, is_directory):
+            self.check()
+
+    def check(self) -> None:
+        """Ask for a build as if something had changed (it finds nothing to do when nothing did)."""
         with self._changed:
             now = time.monotonic()
             self._first = now if self._first is None else self._first

@@ -107,3 +107,10 @@ def test_a_failed_build_is_logged_and_watching_goes_on(watching, tmp_path):
     watcher.notice(str(tmp_path / "a.txt"))
     assert wait_until(lambda: builds.count == 2)
     assert any("disk full" in line for line in watching.lines)
+
+
+def test_check_asks_for_one_build_without_a_change(watching):
+    builds = Builds()
+    watcher = watching(builds)
+    watcher.check()
+    assert wait_until(lambda: builds.count == 1)
