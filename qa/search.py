@@ -222,6 +222,11 @@ class Searcher:
         ]
         return {"documents": tables.catalogue(filters), "skipped": skipped}
 
+    def sources(self, most: int) -> list[str] | None:
+        """Return every indexed document's source, or None when there are more than ``most``."""
+        found = self.reader.tables.sources(most + 1)
+        return found if len(found) <= most else None
+
     def example_questions(self, n: int = 3) -> list[str]:
         """Return up to ``n`` questions to suggest: the newest documents' titles."""
         return self.reader.tables.recent_titles(n)

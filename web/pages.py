@@ -59,8 +59,7 @@ def index():
         # The collection's own newest titles: a title is a fair question about its document.
         context["examples"] = get_searcher().example_questions(EXAMPLES)
         # Offer the indexed documents to pick from, while the list stays a list one can scan.
-        catalogue = get_searcher().documents()["documents"]
-        context["sources"] = [d["source"] for d in catalogue] if len(catalogue) <= MAX_PICKABLE else None
+        context["sources"] = get_searcher().sources(MAX_PICKABLE)
     except QAError:
         # No usable index: the search below, or the empty page, says so.
         context["stale"], context["examples"], context["sources"] = None, [], None

@@ -263,6 +263,10 @@ class Tables:
         found = {r[0] for r in self._query(f"SELECT source FROM documents WHERE source IN ({marks})", tuple(sources))}
         return [s for s in sources if s not in found]
 
+    def sources(self, limit: int) -> list[str]:
+        """Return the first ``limit`` document sources, in order."""
+        return [r[0] for r in self._query("SELECT source FROM documents ORDER BY source LIMIT ?", (limit,))]
+
     def catalogue(self, filters: Filters = Filters()) -> list[dict]:
         """Return every document ``filters`` allow, with its metadata, format, size and passage count."""
         where, params = _where(filters)

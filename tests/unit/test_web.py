@@ -274,6 +274,9 @@ class FixedSearcher:
     def documents(self, folder=None):
         return {"documents": [], "skipped": []}
 
+    def sources(self, most):
+        return [self.result.passage.source]
+
 
 def test_page_escapes_everything_from_documents():
     evil = Passage(
@@ -475,3 +478,12 @@ def test_metrics_are_off_by_default_and_for_this_machine_only(index_dir, embedde
     scrape = local.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
     assert scrape.status_code == 200 and b'qa_requests_total{method="GET",route="/api/search",status="200"} 1.0' in scrape.data
     assert local.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 404
+
+
+def test_the_source_list_gives_way_to_a_text_box_for_large_collections(client, monkeypatch):
+    import qa.web.pages as pages
+
+    assert '<select id="source"' in client.get("/").get_data(as_text=True)
+    monkeypatch.setattr(pages, "MAX_PICKABLE", 3)  # the seeds are 5 documents
+    html = client.get("/").get_data(as_text=True)
+    assert '<select id="source"' not in html and '<input id="source" name="source" type="text"' in html
