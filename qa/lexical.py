@@ -17,14 +17,20 @@ STOPWORDS = frozenset(
     this those through to too under until up very was we were what when where which while who whom
     why will with would you your yours yourself yourselves""".split()
 )
-_WORD = re.compile(r"\w+")
+# Letters and digits: the underscore, which FTS5's tokenizer splits on, is left out, so each
+# word is one term of the index.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def content_words(question: str) -> list[str]:
+    """Return the question's distinct words, lower-cased, without function words unless it has nothing else."""
+    words = [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS]
+    if not words:
+        words = _WORD.findall(question.lower())
+    return list(dict.fromkeys(words))
 
 
 def match_expression(question: str) -> str | None:
     """Return an FTS5 query that ORs the question's content words, or None if it has none."""
-    words = [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS]
-    if not words:
-        words = _WORD.findall(question.lower())
     # Quoting makes every word a plain term: no FTS5 operators can be injected.
-    unique = list(dict.fromkeys(words))
-    return " OR ".join(f'"{w}"' for w in unique) or None
+    return " OR ".join(f'"{w}"' for w in content_words(question)) or None

@@ -18,7 +18,7 @@ import queue
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from qa.errors import IndexUnavailable
 from qa.filters import Filters
@@ -26,7 +26,9 @@ from qa.ingest import Document, Skipped
 from qa.lexical import match_expression
 from qa.passage import METADATA, Passage
 
-_SCHEMA = """
+#: The tokenizer of the lexical index; ``fts_tokens`` cuts questions with the same one.
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+_SCHEMA = f"""
 CREATE TABLE documents (
     source TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -72,11 +74,20 @@ CREATE TABLE sentences (
 CREATE INDEX sentences_by_span ON sentences(source, start);
 -- Passage text and its document title, contentless: the text lives in passages.
 CREATE VIRTUAL TABLE passages_fts USING fts5(
-    text, title, content='', tokenize='porter unicode61 remove_diacritics 2'
+    text, title, content='', tokenize='{TOKENIZER}'
+);
+-- Tokens FTS5 counted in each passage (text and title): BM25 computed outside bm25(),
+-- with a sharded collection's statistics, needs them.
+CREATE TABLE lengths (
+    row INTEGER PRIMARY KEY,
+    tokens INTEGER NOT NULL
 );
 """
+
 #: Column weights for bm25(): a title word counts for half a body word.
 BM25_WEIGHTS = (1.0, 0.5)
+#: bm25()'s constants in SQLite 3.40 (fts5_aux.c), which ``scored_lexical`` repeats.
+BM25_K1, BM25_B = 1.2, 0.75
 _PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.page_end, d.format, " + ", ".join(
     f"d.{m}" for m in METADATA
 )
@@ -116,7 +127,19 @@ def write(
             "INSERT INTO passages_fts(rowid, text, title) VALUES (?, ?, ?)",
             ((row, p.text, p.title or "") for row, p in enumerate(passages)),
         )
+        sizes = db.execute("SELECT id, sz FROM passages_fts_docsize").fetchall()
+        db.executemany("INSERT INTO lengths VALUES (?, ?)", ((row, sum(_varints(sz))) for row, sz in sizes))
         db.commit()
+
+
+def _varints(blob: bytes) -> Iterator[int]:
+    """Decode FTS5's docsize record: one SQLite varint (7 bits a byte, high bit = more) per column."""
+    value = 0
+    for byte in blob:
+        value = (value << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            yield value
+            value = 0
 
 
 def _where(filters: Filters) -> tuple[str, tuple]:
@@ -175,6 +198,13 @@ class Tables:
         except sqlite3.Error as exc:
             raise IndexUnavailable(f"cannot open {self.path}: {exc}; run `qa index --rebuild`") from exc
         db.row_factory = sqlite3.Row
+        try:
+            # Every occurrence of a term (row, column): what ``scored_lexical`` counts. A temp
+            # table, so the read-only build is not touched.
+            db.execute("CREATE VIRTUAL TABLE temp.occurrences USING fts5vocab(main, passages_fts, instance)")
+        except sqlite3.Error as exc:
+            db.close()
+            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
         with self._connections_lock:
             self._connections.append(db)
         return db
@@ -307,6 +337,42 @@ class Tables:
         sql += " ORDER BY s LIMIT ?"
         return [(row, -score) for row, score in self._query(sql, (expression, *params, k))]
 
+    def scored_lexical(
+        self, terms: Sequence[tuple[str, float]], average_tokens: float, k: int, filters: Filters
+    ) -> list[tuple[int, float]]:
+        """Return up to ``k`` (row, BM25) pairs, best first, scored with statistics given from outside.
+
+        ``terms`` are (index term, idf), one per phrase of the question (see
+        ``fts_tokens``); ``average_tokens`` the mean passage length. This is
+        bm25()'s formula term for term, so with this table's own statistics the
+        scores are bm25()'s; with a sharded collection's, every shard scores on
+        the same scale.
+        """
+        if not terms:
+            return []
+        phrases = ", ".join("(?, ?, ?)" for _ in terms)
+        text_weight, title_weight = BM25_WEIGHTS
+        where, params = _where(filters)
+        allowed = (
+            f"WHERE f.row IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where})"
+            if where else ""
+        )
+        sql = (
+            f"WITH q(phrase, term, idf) AS (VALUES {phrases}), "
+            "f AS (SELECT o.doc AS row, q.idf AS idf, "
+            f"sum(CASE o.col WHEN 'title' THEN {title_weight} ELSE {text_weight} END) AS n "
+            "FROM q JOIN temp.occurrences o ON o.term = q.term GROUP BY o.doc, q.phrase) "
+            f"SELECT f.row, sum(f.idf * f.n * {BM25_K1 + 1} / "
+            f"(f.n + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * l.tokens / ?))) AS s "
+            f"FROM f JOIN lengths l ON l.row = f.row {allowed} GROUP BY f.row ORDER BY s DESC LIMIT ?"
+        )
+        flat = [value for i, (term, idf) in enumerate(terms) for value in (i, term, float(idf))]
+        return [(row, score) for row, score in self._query(sql, (*flat, float(average_tokens), *params, k))]
+
+    def token_total(self) -> int:
+        """Return the tokens of every passage together, as FTS5 counts them."""
+        return self._query("SELECT coalesce(sum(tokens), 0) FROM lengths")[0][0]
+
     def absent_terms(self, terms: Sequence[str]) -> list[str]:
         """Return those of ``terms`` that no passage (text or title) contains, as the lexical index sees words."""
         absent = []
@@ -318,11 +384,84 @@ class Tables:
 
     def recent_titles(self, n: int) -> list[str]:
         """Return up to ``n`` distinct document titles, newest dated first."""
+        return [title for title, _ in self.recent_dated(n)]
+
+    def recent_dated(self, n: int) -> list[tuple[str, str | None]]:
+        """Return up to ``n`` distinct (title, newest date), newest dated first, then undated by title."""
         sql = (
-            "SELECT title FROM documents WHERE title IS NOT NULL "
+            "SELECT title, max(date) AS date FROM documents WHERE title IS NOT NULL "
             "GROUP BY title ORDER BY max(date IS NULL), max(date) DESC, title LIMIT ?"
         )
-        return [r["title"] for r in self._query(sql, (n,))]
+        return [(r["title"], r["date"]) for r in self._query(sql, (n,))]
+
+
+def fts_tokens(words: Sequence[str]) -> list[str]:
+    """Return the index terms FTS5 makes of ``words``, one per word that has one, in order.
+
+    A query's words are tokenized exactly as the passages were (stemmed, folded),
+    by an FTS5 table in memory with the same tokenizer.
+    """
+    if not words:
+        return []
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute(f"CREATE VIRTUAL TABLE q USING fts5(word, tokenize='{TOKENIZER}')")
+        db.execute("CREATE VIRTUAL TABLE temp.t USING fts5vocab(main, q, instance)")
+        db.executemany("INSERT INTO q(rowid, word) VALUES (?, ?)", enumerate(words))
+        found = db.execute("SELECT doc, term FROM temp.t ORDER BY doc, offset").fetchall()
+    first: dict[int, str] = {}
+    for doc, term in found:
+        first.setdefault(doc, term)
+    return [first[i] for i in sorted(first)]
+
+
+def write_term_statistics(path: Path, tables: Sequence[Path]) -> None:
+    """Write the document frequency of every term over several passage tables into a new file ``path``."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE terms (term TEXT PRIMARY KEY, passages INTEGER NOT NULL) WITHOUT ROWID")
+        for i, table in enumerate(tables):
+            db.execute(f"ATTACH DATABASE ? AS shard{i}", (f"file:{table}?mode=ro",))
+            db.execute(f"CREATE VIRTUAL TABLE temp.vocab{i} USING fts5vocab(shard{i}, passages_fts, row)")
+            db.execute(
+                f"INSERT INTO terms SELECT term, doc FROM temp.vocab{i} WHERE true "
+                "ON CONFLICT(term) DO UPDATE SET passages = passages + excluded.passages"
+            )
+            db.execute(f"DROP TABLE temp.vocab{i}")
+            db.commit()
+            db.execute(f"DETACH DATABASE shard{i}")
+        db.commit()
+
+
+class TermStatistics:
+    """Read-only document frequencies of a sharded collection (``write_term_statistics``)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db = _open_read_only(path)
+        self._lock = threading.Lock()
+        self.passages("")  # a missing or damaged file is reported now, not at the first question
+
+    def passages(self, *terms: str) -> list[int]:
+        """Return how many passages of the collection hold each of ``terms``."""
+        with self._lock:
+            try:
+                found = dict(self._db.execute(
+                    f"SELECT term, passages FROM terms WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})", terms
+                ).fetchall())
+            except sqlite3.Error as exc:
+                raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+        return [found.get(t, 0) for t in terms]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise IndexUnavailable(f"index file missing: {path}; run `qa index --rebuild`")
+    try:
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise IndexUnavailable(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
 
 
 def _passage(row: sqlite3.Row) -> Passage:
