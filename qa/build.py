@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 import time
 from dataclasses import dataclass, field, replace
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import chunk, index
+from qa.index import sharded
 from qa.embed import Embedder, LazyEmbedder, model_name
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.formats import page_of
@@ -75,6 +77,7 @@ def build(
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
+    shards: int | None = None,
 ) -> BuildReport:
     """Index ``docs_dir`` into ``index_dir``.
 
@@ -82,7 +85,9 @@ def build(
     keep their vectors; only added or changed documents are embedded. Nothing
     is written when nothing changed, unless ``rebuild`` asks for a fresh build.
     ``embedder`` is a loaded model, or a model spec (``None``: the default)
-    loaded only if something needs embedding.
+    loaded only if something needs embedding. ``shards`` splits the collection
+    into that many shards (qa/index/sharded.py); ``None`` keeps the index's
+    current layout, 1 makes it one build.
 
     Raises:
         NoDocuments: nothing in ``docs_dir`` could be indexed.
@@ -94,7 +99,14 @@ def build(
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     if embedder is None or isinstance(embedder, str):
         embedder = LazyEmbedder(embedder)
+    if shards is not None and not 1 <= shards <= sharded.MAX_SHARDS:
+        raise ValueError(f"shards must be 1 to {sharded.MAX_SHARDS}")
     with index.build_lock(index_dir, wait=wait):
+        count = _shard_count(index_dir) if shards is None else shards
+        if count > 1:
+            report = _build_sharded(docs_dir, index_dir, count, embedder, settings, rebuild, progress)
+            report.seconds = time.perf_counter() - began
+            return report
         previous = None if rebuild else _previous(index_dir, embedder, settings)
         if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
             # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
@@ -126,16 +138,23 @@ def build_documents(
     rebuild: bool = False,
     progress: bool = False,
     wait: bool = False,
+    shards: int | None = None,
 ) -> BuildReport:
-    """Index documents that were read elsewhere (a BEIR corpus, say); ``digest`` identifies their version."""
+    """Index documents that were read elsewhere (a BEIR corpus, say); ``digest`` identifies their version.
+
+    ``shards`` as for ``build``."""
     began = time.perf_counter()
     if not documents:
         raise NoDocuments("no documents to index")
     if embedder is None or isinstance(embedder, str):
         embedder = LazyEmbedder(embedder)
     with index.build_lock(index_dir, wait=wait):
-        previous = None if rebuild else _previous(index_dir, embedder, settings)
-        report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
+        count = _shard_count(index_dir) if shards is None else shards
+        if count > 1:
+            report = _write_sharded(documents, skipped, digest, index_dir, count, embedder, settings, rebuild, progress)
+        else:
+            previous = None if rebuild else _previous(index_dir, embedder, settings)
+            report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
     report.seconds = time.perf_counter() - began
     return report
 
@@ -299,11 +318,124 @@ def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
 
 
 def _readable(index_dir: Path) -> index.IndexReader | None:
-    """Return the current build if it can be opened at all."""
+    """Return the current build if it can be opened at all and is one build (a sharded one is not reused)."""
     try:
-        return index.open_index(index_dir)
+        reader = index.open_index(index_dir)
     except IndexUnavailable:
         return None
+    if isinstance(reader, sharded.ShardedReader):
+        reader.close()
+        return None
+    return reader
+
+
+def _shard_count(index_dir: Path) -> int:
+    """Return how many shards the build in service has (1 when it is one build, or none is usable)."""
+    try:
+        build = index.current_build(index_dir)
+        return len(sharded.ShardPlan.read(build / sharded.SHARDS_FILE).builds) if sharded.is_sharded(build) else 1
+    except IndexUnavailable:
+        return 1
+
+
+def _build_sharded(
+    docs_dir: Path, index_dir: Path, count: int, embedder: Embedder, settings: ChunkSettings, rebuild: bool,
+    progress: bool,
+) -> BuildReport:
+    """Build ``docs_dir`` as ``count`` shards and publish the collection; the caller holds the index's lock."""
+    previous = None if rebuild else _previous_sharded(index_dir, count, embedder, settings)
+    try:
+        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
+            report = BuildReport(documents=previous.manifest.document_count, skipped=previous.tables.skipped(),
+                                 up_to_date=True, folder=previous.folder)
+            report.passages = report.reused = previous.manifest.passage_count
+            return report
+        # A file whose bytes the collection already holds is not extracted again.
+        documents, skipped, digest = scan(docs_dir, reuse=previous.tables.known if previous else None)
+    finally:
+        if previous is not None:
+            previous.close()
+    if not documents:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+        raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+    return _write_sharded(documents, skipped, digest, index_dir, count, embedder, settings, rebuild, progress)
+
+
+def _previous_sharded(
+    index_dir: Path, count: int, embedder: Embedder, settings: ChunkSettings
+) -> sharded.ShardedReader | None:
+    """Return the collection in service if it has ``count`` shards made by this model and chunking."""
+    try:
+        previous = index.open_index(index_dir)
+    except IndexUnavailable:
+        return None
+    if isinstance(previous, sharded.ShardedReader) and previous.count == count \
+            and previous.manifest.model == embedder.name and previous.chunking == settings:
+        return previous
+    previous.close()
+    return None
+
+
+def _write_sharded(
+    documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int, embedder: Embedder,
+    settings: ChunkSettings, rebuild: bool, progress: bool,
+) -> BuildReport:
+    """Build each shard's part of ``documents`` incrementally, then publish the collection.
+
+    The caller holds the index's lock. A document's shard is a hash of its name,
+    so an unchanged document stays on its shard and keeps its vectors; a shard
+    whose documents are all unchanged is not written again. Splitting an index
+    that is one build reuses its vectors too.
+    """
+    began = time.perf_counter()
+    report = BuildReport(documents=len(documents), skipped=skipped)
+    report.notes = [(d.source, note) for d in documents for note in d.notes]
+    previous = None if rebuild else _previous_sharded(index_dir, count, embedder, settings)
+    if previous is not None:
+        up_to_date, folder = previous.manifest.fingerprint == digest, previous.folder
+        previous.close()
+        if up_to_date:
+            report.up_to_date, report.folder = True, folder
+            report.passages = report.reused = previous.manifest.passage_count
+            return report
+    parts: list[tuple[list[Document], list[Skipped]]] = [([], []) for _ in range(count)]
+    for document in documents:
+        parts[sharded.shard_of(document.source, count)][0].append(document)
+    for skip in skipped:
+        parts[sharded.shard_of(skip.source, count)][1].append(skip)
+    # An index in one build being split: its vectors are reused, so sharding embeds nothing.
+    whole = None if rebuild else _previous(index_dir, embedder, settings)
+    # A shard may be empty (few documents, or all of its own deleted): it is an empty build.
+    builds = []
+    for i, (docs, skips) in enumerate(parts):
+        folder = sharded.shard_folder(index_dir, i)
+        with index.build_lock(folder, wait=True):
+            shard_previous = None if rebuild else (_previous(folder, embedder, settings) or whole)
+            part = _build_locked(
+                began, docs, skips, _digest(docs, skips), folder, embedder, settings, shard_previous, progress
+            )
+        report.encoded += part.encoded
+        report.reused += part.reused
+        report.passages += part.passages
+        builds.append(part.folder)
+    if whole is not None:
+        whole.close()
+    first = index.Manifest.read(builds[0] / index.layout.MANIFEST)
+    manifest = replace(
+        first, passage_count=report.passages, document_count=len(documents), fingerprint=digest,
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - began, 3),
+    )
+    report.folder = sharded.write_collection(index_dir, [b.name for b in builds], manifest)
+    return report
+
+
+def _digest(documents: list[Document], skipped: list[Skipped]) -> str:
+    """Identify one shard's content: every file's name and bytes."""
+    digest = hashlib.sha256()
+    for source, sha in sorted([(d.source, d.sha256) for d in documents] + [(s.source, s.sha256 or "") for s in skipped]):
+        digest.update(f"{source}\0{sha}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
 def _previous(index_dir: Path, embedder: Embedder, settings: ChunkSettings) -> index.IndexReader | None:
@@ -315,11 +447,12 @@ def _previous(index_dir: Path, embedder: Embedder, settings: ChunkSettings) -> i
 
 
 def ensure_index(
-    docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print
+    docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print,
+    shards: int | None = None,
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
 
-    The embedding model is loaded only when a build is needed.
+    The embedding model is loaded only when a build is needed; ``shards`` as for ``build``.
     """
     name = model_name(model)
     try:
@@ -327,13 +460,17 @@ def ensure_index(
         if reader.manifest.model != name:
             raise IndexUnavailable(f"the index was built with {reader.manifest.model}")
         reason = stale_reason(reader, docs_dir, settings) if docs_dir.is_dir() else None
+        count = reader.count if isinstance(reader, sharded.ShardedReader) else 1
+        reader.close()
+        if reason is None and shards is not None and shards != count:
+            reason = f"it has {count} shards, not {shards}"
     except IndexUnavailable as exc:
         reason = str(exc)
     if reason is None:
         return
     log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, model, settings, progress=sys.stderr.isatty(), wait=True)
+        report = build(docs_dir, index_dir, model, settings, progress=sys.stderr.isatty(), wait=True, shards=shards)
     except NoDocuments:
         try:
             served = index.current_build(index_dir)

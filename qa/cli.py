@@ -56,6 +56,21 @@ QUERY_ENCODER_OPTION = click.option(
     show_envvar=True,
     help="Encode questions with the int8 ONNX export of the default model, or with torch.",
 )
+SHARDS_OPTION = click.option(
+    "--shards",
+    type=click.IntRange(1, 256),
+    envvar="QA_SHARDS",
+    show_envvar=True,
+    help="Split the collection into this many shards (1: one build) [default: as the index is now, else 1].",
+)
+SHARDS_RAY_OPTION = click.option(
+    "--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
+    help="Serve a sharded index's shards from Ray Serve deployments on this cluster; needs qa[ray].",
+)
+STRICT_OPTION = click.option(
+    "--strict", is_flag=True, envvar="QA_STRICT", show_envvar=True,
+    help="A shard that does not answer fails the search (503) instead of leaving the answer partial.",
+)
 SENTENCE_VECTORS_OPTION = click.option(
     "--sentence-vectors",
     type=click.Choice(SENTENCE_VECTORS),
@@ -111,9 +126,10 @@ def cli() -> None:
 @click.option("--watch", is_flag=True, help="Then keep the index up to date as documents change, until Ctrl-C.")
 @click.option("--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
               help="Embed on this Ray cluster's workers (auto, host:6379 or ray://host:10001); needs qa[ray].")
+@SHARDS_OPTION
 def index_command(
     docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool,
-    ray_address: str | None,
+    ray_address: str | None, shards: int | None,
 ) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.build import build
@@ -124,7 +140,8 @@ def index_command(
 
         model = RayEmbedder(ray_address, model)
     if watch:
-        _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait))
+        _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
+                      shards=shards))
         watcher = start_watching(docs_dir, index_dir, model, settings)
         try:
             while True:
@@ -132,7 +149,8 @@ def index_command(
         except KeyboardInterrupt:
             watcher.stop()
         return
-    _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait))
+    _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
+                  shards=shards))
 
 
 def _report(report) -> None:
@@ -169,6 +187,8 @@ def _report(report) -> None:
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
+@SHARDS_RAY_OPTION
+@STRICT_OPTION
 def search_command(
     question: str | None,
     k: int,
@@ -178,6 +198,8 @@ def search_command(
     index_dir: Path,
     model: str | None,
     query_encoder: str,
+    ray_address: str | None,
+    strict: bool,
     **options,
 ) -> None:
     """Print the passages that best answer QUESTION."""
@@ -185,7 +207,8 @@ def search_command(
         raise click.UsageError("give a QUESTION or --queries FILE, not both")
     from qa.search import Searcher
 
-    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder)
+    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
+                        strict=strict)
     _warn_if_stale(searcher, docs_dir)
     if queries is not None:
         failed = _run_queries(searcher, queries, k, options)
@@ -284,10 +307,13 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
 @SENTENCE_VECTORS_OPTION
+@SHARDS_OPTION
+@SHARDS_RAY_OPTION
+@STRICT_OPTION
 def serve_command(
     host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, metrics: bool,
     access_log: str, log_questions: bool, watch: bool, docs_dir: Path, index_dir: Path, model: str | None,
-    query_encoder: str, sentence_vectors: str,
+    query_encoder: str, sentence_vectors: str, shards: int | None, ray_address: str | None, strict: bool,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa.build import ensure_index
@@ -300,8 +326,10 @@ def serve_command(
         say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
             "the documents", err=True)
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
-    ensure_index(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
-    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder)
+    ensure_index(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True), shards=shards)
+    # Each worker connects to the shards on its first search: Ray does not survive a fork.
+    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
+                        strict=strict)
     searcher.embedder  # load the question encoder once, in the master, before the workers fork
     if metrics:
         # Before the app makes its metrics: each worker then writes its counts where a scrape adds them up.
@@ -314,7 +342,8 @@ def serve_command(
     # they switch to each new build by themselves.
     watcher = start_watching(docs_dir, index_dir, model, settings) if watch else None
     try:
-        serve(app, host, port, workers, access_log=access_log, log_questions=log_questions)
+        # Ray's client aborts under gevent: shards on Ray Serve are served by threaded workers.
+        serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=not ray_address)
     finally:
         if watcher is not None:
             watcher.stop()
@@ -332,12 +361,14 @@ def serve_command(
               help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table as JSON here.")
+@click.option("--shards", type=click.IntRange(1, 256), help="BEIR: index the corpus in this many shards.")
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
 def eval_command(
-    questions: Path, modes, run_dir, beir_index, json_path, docs_dir: Path, index_dir: Path, model, query_encoder: str
+    questions: Path, modes, run_dir, beir_index, json_path, shards, docs_dir: Path, index_dir: Path, model,
+    query_encoder: str,
 ) -> None:
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
     from qa import evaluate, index
@@ -350,7 +381,8 @@ def eval_command(
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
         table = evaluate.evaluate_beir(
-            questions, beir_index, model, modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries
+            questions, beir_index, model, modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries,
+            shards=shards,
         )
     else:
         searcher = Searcher(index_dir, embedder=queries)
@@ -359,6 +391,15 @@ def eval_command(
     click.echo(evaluate.format_table(table))
     if json_path is not None:
         json_path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+
+
+def _shard_connector(ray_address: str | None):
+    """Return how to reach a sharded index's shards: Ray Serve deployments, or (None) this process."""
+    if not ray_address:
+        return None
+    from qa.index.ray_shards import RayShards
+
+    return RayShards(ray_address)
 
 
 def _warn_if_stale(searcher, docs_dir: Path) -> None:
@@ -395,6 +436,8 @@ def format_answer(answer: dict) -> str:
     notes = []
     if answer["excluded_undated"]:
         notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
+    if answer["missing_shards"]:
+        notes.append(f"(partial answer: shards {', '.join(map(str, answer['missing_shards']))} did not answer)")
     if not answer["results"]:
         return "\n".join(notes + ["No passages found."])
     if answer["unknown_names"]:

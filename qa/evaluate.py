@@ -192,16 +192,18 @@ def evaluate_beir(
     query_encoder: Embedder | None = None,
     chunk_settings: ChunkSettings = ChunkSettings(),
     search_settings: SearchSettings = SearchSettings(),
+    shards: int | None = None,
 ) -> dict[str, dict]:
     """Index a BEIR corpus into ``index_dir`` (reusing an up-to-date one) and score each mode.
 
     Passages are cut by ``chunk_settings`` and embedded by ``embedder``; queries
     are encoded by ``query_encoder`` (default: the same) and ranked by
     ``search_settings``. Documents are ranked by their best passage (MaxP).
-    Writes TREC run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given.
+    Writes TREC run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given;
+    ``shards`` splits the index (qa/index/sharded.py), as ``build`` does.
     """
     documents, queries, qrels, digest = load_beir(folder)
-    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress)
+    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
     if query_encoder is None:
         loaded = embedder is not None and not isinstance(embedder, str)
         query_encoder = embedder if loaded else load_embedder(embedder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,8 @@ class Answer:
     excluded_undated: int = 0
     #: Names in the question (capitalised words) that no document contains.
     unknown_names: tuple[str, ...] = ()
+    #: Shards of a sharded collection that did not answer: the results come from the others.
+    missing_shards: tuple[int, ...] = ()
 
     def as_dict(self) -> dict:
         return {
@@ -54,6 +56,7 @@ class Answer:
             "low_confidence": self.low_confidence,
             "excluded_undated": self.excluded_undated,
             "unknown_names": list(self.unknown_names),
+            "missing_shards": list(self.missing_shards),
         }
 
 
@@ -139,8 +142,14 @@ class Searcher:
         model: str | None = None,
         settings: SearchSettings = SearchSettings(),
         query_encoder: str = "onnx",
+        shards: index.Connector | None = None,
+        strict: bool = False,
     ):
+        """``shards`` reaches the shards of a sharded collection (default: opened in this process);
+        ``strict`` makes a shard that does not answer fail a search instead of leaving it partial."""
         self.index_dir = Path(index_dir)
+        self._connect = shards
+        self._strict = strict
         self.settings = settings
         self._embedder = embedder
         self._model = model
@@ -170,7 +179,9 @@ class Searcher:
         if self._reader is None or build != self._reader_build:
             with self._lock:
                 if self._reader is None or build != self._reader_build:
-                    reader = index.open_index(self.index_dir, model=self._model_name)
+                    reader = index.open_index(
+                        self.index_dir, model=self._model_name, connect=self._connect, strict=self._strict
+                    )
                     retired, self._reader, self._reader_build = self._reader, reader, reader.folder
                     if retired is not None:
                         # Searches that began on the old build get time to finish before its
@@ -264,6 +275,11 @@ class Searcher:
         mode = clean_mode(mode)
         filters = Filters.clean(since, until, source, folder)
         reader = self.reader
+        with reader.tracking() as missing_shards:
+            answer = self._answer(reader, question, k, mode, filters)
+        return replace(answer, took_ms=(time.perf_counter() - began) * 1000, missing_shards=tuple(sorted(missing_shards)))
+
+    def _answer(self, reader: index.IndexReader, question: str, k: int, mode: str, filters: Filters) -> Answer:
         missing = reader.tables.missing_sources(filters.sources)
         if missing:
             raise BadRequest(f"no document named {missing[0]!r} in the index")
@@ -276,9 +292,13 @@ class Searcher:
 
         results = []
         best_sentence = -1.0
-        for rank, i in enumerate(keep_distinct(passages, k), 1):
+        kept = keep_distinct(passages, k)
+        unscored = [i for i in kept if order[i] not in sentence_scores]
+        found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
+        sentence_scores.update(zip([order[i] for i in unscored], found))
+        for rank, i in enumerate(kept, 1):
             p, row = passages[i], order[i]
-            sentences = sentence_scores.get(row) or reader.sentence_cosines(p, query)
+            sentences = sentence_scores[row]
             cosines = [c for _, _, c in sentences]
             best_sentence = max([best_sentence, *cosines])
             spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
@@ -287,7 +307,7 @@ class Searcher:
         return Answer(
             question,
             results,
-            (time.perf_counter() - began) * 1000,
+            0.0,
             mode=mode,
             low_confidence=best_sentence < self.settings.low_confidence_below or bool(unknown),
             excluded_undated=excluded,
@@ -314,13 +334,18 @@ class Searcher:
             scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
         else:
             scored = fusion.convex(cosine, dict(lexical_hits), settings.alpha)
-        order = sorted(scored, key=lambda r: -scored[r])
-        passages = reader.tables.passages(order)
+        rows = list(scored)
+        fetched = reader.tables.passages(rows)
+        # Equal scores (a passage repeated in a document) go in document order: the same
+        # answer whatever the row numbers, in one build or across shards.
+        ranked = sorted(range(len(rows)), key=lambda i: (-scored[rows[i]], fetched[i].source, fetched[i].start))
+        order = [rows[i] for i in ranked]
+        passages = [fetched[i] for i in ranked]
         sentences: dict[int, list[tuple[int, int, float]]] = {}
         if mode == "rerank":
             head = min(settings.rerank_depth, len(order))
-            for p, row in zip(passages[:head], order):
-                sentences[row] = reader.sentence_cosines(p, query)
+            for p, row, cosines in zip(passages[:head], order, reader.sentence_cosines_of(passages[:head], query)):
+                sentences[row] = cosines
                 scored[row] = fusion.sentence_rescore(
                     cosine[row], [c for _, _, c in sentences[row]], scored[row], settings.sentence_weight
                 )

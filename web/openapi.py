@@ -216,7 +216,7 @@ def openapi_document() -> dict:
                 "Answer": {
                     "type": "object",
                     "required": ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated",
-                                 "unknown_names"],
+                                 "unknown_names", "missing_shards"],
                     "properties": {
                         "question": {"type": "string", "description": "The question as searched (cleaned)."},
                         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
@@ -228,6 +228,9 @@ def openapi_document() -> dict:
                                              "description": "Documents without a date left out by since/until."},
                         "unknown_names": {"type": "array", "items": {"type": "string"},
                                           "description": "Names in the question that no document contains."},
+                        "missing_shards": {"type": "array", "items": {"type": "integer", "minimum": 0},
+                                           "description": "Shards of a sharded collection that did not answer: "
+                                                          "the results are partial. Empty when complete."},
                     },
                 },
                 "Health": {

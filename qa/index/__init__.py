@@ -8,5 +8,9 @@ from __future__ import annotations
 
 from qa.index.layout import MODELS, Manifest, build_lock, current_build
 from qa.index.reader import IndexReader, open_index, write_build
+from qa.index.sharded import Connector, ShardedReader
 
-__all__ = ["MODELS", "IndexReader", "Manifest", "build_lock", "current_build", "open_index", "write_build"]
+__all__ = [
+    "MODELS", "Connector", "IndexReader", "Manifest", "ShardedReader", "build_lock", "current_build", "open_index",
+    "write_build",
+]

@@ -111,6 +111,11 @@ class Manifest:
         return ChunkSettings.from_manifest(self.chunking, str(where))
 
 
+def is_build_name(name: str) -> bool:
+    """Say whether ``name`` is what builds are named (and so names nothing outside ``builds/``)."""
+    return bool(_BUILD_NAME.fullmatch(name))
+
+
 def current_build(index_dir: Path) -> Path | None:
     """Return the folder of the build in service, or None when there is none.
 

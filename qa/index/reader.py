@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,6 +66,11 @@ class IndexReader:
         """Let go of the passage table's connections; call once no search uses this build."""
         self.tables.close()
 
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[set[int]]:
+        """Collect the shards that do not answer during the block: none, for a build in one piece."""
+        yield set()
+
     def search(self, query: np.ndarray, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
         """Return (row, cosine) of the ``k`` passages nearest ``query`` that ``filters`` allow, best first."""
         allowed = self.tables.rows(filters)
@@ -89,25 +95,40 @@ class IndexReader:
         cosines = np.asarray(self.sentence_vectors[[r for r, _, _ in rows]]) @ query
         return [(a - passage.start, b - passage.start, float(c)) for (_, a, b), c in zip(rows, cosines)]
 
+    def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
+        """Return ``sentence_cosines`` of each of ``passages``: one call for many (one round trip to a shard)."""
+        return [self.sentence_cosines(p, query) for p in passages]
+
 
 def _expect(holds: bool, mismatch: str) -> None:
     if not holds:
         raise IndexUnavailable(f"{mismatch}; run `qa index --rebuild`")
 
 
-def open_index(index_dir: Path, model: str | None = None) -> IndexReader:
+def open_index(
+    index_dir: Path, model: str | None = None, connect: Callable | None = None, strict: bool = False
+) -> IndexReader:
     """Load the current build of ``index_dir``; refuse one whose vectors another model made.
 
     ``model`` is the name of the model that will encode the questions; an int8
-    export of the index's model shares its vector space and is accepted.
+    export of the index's model shares its vector space and is accepted. A
+    sharded collection is opened as a ``ShardedReader`` (qa/index/sharded.py),
+    its shards reached through ``connect`` (default: in this process); ``strict``
+    makes a shard that does not answer fail the search.
     """
     folder = layout.current_build(index_dir)
     if folder is None:
         raise IndexUnavailable(f"no index in {index_dir}: run `qa index` first")
     if not folder.is_dir():
         raise IndexUnavailable(f"index build folder missing: {folder}; run `qa index --rebuild`")
-    reader = IndexReader(folder)
+    from qa.index import sharded  # it builds on this module
+
+    if sharded.is_sharded(folder):
+        reader = sharded.ShardedReader(folder, connect, strict=strict)
+    else:
+        reader = IndexReader(folder)
     if model is not None and vector_space(reader.manifest.model) != vector_space(model):
+        reader.close()
         raise IndexUnavailable(
             f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
             f"not {model!r}: run `qa index --rebuild` or choose that model"

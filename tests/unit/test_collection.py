@@ -32,7 +32,7 @@ def test_refresh_then_search_gives_the_cli_and_api_shape(collection):
     assert report.documents == 5 and not report.up_to_date
     assert collection.refresh().up_to_date and collection.stale() is None
     answer = collection.search("When did the US suspend the INF Treaty?", k=3)
-    assert list(answer) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names"]
+    assert list(answer) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names", "missing_shards"]
     top = answer["results"][0]
     assert collection.document(top["source"], top["start"], top["end"])["text"] == top["text"]
     assert {d["source"] for d in collection.documents()["documents"]} == {p.name for p in SEEDS.glob("*.txt")}

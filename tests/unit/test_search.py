@@ -84,7 +84,7 @@ def test_search_returns_ranked_cited_results(searcher):
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
-    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names"]
+    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names", "missing_shards"]
 
 
 def test_highlight_is_the_matching_sentence(searcher):

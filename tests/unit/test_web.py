@@ -33,7 +33,7 @@ def test_get_search_returns_answer_shape(client):
     response = client.get("/api/search?q=Kursk+region&k=2")
     assert response.status_code == 200
     data = response.get_json()
-    assert list(data) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names"]
+    assert list(data) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names", "missing_shards"]
     assert data["question"] == "Kursk region"
     assert len(data["results"]) == 2
     assert data["results"][0]["source"] == "002_42f21bd48c4da039.txt"
