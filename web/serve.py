@@ -132,6 +132,10 @@ def json_access_logger(log_questions: bool):
     return JsonAccessLogger
 
 
+#: Threads per worker when greenlets cannot be used.
+THREADS = 16
+
+
 def serve(
     app,
     host: str,
@@ -141,11 +145,16 @@ def serve(
     timeout: int = 60,
     access_log: str = "text",
     log_questions: bool = False,
+    greenlets: bool = True,
 ) -> None:
-    """Run ``app`` under gunicorn, loaded once in the master and forked into ``workers``."""
+    """Run ``app`` under gunicorn, loaded once in the master and forked into ``workers``.
+
+    ``greenlets=False`` runs threads instead of gevent's greenlets: Ray's client
+    (shards on Ray Serve) aborts the process under gevent's monkey-patching.
+    """
     from gunicorn.app.base import BaseApplication
 
-    settings = gunicorn_settings(host, port, workers, worker_connections, timeout, access_log, log_questions)
+    settings = gunicorn_settings(host, port, workers, worker_connections, timeout, access_log, log_questions, greenlets)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -160,7 +169,8 @@ def serve(
 
 
 def gunicorn_settings(
-    host: str, port: int, workers: int, worker_connections: int, timeout: int, access_log: str, log_questions: bool
+    host: str, port: int, workers: int, worker_connections: int, timeout: int, access_log: str, log_questions: bool,
+    greenlets: bool = True,
 ) -> dict:
     """Return gunicorn's settings and hooks for qa serve."""
     per_worker = torch_threads(workers)
@@ -211,6 +221,9 @@ def gunicorn_settings(
         # percent-encoded; longer URLs get gunicorn's own 414 (POST takes any question).
         "limit_request_line": 8190,
     }
+    if not greenlets:
+        # Threads: slow clients then need a buffering proxy in front (deploy/nginx/qa.conf).
+        settings.update(worker_class="gthread", threads=THREADS)
     if access_log == "json":
         settings["logger_class"] = json_access_logger(log_questions)
     return settings

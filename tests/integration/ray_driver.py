@@ -1,19 +1,26 @@
 """Run inside a private network namespace by test_ray.py: a real 2-node Ray cluster on loopback.
 
 Builds the seeds through the cluster and locally, compares them, rebuilds after one
-change, and kills a worker in the middle of a larger build. Prints one line per
-check; any failed check raises, so the process exits non-zero.
+change, and kills a worker in the middle of a larger build. Then serves a 2-shard
+index from two Ray Serve deployments, one per node, compares its answers with the
+index in one build, through the library and through `qa serve --ray`, and kills a
+shard's replica. Prints one line per check; any failed check raises, so the process
+exits non-zero.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +29,14 @@ from qa import index
 from qa.build import build
 from qa.embed import load_embedder
 from qa.embed_ray import RayEmbedder
+from qa.errors import IndexUnavailable
 from qa.index import layout
+from qa.index.sharded import shard_of
+from qa.search import Searcher
+from qa.testing import free_port
+
+#: On-topic questions about the seeds (that the seeds happen not to answer: rankings still differ).
+QUESTIONS = Path(__file__).resolve().parents[2] / "eval" / "unanswerable.jsonl"
 
 
 def vectors(folder: Path):
@@ -47,8 +61,8 @@ def main(seeds: Path, work: Path) -> None:
     from ray.cluster_utils import Cluster
 
     began = time.monotonic()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=1)
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"qa_shard_0": 1}})
+    cluster.add_node(num_cpus=1, resources={"qa_shard_1": 1})
     cluster.wait_for_nodes()
     try:
         embedder = RayEmbedder(cluster.address)
@@ -111,12 +125,101 @@ def main(seeds: Path, work: Path) -> None:
             print(f"a worker killed mid-build was restarted and the build completed: "
                   f"{outcome['report'].passages} passages", flush=True)
         assert not any(p.name.startswith(".tmp-") for p in (work / "ray" / layout.BUILDS).iterdir())
+        del embedder  # its model actors hold the nodes' CPUs
+        sharded_checks(cluster.address, docs, work, local)
     finally:
         import ray
 
         ray.shutdown()
         cluster.shutdown()
     print("RAY CHECKS PASSED", flush=True)
+
+
+def answers(searcher: Searcher, questions: list[str], mode: str = "rerank") -> list[list[tuple[str, int, float]]]:
+    out = []
+    for question in questions:
+        answer = searcher.search(question, 5, mode=mode)
+        assert answer.missing_shards == (), answer.missing_shards
+        out.append([(r.passage.source, r.passage.start, r.score) for r in answer.results])
+    return out
+
+
+def same_answers(a: list, b: list) -> bool:
+    """The same passages in the same order, scores equal to float32 noise (shards sum in another order)."""
+    return all(
+        [(s, p) for s, p, _ in x] == [(s, p) for s, p, _ in y] and all(abs(u[2] - v[2]) < 1e-4 for u, v in zip(x, y))
+        for x, y in zip(a, b)
+    ) and len(a) == len(b)
+
+
+def sharded_checks(address: str, docs: Path, work: Path, local) -> None:
+    from qa.index.ray_shards import RayShards
+
+    questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    build(docs, work / "sharded", local, shards=2)
+    one = Searcher(work / "local", embedder=local)
+    began = time.monotonic()
+    on_ray = Searcher(work / "sharded", embedder=local, shards=RayShards(address))
+    reader = on_ray.reader
+    print(f"2 shards deployed on Ray Serve in {time.monotonic() - began:.0f}s", flush=True)
+    places = [reader.shards[i].submit("where").result(timeout_s=30) for i in range(2)]
+    assert places[0]["node"] != places[1]["node"], places  # qa_shard_<i> placed each on its own node
+    for mode in ("dense", "lexical", "rerank"):
+        assert same_answers(answers(on_ray, questions, mode), answers(one, questions, mode)), mode
+    print(f"the 2-shard index on 2 nodes answers {len(questions)} questions as one build does", flush=True)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "qa", "serve", "--index", str(work / "sharded"), "--docs", str(docs),
+         "--ray", address, "--port", str(port), "--workers", "1", "--query-encoder", "torch"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/search?" + urllib.parse.urlencode({"q": questions[0], "k": 5})
+        deadline, body = time.monotonic() + 120, None
+        while body is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                body = json.loads(urllib.request.urlopen(url, timeout=30).read())
+            except OSError:
+                time.sleep(0.5)
+        assert body is not None, server.stdout.read() if server.poll() is not None else "no answer in 120 s"
+        expected = one.search(questions[0], 5).as_dict()
+        assert [(r["source"], r["start"]) for r in body["results"]] == [
+            (r["source"], r["start"]) for r in expected["results"]], (body, expected)
+        assert body["missing_shards"] == []
+        print("qa serve --ray answers from the shards' deployments as one build does", flush=True)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+    victim = places[1]["pid"]
+    os.kill(victim, signal.SIGKILL)
+    began = time.monotonic()
+    while time.monotonic() - began < 120:
+        if not on_ray.search(questions[0], 5).missing_shards:  # partial while the replica is down
+            break
+        time.sleep(1)
+    assert same_answers(answers(on_ray, questions[:3]), answers(one, questions[:3]))
+    assert reader.shards[1].submit("where").result(timeout_s=30)["pid"] != victim
+    print(f"Serve restarted shard 1's killed replica; answers complete again after {time.monotonic() - began:.0f}s",
+          flush=True)
+
+    from ray import serve
+
+    serve.delete(reader.shards[1].app)
+    partial = on_ray.search(questions[0], 5)
+    assert partial.missing_shards == (1,) and partial.results, partial
+    assert all(shard_of(r.passage.source, 2) == 0 for r in partial.results)
+    try:
+        Searcher(work / "sharded", embedder=local, shards=lambda folders: reader.shards, strict=True).search(
+            questions[0], 5)
+        raise AssertionError("strict mode answered without shard 1")
+    except IndexUnavailable as exc:
+        assert "shard 1" in str(exc)
+    print("with shard 1 deleted the answer is partial and flagged [1]; strict mode fails it", flush=True)
+    again = Searcher(work / "sharded", embedder=local, shards=RayShards(address))  # deploys shard 1 again
+    assert same_answers(answers(again, questions[:3]), answers(one, questions[:3]))
+    print("a new coordinator deploys the missing shard again and answers are complete", flush=True)
 
 
 if __name__ == "__main__":

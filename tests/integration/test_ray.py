@@ -1,4 +1,5 @@
-"""qa index --ray on a real 2-node Ray cluster, in a private network namespace with only loopback.
+"""qa index --ray and a sharded index on Ray Serve: a real 2-node Ray cluster, in a private network
+namespace with only loopback.
 
 Ray turns 127.0.0.1 into the host's own address and probes the outside to find
 it; in a namespace of its own with only ``lo`` up, the cluster stays on this
@@ -36,7 +37,7 @@ def namespace_problem() -> str | None:
     return None
 
 
-def test_build_on_a_two_node_cluster_equals_a_local_build_and_survives_a_killed_worker():
+def test_a_two_node_cluster_builds_as_a_local_build_and_serves_two_shards_as_one_index():
     problem = namespace_problem()
     if problem:
         pytest.skip(problem)
@@ -53,3 +54,8 @@ def test_build_on_a_two_node_cluster_equals_a_local_build_and_survives_a_killed_
     assert proc.returncode == 0 and "RAY CHECKS PASSED" in output, "\n".join(lines[-40:])
     assert "same manifest, passage ids and vectors as a local build" in output
     assert "only the changed file's" in output
+    assert "the 2-shard index on 2 nodes answers" in output
+    assert "qa serve --ray answers from the shards' deployments as one build does" in output
+    assert "answers complete again" in output
+    assert "the answer is partial and flagged [1]; strict mode fails it" in output
+    assert "deploys the missing shard again" in output
