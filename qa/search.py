@@ -303,7 +303,8 @@ class Searcher:
             best_sentence = max([best_sentence, *cosines])
             spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
             results.append(Result(rank=rank, score=scored[row], passage=p, highlights=spans))
-        unknown = reader.tables.absent_terms(names_in(question)) if self.settings.flag_unknown_names else []
+        names = names_in(question) if self.settings.flag_unknown_names else []
+        unknown = reader.tables.absent_terms(names) if names else []
         return Answer(
             question,
             results,
@@ -322,10 +323,9 @@ class Searcher:
         ``query`` is the question's embedding. Used by ``search`` and by evaluation.
         """
         settings = self.settings
-        dense = [] if mode == "lexical" else reader.search(query, depth, filters)
-        lexical_hits = [] if mode == "dense" else reader.lexical(question, depth, filters)
-        candidates = list(dict.fromkeys([r for r, _ in dense] + [r for r, _ in lexical_hits]))
-        cosine = dict(zip(candidates, (reader.reconstruct(candidates) @ query).tolist())) if candidates else {}
+        dense, lexical_hits, cosine = reader.candidates(
+            query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense"
+        )
         if mode == "dense":
             scored = dict(dense)
         elif mode == "lexical":

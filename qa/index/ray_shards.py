@@ -2,7 +2,7 @@
 
 ``qa serve --ray ADDRESS`` (or ``qa search --ray``) on a sharded index passes a
 ``RayShards`` connector to the ``Searcher``. For each shard build it deploys a
-Serve application named ``qa-shard-<i>-<build>`` (unless one is running), whose
+Serve application named ``qa-shard-<index>-<i>-<build>`` (unless one is running), whose
 replica opens that build from its node's disk and answers ``Shard.call``; the
 coordinator, the process that serves HTTP, merges the answers
 (qa/index/sharded.py). No Serve HTTP proxy is involved: the coordinator calls the
@@ -11,11 +11,13 @@ deployments through their handles.
 Placement: when the cluster has a custom resource ``qa_shard_<i>`` (a node
 started with ``ray start --resources '{"qa_shard_0": 1}'``), shard ``i``'s
 replica is placed on that node, which must hold the shard's build folder at the
-same path. Applications of shard builds that no longer exist on disk are deleted.
+same path. Applications of this index's shard builds that no longer exist on
+disk are deleted; other indexes may share the cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -90,8 +92,10 @@ class RayShards:
         except Exception as exc:  # ConnectionError and Ray's own kinds
             raise IndexUnavailable(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
         wanted = {app_name(i, folder): (i, folder) for i, folder in enumerate(folders)}
+        ours = f"{APP_PREFIX}-{_collection_key(folders)}-"
         for name in running:
-            if name.startswith(APP_PREFIX + "-") and name not in wanted and not _still_on_disk(name, folders):
+            # Only this collection's older shard builds: other indexes may share the cluster.
+            if name.startswith(ours) and name not in wanted and not _still_on_disk(name, folders):
                 serve.delete(name, _blocking=False)
         shards = []
         for name, (i, folder) in wanted.items():
@@ -112,14 +116,20 @@ class RayShards:
 
 
 def app_name(shard: int, folder: Path) -> str:
-    """Name the Serve application of shard ``shard``'s build ``folder``."""
-    return f"{APP_PREFIX}-{shard}-{folder.name}"
+    """Name the Serve application of shard ``shard``'s build ``folder``: qa-shard-<index>-<i>-<build>."""
+    return f"{APP_PREFIX}-{_collection_key([folder])}-{shard}-{folder.name}"
+
+
+def _collection_key(folders: Sequence[Path]) -> str:
+    """Identify the index folder the shard builds belong to (<index>/shards/<i>/builds/<name>)."""
+    index_dir = folders[0].resolve().parents[3] if folders else Path()
+    return hashlib.sha256(str(index_dir).encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
 def _still_on_disk(app: str, folders: Sequence[Path]) -> bool:
     """Say whether an older application's shard build still exists (a coordinator may still be using it)."""
     try:
-        _, _, shard, build = app.split("-", 3)
+        _, _, _, shard, build = app.split("-", 4)
     except ValueError:
         return False
     if not folders or not shard.isdigit():

@@ -87,6 +87,20 @@ class IndexReader:
         """Return the stored passage vectors of ``rows``."""
         return self.vectors.reconstruct(rows)
 
+    def candidates(
+        self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
+        lexical: bool = True,
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
+        """Return the ``depth`` best (row, cosine) and (row, BM25), and the cosine of every row among either.
+
+        What a search gathers before fusion, in one call (one round trip to each shard of a sharded index).
+        """
+        nearest = self.search(query, depth, filters) if dense else []
+        matched = self.lexical(question, depth, filters) if lexical else []
+        rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))
+        cosines = dict(zip(rows, (self.reconstruct(rows) @ query).tolist())) if rows else {}
+        return nearest, matched, cosines
+
     def sentence_cosines(self, passage: Passage, query: np.ndarray) -> list[tuple[int, int, float]]:
         """Return (start, end, cosine) of each sentence of ``passage``, offsets relative to its text."""
         rows = self.tables.sentences_in(passage)

@@ -129,7 +129,7 @@ class Shard:
         """Run one of the methods below, or a passage-table read, by name."""
         if method in self.TABLE_READS:
             return getattr(self.reader.tables, method)(*args)
-        if method in {"dense", "lexical", "reconstruct", "sentence_cosines_of", "info"}:
+        if method in {"dense", "lexical", "candidates", "reconstruct", "sentence_cosines_of", "info"}:
             return getattr(self, method)(*args)
         raise ValueError(f"a shard does not answer {method!r}")
 
@@ -144,6 +144,16 @@ class Shard:
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         return self.reader.reconstruct(rows)
+
+    def candidates(self, query: np.ndarray, terms: Sequence[tuple[str, float]], average_tokens: float, depth: int,
+                   filters: Filters, dense: bool, lexical: bool):
+        """This shard's part of ``IndexReader.candidates``, its BM25 on the collection's statistics."""
+        query = np.asarray(query, dtype=np.float32)
+        nearest = self.reader.search(query, depth, filters) if dense else []
+        matched = self.reader.tables.scored_lexical(terms, average_tokens, depth, filters) if lexical else []
+        rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))
+        cosines = dict(zip(rows, (self.reader.reconstruct(rows) @ query).tolist())) if rows else {}
+        return nearest, matched, cosines
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
         return self.reader.sentence_cosines_of(passages, np.asarray(query, dtype=np.float32))
@@ -298,13 +308,31 @@ class ShardedReader:
 
     def lexical(self, question: str, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
         """Return (row, BM25) of the ``k`` best lexical matches, scored with the collection's statistics."""
-        terms = tables.fts_tokens(content_words(question))
-        if not terms:
+        weighted, average = self._weighted_terms(question)
+        if not weighted:
             return []
-        total = max(self.manifest.passage_count, 1)
-        weighted = [(term, _idf(total, hits)) for term, hits in zip(terms, self.terms.passages(*terms))]
-        average = self.plan.tokens / total
         return self._merge(self._gather("lexical", lambda i: (weighted, average, k, filters)), k)
+
+    def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
+        """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
+        terms = tables.fts_tokens(content_words(question))
+        total = max(self.manifest.passage_count, 1)
+        weighted = [(term, _idf(total, hits)) for term, hits in zip(terms, self.terms.passages(*terms))] if terms else []
+        return weighted, self.plan.tokens / total
+
+    def candidates(
+        self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
+        lexical: bool = True,
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
+        """``IndexReader.candidates`` over every shard, in one round trip to each."""
+        weighted, average = self._weighted_terms(question) if lexical else ([], 1.0)
+        answers = self._gather(
+            "candidates", lambda i: (query, weighted, average, depth, filters, dense, lexical and bool(weighted))
+        )
+        nearest = self._merge({i: found[0] for i, found in answers.items()}, depth)
+        matched = self._merge({i: found[1] for i, found in answers.items()}, depth)
+        cosines = {row * self.count + i: c for i, found in answers.items() for row, c in found[2].items()}
+        return nearest, matched, {row: cosines[row] for row, _ in nearest + matched}
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored vectors of ``rows``, in that order."""
