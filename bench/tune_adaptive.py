@@ -1,0 +1,144 @@
+"""Sweep query-adaptive fusion rules over several BEIR sets at once, from candidates gathered once.
+
+For each query of each set, the dense and lexical candidates (depth 40), their
+cosines, BM25 scores and best-sentence cosines are gathered once through the
+real reader; every rule is then scored offline on the same candidates
+(MaxP document ranking, nDCG@10 by ir_measures, as qa eval does). A rule is kept
+only if on every set it scores >= max(dense, lexical) - 0.005.
+
+    python bench/tune_adaptive.py --index index/beir/wiki-beir \\
+        bench/.cache/wiki-beir-tune bench/.cache/wiki-entity-tune bench/.cache/wiki-question-tune
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import pickle
+from pathlib import Path
+
+import ir_measures
+import numpy as np
+from ir_measures import ScoredDoc, nDCG
+
+from qa import evaluate
+from qa.embed import load_query_encoder
+from qa.filters import Filters
+from qa.index import MODELS
+from qa.search import Searcher
+
+DEPTH = 40
+
+
+def gather(folder: Path, searcher: Searcher) -> tuple[list[dict], list]:
+    _, queries, qrels, _ = evaluate.load_beir(folder)
+    reader = searcher.reader
+    vectors = searcher.embedder.encode(list(queries.values()))
+    out = []
+    for (qid, text), vector in zip(queries.items(), vectors):
+        dense, lexical, cosine = reader.candidates(vector, text, DEPTH, Filters())
+        rows = list(cosine)
+        passages = reader.tables.passages(rows)
+        sentences = reader.sentence_cosines_of(passages, vector)
+        out.append({
+            "qid": qid, "text": text, "rows": rows, "source": [p.source for p in passages],
+            "cos": np.array([cosine[r] for r in rows]), "bm25": np.array([dict(lexical).get(r, 0.0) for r in rows]),
+            "sent": np.array([max([c for _, _, c in s], default=cosine[r]) for r, s in zip(rows, sentences)]),
+            "dense_rank": [r for r, _ in dense], "lex_rank": [r for r, _ in lexical],
+        })
+    return out, qrels
+
+
+def ndcg(items: list[dict], qrels, score) -> float:
+    run = []
+    for item in items:
+        scores = score(item)
+        docs: dict[str, float] = {}
+        for i in np.argsort(-scores, kind="stable"):
+            docs.setdefault(item["source"][i], float(len(scores) - len(docs)))
+        run += [ScoredDoc(item["qid"], d, s) for d, s in docs.items()]
+    return ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+
+
+def features(item: dict) -> dict:
+    bm25, cos = item["bm25"], item["cos"]
+    top = np.sort(bm25)[::-1]
+    ctop = np.sort(cos)[::-1]
+    return {
+        "lex_margin": (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0,
+        "dense_margin": float(ctop[0] - ctop[1]) if len(ctop) > 1 else 0.0,
+        "words": len(item["text"].split()),
+        "lex_top": float(top[0]) if len(top) else 0.0,
+    }
+
+
+def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float = 0.0, top_boost: float = 0.0):
+    """Fused = a*cos + (1-a)*bm25/max, a = alpha - lex_boost*lex_margin + dense_boost*dense_margin (clipped);
+    final = (1-w)*fused + w*best sentence, w shrunk as alpha is."""
+    def score(item: dict) -> np.ndarray:
+        f = item.setdefault("features", features(item))
+        a = alpha - lex_boost * f["lex_margin"] + dense_boost * f["dense_margin"]
+        a = float(np.clip(a - top_boost * f["lex_top"] / (f["lex_top"] + 10.0), 0.0, 1.0))
+        top = item["bm25"].max()
+        fused = a * item["cos"] + (1 - a) * (item["bm25"] / top if top > 0 else 0.0)
+        w = weight * a / alpha if alpha > 0 else 0.0
+        return (1 - w) * fused + w * item["sent"]
+    return score
+
+
+def load(cache: Path, sets: list[Path], index: Path, models: Path) -> dict:
+    """Gather the sets' candidates, or read them from ``cache`` when it holds these very sets."""
+    if cache.is_file():
+        data = pickle.loads(cache.read_bytes())
+        if sorted(data) == sorted(map(str, sets)):
+            return data
+    searcher = Searcher(index, embedder=load_query_encoder(None, models))
+    data = {str(s): gather(s, searcher) for s in sets}
+    cache.write_bytes(pickle.dumps(data))
+    return data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sets", type=Path, nargs="+")
+    parser.add_argument("--index", type=Path, required=True, help="index of the sets' shared corpus")
+    parser.add_argument("--models", type=Path, default=Path("index") / MODELS)
+    parser.add_argument("--check", type=Path, nargs="*", default=[], help="held-out sets: score the best rules there")
+    parser.add_argument("--cache", type=Path, default=Path("bench/.cache/adaptive.pkl"))
+    args = parser.parse_args()
+    data = load(args.cache, args.sets, args.index, args.models)
+    names = [Path(s).name for s in data]
+    base = {}
+    for s, (items, qrels) in data.items():
+        base[s] = (ndcg(items, qrels, lambda it: it["cos"]), ndcg(items, qrels, lambda it: it["bm25"]))
+    print("dense / lexical:", {Path(s).name: tuple(round(x, 4) for x in v) for s, v in base.items()})
+    rows = []
+    grid = itertools.product((0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6, 0.75), (0.0, 0.6, 0.9, 1.2), (0.0, 1.0, 2.0),
+                             (0.0, 0.2, 0.4))
+    for alpha, weight, lex_boost, dense_boost, top_boost in grid:
+        score = rule(alpha, weight, lex_boost, dense_boost, top_boost)
+        got = {s: ndcg(items, qrels, score) for s, (items, qrels) in data.items()}
+        slack = min(got[s] - max(base[s]) for s in data)
+        rows.append(((alpha, weight, lex_boost, dense_boost, top_boost), got, slack))
+    rows.sort(key=lambda r: (-(r[2] >= -0.005), -sum(r[1].values())))
+    print("alpha weight lex_boost dense_boost top_boost | " + " | ".join(names) + " | min slack")
+    for params, got, slack in rows[:15]:
+        print(params, " | ".join(f"{got[s]:.4f}" for s in data), f"| {slack:+.4f}")
+    current = rule(0.5, 0.5)
+    print("current (0.5, 0.5):", {Path(s).name: round(ndcg(i, q, current), 4) for s, (i, q) in data.items()})
+    if args.check:
+        held = load(args.cache.with_name("adaptive-check.pkl"), args.check, args.index, args.models)
+        print("held out, dense / lexical:", {Path(s).name: (round(ndcg(i, q, lambda it: it["cos"]), 4),
+                                                           round(ndcg(i, q, lambda it: it["bm25"]), 4))
+                                             for s, (i, q) in held.items()})
+        for params in [(0.5, 0.5, 0.0, 0.0, 0.0)] + [r[0] for r in rows[:8]]:
+            score = rule(*params)
+            print(params, {Path(s).name: round(ndcg(i, q, score), 4) for s, (i, q) in held.items()})
+    Path("bench/results").mkdir(exist_ok=True)
+    Path("bench/results/tune_adaptive.json").write_text(json.dumps(
+        [{"params": p, "ndcg": {Path(s).name: v for s, v in g.items()}, "slack": sl} for p, g, sl in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()
