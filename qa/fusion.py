@@ -41,6 +41,34 @@ def convex(
     }
 
 
+def adaptive_alpha(
+    alpha: float,
+    cosines: Sequence[float],
+    bm25: Sequence[float],
+    lexical_margin: float,
+    dense_margin: float,
+    lexical_top: float,
+    lexical_top_half: float = 10.0,
+) -> float:
+    """Shift the cosine's weight ``alpha`` for one question by how sure each retriever is of its best passage.
+
+    A lexical best far ahead of the second (``(b1 - b2) / b1``), or a high best
+    BM25 (rare terms matched: ``b1 / (b1 + half)``) moves weight to BM25; a dense
+    best far ahead of the second (``c1 - c2``) moves it to the cosine. Keyword
+    questions about a name ("canadian singer songwriter born 1943 grammy awards")
+    and questions that quote a document are where BM25 is sure; descriptions that
+    share few words with the answer are where it is not. The weights are tuned
+    on held-apart query sets (bench/tune_adaptive.py). Returns a weight in [0, 1].
+    """
+    top = sorted(bm25, reverse=True)[:2]
+    best = sorted(cosines, reverse=True)[:2]
+    spread = (top[0] - top[1]) / top[0] if len(top) == 2 and top[0] > 0 else 0.0
+    rare = top[0] / (top[0] + lexical_top_half) if top and top[0] > 0 else 0.0
+    lead = best[0] - best[1] if len(best) == 2 else 0.0
+    shifted = alpha - lexical_margin * spread + dense_margin * lead - lexical_top * rare
+    return min(1.0, max(0.0, shifted))
+
+
 def sentence_rescore(passage_cosine: float, sentence_cosines: Sequence[float], fused: float, weight: float) -> float:
     """Blend a passage's fused score with the cosine of its best-matching sentence.
 

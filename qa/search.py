@@ -326,6 +326,15 @@ class Searcher:
         dense, lexical_hits, cosine = reader.candidates(
             query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense"
         )
+        alpha, sentence_weight = settings.alpha, settings.sentence_weight
+        if settings.adaptive and mode == "rerank":
+            base = settings.adaptive_alpha
+            alpha = fusion.adaptive_alpha(
+                base, list(cosine.values()), [b for _, b in lexical_hits], settings.lexical_margin,
+                settings.dense_margin, settings.lexical_top,
+            )
+            # The sentences are the dense side's evidence: their weight follows the cosine's.
+            sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
         if mode == "dense":
             scored = dict(dense)
         elif mode == "lexical":
@@ -333,7 +342,7 @@ class Searcher:
         elif settings.fusion == "rrf":
             scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
         else:
-            scored = fusion.convex(cosine, dict(lexical_hits), settings.alpha)
+            scored = fusion.convex(cosine, dict(lexical_hits), alpha)
         rows = list(scored)
         fetched = reader.tables.passages(rows)
         # Equal scores (a passage repeated in a document) go in document order: the same
@@ -347,7 +356,7 @@ class Searcher:
             for p, row, cosines in zip(passages[:head], order, reader.sentence_cosines_of(passages[:head], query)):
                 sentences[row] = cosines
                 scored[row] = fusion.sentence_rescore(
-                    cosine[row], [c for _, _, c in sentences[row]], scored[row], settings.sentence_weight
+                    cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
                 )
             ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
             order = [order[i] for i in ranked]

@@ -78,10 +78,19 @@ class SearchSettings:
     #: Fused candidates re-scored by their sentences (the rest keep their fused order below them).
     rerank_depth: int = 40
     fusion: str = "convex"
-    #: Convex fusion weight of the cosine against max-normalised BM25.
+    #: Convex fusion weight of the cosine against max-normalised BM25 (hybrid; rerank when not adaptive).
     alpha: float = 0.5
-    #: Weight of the best sentence's cosine against the fused score in rerank mode.
+    #: Weight of the best sentence's cosine against the fused score in rerank mode when not adaptive.
     sentence_weight: float = 0.5
+    #: Rerank adapts the fusion weight to each question (qa/fusion.py adaptive_alpha): from
+    #: ``adaptive_alpha``, moved by the three weights below, with the sentence weight following
+    #: it from ``adaptive_sentence_weight``. Tuned in README "Retrieval quality".
+    adaptive: bool = True
+    adaptive_alpha: float = 0.6
+    adaptive_sentence_weight: float = 0.75
+    lexical_margin: float = 0.6
+    dense_margin: float = 1.0
+    lexical_top: float = 0.4
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35
     #: Also flag a question that names something (a capitalised word) no document contains:
@@ -91,7 +100,8 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}")
-        if not (0.0 <= self.alpha <= 1.0 and 0.0 <= self.sentence_weight <= 1.0):
-            raise ValueError("alpha and sentence_weight are weights between 0 and 1")
+        weights = (self.alpha, self.sentence_weight, self.adaptive_alpha, self.adaptive_sentence_weight)
+        if not all(0.0 <= w <= 1.0 for w in weights):
+            raise ValueError("alpha, sentence_weight and their adaptive forms are weights between 0 and 1")
         if min(self.candidates, self.overfetch, self.rerank_depth) < 1:
             raise ValueError("candidates, overfetch and rerank_depth must be at least 1")

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qa.dedup import containment, keep_distinct, overlaps, shingles
-from qa.fusion import convex, highlight, rrf, sentence_rescore
+from qa.fusion import adaptive_alpha, convex, highlight, rrf, sentence_rescore
 from qa.passage import Passage
 
 
@@ -85,3 +85,17 @@ def test_a_file_repeating_a_sentence_elsewhere_is_a_duplicate_but_another_file_q
     again = passage("a", 500, 700, text=f"Entirely different framing at first. {line}. Then other matter.")
     quoted = passage("b", 0, 200, text=f"Elsewhere a paper writes that {line}. Its own story goes on and on.")
     assert keep_distinct([first, again, quoted], k=10) == [0, 2]
+
+
+def test_adaptive_alpha_moves_weight_to_the_retriever_that_is_sure():
+    flat_bm25, peaked_bm25 = [5.0, 4.9, 4.8], [12.0, 3.0, 2.0]
+    flat_cos, peaked_cos = [0.52, 0.51, 0.50], [0.80, 0.50, 0.40]
+    base = adaptive_alpha(0.6, flat_cos, flat_bm25, 0.6, 1.0, 0.4)
+    assert adaptive_alpha(0.6, flat_cos, peaked_bm25, 0.6, 1.0, 0.4) < base  # BM25 sure: less cosine
+    assert adaptive_alpha(0.6, peaked_cos, flat_bm25, 0.6, 1.0, 0.4) > base  # dense sure: more cosine
+    assert adaptive_alpha(0.6, flat_cos, [40.0, 39.0], 0.6, 1.0, 0.4) < base  # rare terms matched
+    # No lexical match at all: only the dense lead moves it; the weight stays in [0, 1].
+    assert adaptive_alpha(0.6, flat_cos, [], 0.6, 1.0, 0.4) == pytest.approx(0.61)
+    assert adaptive_alpha(0.1, flat_cos, peaked_bm25, 5.0, 0.0, 5.0) == 0.0
+    assert adaptive_alpha(0.9, [1.0, 0.0], [], 0.0, 5.0, 0.0) == 1.0
+    assert adaptive_alpha(0.6, flat_cos, flat_bm25, 0.0, 0.0, 0.0) == 0.6  # all weights off: alpha as given
