@@ -81,14 +81,20 @@ def test_qa_index_watch_builds_on_change_and_stops_on_ctrl_c(tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "qa", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
-            env=testing.qa_env(model="hashing"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=testing.qa_env(model="hashing", PYTHONFAULTHANDLER="1"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
         assert eventually(lambda: "watching" in log.read_text()), log.read_text()
         (docs / "zz_new.txt").write_text("New\n\nA new note to index.", encoding="utf-8")
         assert eventually(lambda: "indexed 6 documents" in log.read_text()), log.read_text()
         os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=20) == 0
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack into the log
+            proc.wait(timeout=10)
+            raise AssertionError(f"qa index --watch did not stop on Ctrl-C:\n{log.read_text()}") from None
+        assert code == 0, log.read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
