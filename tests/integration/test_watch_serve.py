@@ -81,7 +81,8 @@ def test_qa_index_watch_builds_on_change_and_stops_on_ctrl_c(tmp_path):
     with open(log, "w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "qa", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
-            env=testing.qa_env(model="hashing", PYTHONFAULTHANDLER="1"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env=testing.qa_env(model="hashing", PYTHONFAULTHANDLER="1"), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         assert eventually(lambda: "watching" in log.read_text()), log.read_text()
