@@ -13,7 +13,7 @@ import numpy as np
 
 from qa import chunk, index
 from qa.index import sharded
-from qa.embed import Embedder, LazyEmbedder, model_name
+from qa.embed import DEFAULT_MODEL, Embedder, LazyEmbedder, build_spec, model_name, vector_space
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.formats import page_of
 from qa.ingest import Document, Skipped, fingerprint, scan
@@ -84,8 +84,9 @@ def build(
     Passages of a document whose bytes are unchanged since the current build
     keep their vectors; only added or changed documents are embedded. Nothing
     is written when nothing changed, unless ``rebuild`` asks for a fresh build.
-    ``embedder`` is a loaded model, or a model spec (``None``: the default)
-    loaded only if something needs embedding. ``shards`` splits the collection
+    ``embedder`` is a loaded model, or a model spec loaded only if something
+    needs embedding (``None``: the default model, in the encoder that built
+    the index, int8 for a new one; see ``passage_encoder``). ``shards`` splits the collection
     into that many shards (qa/index/sharded.py); ``None`` keeps the index's
     current layout, 1 makes it one build.
 
@@ -98,7 +99,8 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     if embedder is None or isinstance(embedder, str):
-        embedder = LazyEmbedder(embedder)
+        # None: the encoder that built the index, or int8 for a new one (passage_encoder).
+        embedder = LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
     if shards is not None and not 1 <= shards <= sharded.MAX_SHARDS:
         raise ValueError(f"shards must be 1 to {sharded.MAX_SHARDS}")
     with index.build_lock(index_dir, wait=wait):
@@ -147,7 +149,8 @@ def build_documents(
     if not documents:
         raise NoDocuments("no documents to index")
     if embedder is None or isinstance(embedder, str):
-        embedder = LazyEmbedder(embedder)
+        # None: the encoder that built the index, or int8 for a new one (passage_encoder).
+        embedder = LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
     with index.build_lock(index_dir, wait=wait):
         count = _shard_count(index_dir) if shards is None else shards
         if count > 1:
@@ -329,6 +332,24 @@ def _readable(index_dir: Path) -> index.IndexReader | None:
     return reader
 
 
+def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | None = None) -> str:
+    """Return the spec of what embeds passages: ``encoder`` (int8 or fp32) of ``model``; by default the
+    encoder that built the index in service, if ``model`` built it, else int8 for the default model."""
+    if encoder is not None:
+        return build_spec(model, encoder)
+    try:
+        build = index.current_build(index_dir)
+        if sharded.is_sharded(build):
+            built = sharded.ShardPlan.read(build / sharded.SHARDS_FILE).manifest.model
+        else:
+            built = index.Manifest.read(build / index.layout.MANIFEST).model if build is not None else None
+    except IndexUnavailable:
+        built = None
+    if built is not None and vector_space(built) == model_name(model):
+        return built if built == model_name(build_spec(None, "int8")) else (model or DEFAULT_MODEL)
+    return build_spec(model, "int8") if model_name(model) == DEFAULT_MODEL else (model or DEFAULT_MODEL)
+
+
 def _shard_count(index_dir: Path) -> int:
     """Return how many shards the build in service has (1 when it is one build, or none is usable)."""
     try:
@@ -452,8 +473,10 @@ def ensure_index(
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
 
-    The embedding model is loaded only when a build is needed; ``shards`` as for ``build``.
+    The embedding model is loaded only when a build is needed; ``shards`` as for ``build``;
+    ``model`` as for ``build``'s ``embedder`` spec (None: the encoder that built the index).
     """
+    model = model or passage_encoder(index_dir)
     name = model_name(model)
     try:
         reader = index.open_index(index_dir, model=name)

@@ -71,6 +71,14 @@ STRICT_OPTION = click.option(
     "--strict", is_flag=True, envvar="QA_STRICT", show_envvar=True,
     help="A shard that does not answer fails the search (503) instead of leaving the answer partial.",
 )
+ENCODER_OPTION = click.option(
+    "--encoder",
+    type=click.Choice(("int8", "fp32")),
+    envvar="QA_ENCODER",
+    show_envvar=True,
+    help="Embed passages with the int8 onnxruntime export of the default model (about twice as fast) or the "
+    "fp32 model [default: what built the index; new indexes: int8].",
+)
 SENTENCE_VECTORS_OPTION = click.option(
     "--sentence-vectors",
     type=click.Choice(SENTENCE_VECTORS),
@@ -127,18 +135,22 @@ def cli() -> None:
 @click.option("--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
               help="Embed on this Ray cluster's workers (auto, host:6379 or ray://host:10001); needs qa[ray].")
 @SHARDS_OPTION
+@ENCODER_OPTION
 def index_command(
     docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool,
-    ray_address: str | None, shards: int | None,
+    ray_address: str | None, shards: int | None, encoder: str | None,
 ) -> None:
     """Build or refresh the index of the documents folder."""
-    from qa.build import build
+    from qa.build import build, passage_encoder
 
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
     if ray_address:
         from qa.embed_ray import RayEmbedder
 
-        model = RayEmbedder(ray_address, model)
+        # Ray workers run the fp32 model (an index built otherwise is embedded again).
+        model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder or "fp32"))
+    else:
+        model = passage_encoder(index_dir, model, encoder)
     if watch:
         _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
                       shards=shards))
@@ -310,13 +322,15 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @SHARDS_OPTION
 @SHARDS_RAY_OPTION
 @STRICT_OPTION
+@ENCODER_OPTION
 def serve_command(
     host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, metrics: bool,
     access_log: str, log_questions: bool, watch: bool, docs_dir: Path, index_dir: Path, model: str | None,
     query_encoder: str, sentence_vectors: str, shards: int | None, ray_address: str | None, strict: bool,
+    encoder: str | None,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
-    from qa.build import ensure_index
+    from qa.build import ensure_index, passage_encoder
     from qa.search import Searcher
     from qa.web import create_app
     from qa.web.serve import serve, served_hosts
@@ -326,7 +340,8 @@ def serve_command(
         say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
             "the documents", err=True)
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
-    ensure_index(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True), shards=shards)
+    builder = passage_encoder(index_dir, model, encoder)
+    ensure_index(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True), shards=shards)
     # Each worker connects to the shards on its first search: Ray does not survive a fork.
     searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
                         strict=strict)
@@ -340,7 +355,7 @@ def serve_command(
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     # In the master, after the app is loaded: forked workers get no copy of its threads, and
     # they switch to each new build by themselves.
-    watcher = start_watching(docs_dir, index_dir, model, settings) if watch else None
+    watcher = start_watching(docs_dir, index_dir, builder, settings) if watch else None
     try:
         # Ray's client aborts under gevent: shards on Ray Serve are served by threaded workers.
         serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=not ray_address)
@@ -362,12 +377,13 @@ def serve_command(
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table as JSON here.")
 @click.option("--shards", type=click.IntRange(1, 256), help="BEIR: index the corpus in this many shards.")
+@ENCODER_OPTION
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
 def eval_command(
-    questions: Path, modes, run_dir, beir_index, json_path, shards, docs_dir: Path, index_dir: Path, model,
+    questions: Path, modes, run_dir, beir_index, json_path, shards, encoder, docs_dir: Path, index_dir: Path, model,
     query_encoder: str,
 ) -> None:
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
@@ -380,9 +396,11 @@ def eval_command(
     say(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
+        from qa.build import passage_encoder
+
         table = evaluate.evaluate_beir(
-            questions, beir_index, model, modes, run_dir, progress=sys.stderr.isatty(), query_encoder=queries,
-            shards=shards,
+            questions, beir_index, passage_encoder(beir_index, model, encoder), modes, run_dir,
+            progress=sys.stderr.isatty(), query_encoder=queries, shards=shards,
         )
     else:
         searcher = Searcher(index_dir, embedder=queries)
@@ -468,10 +486,11 @@ def start_watching(docs_dir: Path, index_dir: Path, model: str | None, settings:
     """Start a Watcher that rebuilds ``index_dir`` when ``docs_dir`` changes, loading the model at most once."""
     from qa.build import build
     from qa.embed import LazyEmbedder
+    from qa.index import MODELS
     from qa.watch import Watcher
 
     # A ready embedder (a RayEmbedder) is used as it is; a model name loads once, on the first build.
-    embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model)
+    embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model, index_dir / MODELS)
 
     def rebuild() -> None:
         _report(build(docs_dir, index_dir, embedder, settings, wait=True))

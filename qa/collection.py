@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.build import BuildReport, build, stale_reason
+from qa.build import BuildReport, build, passage_encoder, stale_reason
 from qa.search import DEFAULT_K, Searcher
 from qa.settings import ChunkSettings, SearchSettings
 
@@ -31,6 +31,9 @@ class Collection:
         chunking: how documents are cut into passages; recorded in the index.
         settings: how candidates are fused, re-scored and flagged.
         query_encoder: ``onnx`` (int8 export of the default model) or ``torch``.
+        encoder: what embeds passages: ``int8`` (the default model's int8 export) or
+            ``fp32``; by default the encoder that built the index, and int8 for a new
+            index of the default model.
     """
 
     def __init__(
@@ -42,8 +45,10 @@ class Collection:
         chunking: ChunkSettings = ChunkSettings(),
         settings: SearchSettings = SearchSettings(),
         query_encoder: str = "onnx",
+        encoder: str | None = None,
     ):
         self.docs = Path(docs)
+        self.encoder = encoder
         self.index = Path(index)
         self.model = model
         self.chunking = chunking
@@ -57,7 +62,8 @@ class Collection:
             IndexBusy: another build runs and ``wait`` is false.
             IndexWriteError: the index cannot be written; the previous build stays.
         """
-        return build(self.docs, self.index, self.model, self.chunking, rebuild=rebuild, progress=progress, wait=wait)
+        spec = passage_encoder(self.index, self.model, self.encoder)
+        return build(self.docs, self.index, spec, self.chunking, rebuild=rebuild, progress=progress, wait=wait)
 
     def stale(self) -> str | None:
         """Return why the index no longer matches the folder, or None when it does."""

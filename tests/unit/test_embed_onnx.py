@@ -131,3 +131,24 @@ def test_missing_onnxruntime_is_a_clear_error(monkeypatch, model_dir, cache_dir)
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
     with pytest.raises(ModelUnavailable, match="pip install onnxruntime onnx"):
         OnnxEmbedder(model_dir, cache_dir)
+
+
+def test_late_chunked_spans_match_the_torch_model_and_any_number_of_workers(model_dir, cache_dir, exported, torch_model):
+    texts = [SENTENCES[4] + " " + SENTENCES[13] + " " + SENTENCES[19], "  " + SENTENCES[16] + " " + SENTENCES[5],
+             LONG_PASSAGE, SENTENCES[7]]
+    spans = [[(0, 44), (45, 122), (123, len(texts[0]))], [(2, 98), (99, len(texts[1]))], [(0, 80), (5000, 5100)],
+             [(0, len(texts[3]))]]
+    one = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, workers=1)
+    two = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, workers=2)
+    vectors, pooled = one.encode_with_spans(texts, spans)
+    vectors2, pooled2 = two.encode_with_spans(texts, spans)
+    theirs, their_pooled = torch_model.encode_with_spans(texts, spans)
+    np.testing.assert_allclose(vectors, vectors2, atol=1e-6)  # the same runs, in another order
+    np.testing.assert_allclose(vectors, one.encode(texts), atol=1e-6)  # the text's own vector, as encode gives it
+    assert (vectors * theirs).sum(axis=1).min() >= 0.98
+    assert pooled[2][1] is None and their_pooled[2][1] is None  # past the 256-piece window
+    for ours, twos, torch_row in zip(pooled, pooled2, their_pooled):
+        for a, b, c in zip(ours, twos, torch_row):
+            if a is not None:
+                np.testing.assert_allclose(a, b, atol=1e-6)
+                assert float(a @ c) >= 0.97  # the leading spaces of texts[1] shift no span
