@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", type=Path, nargs="+", default=SETS, help="BEIR folders sharing one corpus")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "bench_build.json")
+    parser.add_argument("--speed-only", action="store_true", help="Time the two builds; score nothing.")
     args = parser.parse_args()
     documents, _, _, digest = evaluate.load_beir(args.sets[0])
     results: dict = {}
@@ -40,11 +41,13 @@ def main() -> None:
             rate = report.encoded / report.seconds
             print(f"{encoder}: {report.encoded} passages in {report.seconds:.0f} s = {rate:.1f} passages/s", flush=True)
             results[encoder] = {"passages": report.encoded, "seconds": round(report.seconds, 1), "rate": round(rate, 1)}
-            for folder_set in args.sets:
+            for folder_set in [] if args.speed_only else args.sets:
                 table = evaluate.evaluate_beir(folder_set, folder, spec, MODES, query_encoder=queries)
                 results[encoder][folder_set.name] = {m: round(table[m]["nDCG@10"], 4) for m in MODES}
     ratio = results["int8"]["rate"] / results["fp32"]["rate"]
     print(f"\nbuild speed int8 / fp32: {ratio:.2f}x")
+    if args.speed_only:
+        return
     print("| set | mode | fp32 nDCG@10 | int8 nDCG@10 | difference |\n|---|---|---|---|---|")
     worst = 0.0
     for folder_set in args.sets:

@@ -128,7 +128,7 @@ def main() -> None:
     current = rule(0.5, 0.5)
     print("current (0.5, 0.5):", {Path(s).name: round(ndcg(i, q, current), 4) for s, (i, q) in data.items()})
     if args.check:
-        held = load(args.cache.with_name("adaptive-check.pkl"), args.check, args.index, args.models)
+        held = load(args.cache.with_name(args.cache.stem + "-check.pkl"), args.check, args.index, args.models)
         print("held out, dense / lexical:", {Path(s).name: (round(ndcg(i, q, lambda it: it["cos"]), 4),
                                                            round(ndcg(i, q, lambda it: it["bm25"]), 4))
                                              for s, (i, q) in held.items()})

@@ -125,7 +125,7 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None, choice: str 
 
     One question encodes ~7x faster with the int8 export than with torch, with
     the same retrieval quality against passages embedded by torch
-    (bench/bench_encode.py, README); passages too, unless a build asks for fp32.
+    (bench/bench_encode.py, README); passages too when a build asks for int8.
     The export is made once (needing torch) and cached in ``cache_dir``.
     ``choice="torch"`` (``--query-encoder torch``) opts out.
     """

@@ -1,4 +1,4 @@
-"""Which encoder embeds passages: --encoder, else the one that built the index, else int8 for the default model."""
+"""Which encoder embeds passages: --encoder, else the one that built the index, else fp32."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ class Named(HashingEmbedder):
         self.name = name
 
 
-def test_a_new_index_of_the_default_model_is_built_int8(tmp_path: Path):
-    assert passage_encoder(tmp_path / "none") == DEFAULT_MODEL + INT8
+def test_a_new_index_is_built_fp32_unless_int8_is_asked_for(tmp_path: Path):
+    assert passage_encoder(tmp_path / "none") == DEFAULT_MODEL
+    assert passage_encoder(tmp_path / "none", encoder="int8") == DEFAULT_MODEL + INT8
     assert model_name(DEFAULT_MODEL + INT8) == "all-MiniLM-L6-v2+onnx-int8"
-    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"  # other models: fp32, as they are
+    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"
 
 
 @pytest.mark.parametrize("built", [DEFAULT_MODEL, DEFAULT_MODEL + INT8])
