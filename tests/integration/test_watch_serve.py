@@ -83,6 +83,9 @@ def test_qa_index_watch_builds_on_change_and_stops_on_ctrl_c(tmp_path):
             [sys.executable, "-m", "qa", "index", "--watch", "--docs", str(docs), "--index", str(tmp_path / "index")],
             env=testing.qa_env(model="hashing", PYTHONFAULTHANDLER="1"), stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
+            # As at a terminal: a test run started in the background (`cmd &` in a script) ignores
+            # SIGINT, children inherit that, and Python then installs no Ctrl-C handler at all.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
         assert eventually(lambda: "watching" in log.read_text()), log.read_text()
