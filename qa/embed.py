@@ -18,6 +18,7 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from qa.errors import ModelUnavailable
+from qa.pooling import pool_spans
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HASHING = "hashing"
@@ -236,15 +237,7 @@ class SentenceTransformerEmbedder:
                 part, return_offsets_mapping=True, truncation=True, max_length=self.max_tokens
             )["offset_mapping"]
             for i, (matrix, where) in enumerate(zip(tokens, offsets), first):
-                matrix = matrix.float().cpu().numpy()
-                vectors[i] = _unit(matrix.mean(axis=0))
-                starts = np.array([a for a, _ in where])
-                ends = np.array([b for _, b in where])
-                real = ends > starts  # special tokens have empty offsets
-                row = []
-                for a, b in spans[i]:
-                    inside = real & (starts >= a) & (ends <= b)
-                    row.append(_unit(matrix[inside].mean(axis=0)) if inside.any() else None)
+                vectors[i], row = pool_spans(matrix.float().cpu().numpy(), where, spans[i])
                 pooled.append(row)
             del tokens
             if bar is not None:
@@ -258,11 +251,6 @@ def _progress(total: int):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, unit="passage", desc="Embedding")
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 _TOKEN = re.compile(r"\w+")

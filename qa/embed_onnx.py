@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from qa.errors import ModelUnavailable
+from qa.pooling import pool_spans
 
 INSTALL_HINT = "pip install onnxruntime onnx"
 
@@ -218,17 +219,8 @@ class OnnxEmbedder:
         for rows, hidden, mask in self._hidden_states(stripped, batch_size):
             for r, i in enumerate(rows):
                 n = int(mask[r].sum())
-                matrix = hidden[r, :n]
-                vectors[i] = _unit(matrix.mean(axis=0))
                 where = self._tokenizer.encode(stripped[i]).offsets[:n]
-                starts = np.array([a for a, _ in where]) + lead[i]
-                ends = np.array([b for _, b in where]) + lead[i]
-                real = ends > starts  # special tokens have empty offsets
-                row = []
-                for a, b in spans[i]:
-                    inside = real & (starts >= a) & (ends <= b)
-                    row.append(_unit(matrix[inside].mean(axis=0)) if inside.any() else None)
-                pooled[i] = row
+                vectors[i], pooled[i] = pool_spans(hidden[r, :n], where, spans[i], shift=lead[i])
             if bar is not None:
                 bar.update(len(rows))
         if bar is not None:
@@ -274,11 +266,6 @@ class OnnxEmbedder:
 
 
 # --- helpers -----------------------------------------------------------------
-
-
-def _unit(vector: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(vector))
-    return (vector / norm if norm > 0 else vector).astype(np.float32)
 
 
 def _import_onnxruntime():
