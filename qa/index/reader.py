@@ -89,14 +89,21 @@ class IndexReader:
 
     def candidates(
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
-        lexical: bool = True,
+        lexical: bool = True, statistics: tuple[Sequence[tuple[str, float]], float] | None = None,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
         """Return the ``depth`` best (row, cosine) and (row, BM25), and the cosine of every row among either.
 
         What a search gathers before fusion, in one call (one round trip to each shard of a sharded index).
+        ``statistics`` (the question's terms with their idf, and the mean passage length of a
+        whole collection) scores BM25 on those instead of this build's own: a shard's part.
         """
         nearest = self.search(query, depth, filters) if dense else []
-        matched = self.lexical(question, depth, filters) if lexical else []
+        if not lexical:
+            matched = []
+        elif statistics is None:
+            matched = self.lexical(question, depth, filters)
+        else:
+            matched = self.tables.scored_lexical(*statistics, depth, filters)
         rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))
         cosines = dict(zip(rows, (self.reconstruct(rows) @ query).tolist())) if rows else {}
         return nearest, matched, cosines

@@ -12,8 +12,8 @@ Layout of a sharded index folder (``qa index --shards N``)::
 A document goes to shard ``shard_of(source, N)``, a stable hash of its name, so
 it stays on its shard from build to build and only its shard re-embeds it.
 
-``ShardedReader`` offers what ``Searcher`` uses of an ``IndexReader`` (search,
-lexical, reconstruct, sentence_cosines, tables), so search, fusion and
+``ShardedReader`` offers what ``Searcher`` uses of an ``IndexReader``
+(candidates, sentence_cosines_of, tables, tracking), so search, fusion and
 re-scoring are unchanged. A passage's row is ``local_row * N + shard``. Dense
 cosines from shards merge directly. BM25 does not: each shard scores with the
 collection's statistics (document frequencies from ``terms.sqlite``, the mean
@@ -129,31 +129,19 @@ class Shard:
         """Run one of the methods below, or a passage-table read, by name."""
         if method in self.TABLE_READS:
             return getattr(self.reader.tables, method)(*args)
-        if method in {"dense", "lexical", "candidates", "reconstruct", "sentence_cosines_of", "info"}:
+        if method in {"candidates", "sentence_cosines_of", "info"}:
             return getattr(self, method)(*args)
         raise ValueError(f"a shard does not answer {method!r}")
 
     def info(self) -> dict:
         return {"folder": str(self.reader.folder), "passages": self.reader.manifest.passage_count}
 
-    def dense(self, query: np.ndarray, k: int, filters: Filters) -> list[tuple[int, float]]:
-        return self.reader.search(np.asarray(query, dtype=np.float32), k, filters)
-
-    def lexical(self, terms: Sequence[tuple[str, float]], average_tokens: float, k: int, filters: Filters):
-        return self.reader.tables.scored_lexical(terms, average_tokens, k, filters)
-
-    def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
-        return self.reader.reconstruct(rows)
-
     def candidates(self, query: np.ndarray, terms: Sequence[tuple[str, float]], average_tokens: float, depth: int,
                    filters: Filters, dense: bool, lexical: bool):
         """This shard's part of ``IndexReader.candidates``, its BM25 on the collection's statistics."""
-        query = np.asarray(query, dtype=np.float32)
-        nearest = self.reader.search(query, depth, filters) if dense else []
-        matched = self.reader.tables.scored_lexical(terms, average_tokens, depth, filters) if lexical else []
-        rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))
-        cosines = dict(zip(rows, (self.reader.reconstruct(rows) @ query).tolist())) if rows else {}
-        return nearest, matched, cosines
+        return self.reader.candidates(
+            np.asarray(query, dtype=np.float32), "", depth, filters, dense, lexical, (terms, average_tokens)
+        )
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
         return self.reader.sentence_cosines_of(passages, np.asarray(query, dtype=np.float32))
@@ -302,17 +290,6 @@ class ShardedReader:
 
     # -- what Searcher uses ------------------------------------------------------------
 
-    def search(self, query: np.ndarray, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
-        """Return (row, cosine) of the ``k`` nearest passages of the whole collection."""
-        return self._merge(self._gather("dense", lambda i: (query, k, filters)), k)
-
-    def lexical(self, question: str, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
-        """Return (row, BM25) of the ``k`` best lexical matches, scored with the collection's statistics."""
-        weighted, average = self._weighted_terms(question)
-        if not weighted:
-            return []
-        return self._merge(self._gather("lexical", lambda i: (weighted, average, k, filters)), k)
-
     def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
         """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
         terms = tables.fts_tokens(content_words(question))
@@ -333,21 +310,6 @@ class ShardedReader:
         matched = self._merge({i: found[1] for i, found in answers.items()}, depth)
         cosines = {row * self.count + i: c for i, found in answers.items() for row, c in found[2].items()}
         return nearest, matched, {row: cosines[row] for row, _ in nearest + matched}
-
-    def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
-        """Return the stored vectors of ``rows``, in that order."""
-        out = np.zeros((len(rows), self.manifest.dimension), dtype=np.float32)
-        grouped = self._by_shard(rows)
-        answers = self._gather("reconstruct", lambda i: (grouped[i],), shards=sorted(grouped), required=True)
-        place = {row: n for n, row in enumerate(rows)}
-        for i, vectors in answers.items():
-            for local, vector in zip(grouped[i], vectors):
-                out[place[local * self.count + i]] = vector
-        return out
-
-    def sentence_cosines(self, passage: Passage, query: np.ndarray) -> list[tuple[int, int, float]]:
-        """Return (start, end, cosine) of each sentence of ``passage`` (asked of the shard holding it)."""
-        return self.sentence_cosines_of([passage], query)[0]
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
         """Return ``sentence_cosines`` of each of ``passages``: one call to each shard holding some."""
