@@ -13,7 +13,7 @@ import numpy as np
 
 from qa import chunk, index
 from qa.index import sharded
-from qa.embed import DEFAULT_MODEL, Embedder, LazyEmbedder, build_spec, model_name, vector_space
+from qa.embed import DEFAULT_MODEL, INT8, Embedder, LazyEmbedder, build_spec, model_name
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.formats import page_of
 from qa.ingest import Document, Skipped, fingerprint, scan
@@ -104,28 +104,35 @@ def build(
     if shards is not None and not 1 <= shards <= sharded.MAX_SHARDS:
         raise ValueError(f"shards must be 1 to {sharded.MAX_SHARDS}")
     with index.build_lock(index_dir, wait=wait):
-        count = _shard_count(index_dir) if shards is None else shards
-        if count > 1:
-            report = _build_sharded(docs_dir, index_dir, count, embedder, settings, rebuild, progress)
-            report.seconds = time.perf_counter() - began
-            return report
-        previous = None if rebuild else _previous(index_dir, embedder, settings)
-        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
-            # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
-            report = BuildReport(
-                documents=previous.manifest.document_count, skipped=previous.tables.skipped(), up_to_date=True,
-                folder=previous.folder,
-            )
-            report.passages = report.reused = previous.manifest.passage_count
-            report.seconds = time.perf_counter() - began
-            return report
-        read_before = None if rebuild else _readable(index_dir)
-        # A file whose bytes an earlier build read is not extracted again, whatever model made it.
-        documents, skipped, digest = scan(docs_dir, reuse=read_before.tables.known if read_before else None)
-        if not documents:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-            raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
-        report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
+        count = _in_service(index_dir)[1] if shards is None else shards
+        if rebuild:
+            previous = None
+        else:
+            previous = _previous_sharded(index_dir, count, embedder, settings) if count > 1 else \
+                _previous(index_dir, embedder, settings)
+        try:
+            if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
+                # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
+                report = _unchanged(previous)
+                report.seconds = time.perf_counter() - began
+                return report
+            # A file whose bytes an earlier build read is not extracted again, whatever model made it.
+            read_before = previous if count > 1 else None if rebuild else _readable(index_dir)
+            documents, skipped, digest = scan(docs_dir, reuse=read_before.tables.known if read_before else None)
+            if not documents:
+                reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+                raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+            if count > 1:
+                report = _write_sharded(
+                    documents, skipped, digest, index_dir, count, embedder, settings, previous, rebuild, progress
+                )
+            else:
+                report = _build_locked(
+                    began, documents, skipped, digest, index_dir, embedder, settings, previous, progress
+                )
+        finally:
+            if isinstance(previous, sharded.ShardedReader):
+                previous.close()  # its shards' connections; a one-build reader is let go as before
     report.seconds = time.perf_counter() - began
     return report
 
@@ -152,9 +159,16 @@ def build_documents(
         # None: the encoder that built the index, or fp32 for a new one (passage_encoder).
         embedder = LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
     with index.build_lock(index_dir, wait=wait):
-        count = _shard_count(index_dir) if shards is None else shards
+        count = _in_service(index_dir)[1] if shards is None else shards
         if count > 1:
-            report = _write_sharded(documents, skipped, digest, index_dir, count, embedder, settings, rebuild, progress)
+            previous = None if rebuild else _previous_sharded(index_dir, count, embedder, settings)
+            try:
+                report = _write_sharded(
+                    documents, skipped, digest, index_dir, count, embedder, settings, previous, rebuild, progress
+                )
+            finally:
+                if previous is not None:
+                    previous.close()
         else:
             previous = None if rebuild else _previous(index_dir, embedder, settings)
             report = _build_locked(began, documents, skipped, digest, index_dir, embedder, settings, previous, progress)
@@ -341,49 +355,30 @@ def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | No
     """
     if encoder is not None:
         return build_spec(model, encoder)
-    try:
-        build = index.current_build(index_dir)
-        if sharded.is_sharded(build):
-            built = sharded.ShardPlan.read(build / sharded.SHARDS_FILE).manifest.model
-        else:
-            built = index.Manifest.read(build / index.layout.MANIFEST).model if build is not None else None
-    except IndexUnavailable:
-        built = None
-    if built is not None and vector_space(built) == model_name(model):
-        return built if built == model_name(build_spec(None, "int8")) else (model or DEFAULT_MODEL)
+    manifest, _ = _in_service(index_dir)
+    if manifest is not None and manifest.model == DEFAULT_MODEL + INT8 and model_name(model) == DEFAULT_MODEL:
+        return manifest.model
     return model or DEFAULT_MODEL
 
 
-def _shard_count(index_dir: Path) -> int:
-    """Return how many shards the build in service has (1 when it is one build, or none is usable)."""
+def _in_service(index_dir: Path) -> tuple[index.Manifest | None, int]:
+    """Return the manifest of the build in service and its number of shards (None, 1 when there is none)."""
     try:
         build = index.current_build(index_dir)
-        return len(sharded.ShardPlan.read(build / sharded.SHARDS_FILE).builds) if sharded.is_sharded(build) else 1
+        if sharded.is_sharded(build):
+            plan = sharded.ShardPlan.read(build / sharded.SHARDS_FILE)
+            return plan.manifest, len(plan.builds)
+        return (index.Manifest.read(build / index.layout.MANIFEST) if build is not None else None), 1
     except IndexUnavailable:
-        return 1
+        return None, 1
 
 
-def _build_sharded(
-    docs_dir: Path, index_dir: Path, count: int, embedder: Embedder, settings: ChunkSettings, rebuild: bool,
-    progress: bool,
-) -> BuildReport:
-    """Build ``docs_dir`` as ``count`` shards and publish the collection; the caller holds the index's lock."""
-    previous = None if rebuild else _previous_sharded(index_dir, count, embedder, settings)
-    try:
-        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
-            report = BuildReport(documents=previous.manifest.document_count, skipped=previous.tables.skipped(),
-                                 up_to_date=True, folder=previous.folder)
-            report.passages = report.reused = previous.manifest.passage_count
-            return report
-        # A file whose bytes the collection already holds is not extracted again.
-        documents, skipped, digest = scan(docs_dir, reuse=previous.tables.known if previous else None)
-    finally:
-        if previous is not None:
-            previous.close()
-    if not documents:
-        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-        raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
-    return _write_sharded(documents, skipped, digest, index_dir, count, embedder, settings, rebuild, progress)
+def _unchanged(previous: index.IndexReader) -> BuildReport:
+    """Report a build that found nothing to do: ``previous`` stays in service."""
+    report = BuildReport(documents=previous.manifest.document_count, skipped=previous.tables.skipped(),
+                         up_to_date=True, folder=previous.folder)
+    report.passages = report.reused = previous.manifest.passage_count
+    return report
 
 
 def _previous_sharded(
@@ -403,26 +398,23 @@ def _previous_sharded(
 
 def _write_sharded(
     documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int, embedder: Embedder,
-    settings: ChunkSettings, rebuild: bool, progress: bool,
+    settings: ChunkSettings, previous: sharded.ShardedReader | None, rebuild: bool, progress: bool,
 ) -> BuildReport:
     """Build each shard's part of ``documents`` incrementally, then publish the collection.
 
-    The caller holds the index's lock. A document's shard is a hash of its name,
+    The caller holds the index's lock; ``previous`` is the collection in service when
+    it can be reused (``_previous_sharded``). A document's shard is a hash of its name,
     so an unchanged document stays on its shard and keeps its vectors; a shard
     whose documents are all unchanged is not written again. Splitting an index
     that is one build reuses its vectors too.
     """
     began = time.perf_counter()
-    report = BuildReport(documents=len(documents), skipped=skipped)
-    report.notes = [(d.source, note) for d in documents for note in d.notes]
-    previous = None if rebuild else _previous_sharded(index_dir, count, embedder, settings)
-    if previous is not None:
-        up_to_date, folder = previous.manifest.fingerprint == digest, previous.folder
-        previous.close()
-        if up_to_date:
-            report.up_to_date, report.folder = True, folder
-            report.passages = report.reused = previous.manifest.passage_count
-            return report
+    notes = [(d.source, note) for d in documents for note in d.notes]
+    if previous is not None and previous.manifest.fingerprint == digest:
+        report = _unchanged(previous)
+        report.notes = notes
+        return report
+    report = BuildReport(documents=len(documents), skipped=skipped, notes=notes)
     parts: list[tuple[list[Document], list[Skipped]]] = [([], []) for _ in range(count)]
     for document in documents:
         parts[sharded.shard_of(document.source, count)][0].append(document)
