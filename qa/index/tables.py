@@ -193,10 +193,7 @@ class Tables:
             self._idle.put(db)
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise IndexUnavailable(f"cannot open {self.path}: {exc}; run `qa index --rebuild`") from exc
+        db = _open_read_only(self.path)
         db.row_factory = sqlite3.Row
         try:
             # Every occurrence of a term (row, column): what ``scored_lexical`` counts. A temp
@@ -456,6 +453,7 @@ class TermStatistics:
 
 
 def _open_read_only(path: Path) -> sqlite3.Connection:
+    """Open an index file for reading from any thread; a missing or unopenable one is IndexUnavailable."""
     if not path.is_file():
         raise IndexUnavailable(f"index file missing: {path}; run `qa index --rebuild`")
     try:
