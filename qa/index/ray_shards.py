@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from qa.errors import IndexUnavailable
-from qa.index.sharded import Shard
+from qa.index import layout
+from qa.index.sharded import Shard, shard_folder
 
 INSTALL_HINT = "pip install 'qa[ray]'"
 APP_PREFIX = "qa-shard"
@@ -92,10 +93,11 @@ class RayShards:
         except Exception as exc:  # ConnectionError and Ray's own kinds
             raise IndexUnavailable(f"cannot reach the Ray cluster at {self.address}: {exc}") from exc
         wanted = {app_name(i, folder): (i, folder) for i, folder in enumerate(folders)}
-        ours = f"{APP_PREFIX}-{_collection_key(folders)}-"
+        index_dir = _index_of(folders[0])
+        ours = f"{APP_PREFIX}-{_collection_key(index_dir)}-"
         for name in running:
             # Only this collection's older shard builds: other indexes may share the cluster.
-            if name.startswith(ours) and name not in wanted and not _still_on_disk(name, folders):
+            if name.startswith(ours) and name not in wanted and not _still_on_disk(name, index_dir):
                 serve.delete(name, _blocking=False)
         shards = []
         for name, (i, folder) in wanted.items():
@@ -117,23 +119,23 @@ class RayShards:
 
 def app_name(shard: int, folder: Path) -> str:
     """Name the Serve application of shard ``shard``'s build ``folder``: qa-shard-<index>-<i>-<build>."""
-    return f"{APP_PREFIX}-{_collection_key([folder])}-{shard}-{folder.name}"
+    return f"{APP_PREFIX}-{_collection_key(_index_of(folder))}-{shard}-{folder.name}"
 
 
-def _collection_key(folders: Sequence[Path]) -> str:
-    """Identify the index folder the shard builds belong to (<index>/shards/<i>/builds/<name>)."""
-    index_dir = folders[0].resolve().parents[3] if folders else Path()
+def _index_of(folder: Path) -> Path:
+    """Return the index folder of a shard build (<index>/shards/<i>/builds/<name>)."""
+    return folder.resolve().parents[3]
+
+
+def _collection_key(index_dir: Path) -> str:
+    """Identify an index folder in application names: other indexes may share the cluster."""
     return hashlib.sha256(str(index_dir).encode("utf-8", "surrogateescape")).hexdigest()[:10]
 
 
-def _still_on_disk(app: str, folders: Sequence[Path]) -> bool:
+def _still_on_disk(app: str, index_dir: Path) -> bool:
     """Say whether an older application's shard build still exists (a coordinator may still be using it)."""
     try:
         _, _, _, shard, build = app.split("-", 4)
     except ValueError:
         return False
-    if not folders or not shard.isdigit():
-        return False
-    # Shard builds live side by side: <index>/shards/<i>/builds/<name>.
-    sibling = folders[0].parent.parent.parent / f"{int(shard):03d}" / "builds" / build
-    return sibling.is_dir()
+    return shard.isdigit() and (shard_folder(index_dir, int(shard)) / layout.BUILDS / build).is_dir()
