@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import Callable, Sequence
 
 from qa.passage import Passage
 
@@ -13,6 +13,9 @@ SHINGLE = 4
 CONTAINMENT = 0.5
 #: Within one file, a shared run of this many words is the document repeating itself.
 REPEATED_RUN = 12
+#: Overlapping windows of one file whose scores differ by less than this are tied: the
+#: int8 and fp32 encoders move a window's score by up to about 0.01.
+TIE = 0.01
 _WORD = re.compile(r"\w+")
 
 
@@ -66,3 +69,50 @@ def keep_distinct(ranked: Sequence[Passage], k: int) -> list[int]:
         if len(kept) == k:
             break
     return kept
+
+
+def context(span: tuple[int, int], passage: Passage) -> int:
+    """Return the characters ``passage`` shows on the thinner side of the document span
+    ``span``, or -1 when the span is not inside it."""
+    start, end = span
+    if start < passage.start or end > passage.end:
+        return -1
+    return min(start - passage.start, passage.end - end)
+
+
+def best_context(
+    kept: list[int],
+    ranked: Sequence[Passage],
+    scores: Sequence[float],
+    best_sentence: Callable[[list[int]], tuple[int, int]],
+    tie: float = TIE,
+) -> list[int]:
+    """Swap each kept window for a tied, overlapping one that shows its best sentence in
+    more context; return the kept indexes best score first.
+
+    Windows overlap so that a sentence near one window's edge sits inside the next.
+    When two such windows tie, the score cannot tell them apart, but the reader can:
+    a sentence that opens with "This" needs the sentence before it. ``best_sentence``
+    gives the document span of the best-matching sentence of a group of windows
+    (indexes into ``ranked``); the window that has the most text on its thinner side
+    wins, and the higher-ranked one keeps the place on a draw.
+    """
+    chosen = list(kept)
+    for slot, i in enumerate(kept):
+        tied = [
+            j
+            for j in range(len(ranked))
+            if j not in chosen and overlaps(ranked[i], ranked[j]) and abs(scores[j] - scores[i]) < tie
+        ]
+        others = [(ranked[j], shingles(ranked[j].text)) for j in chosen if j != i]
+        rivals = [
+            j
+            for j in tied
+            if not any(is_duplicate(ranked[j], o, shingles(ranked[j].text), so) for o, so in others)
+        ]
+        if not rivals:
+            continue
+        group = [i, *rivals]
+        span = best_sentence(group)
+        chosen[slot] = max(group, key=lambda j: (context(span, ranked[j]), j == i))
+    return sorted(chosen, key=lambda j: (-scores[j], j))

@@ -12,7 +12,7 @@ import numpy as np
 
 from qa import fusion, index
 from qa.index.tables import MAX_LAYER_CHARS
-from qa.dedup import keep_distinct
+from qa.dedup import best_context, keep_distinct
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest, NotFound
 from qa.filters import Filters, clean_text
@@ -292,10 +292,19 @@ class Searcher:
 
         results = []
         best_sentence = -1.0
-        kept = keep_distinct(passages, k)
-        unscored = [i for i in kept if order[i] not in sentence_scores]
-        found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
-        sentence_scores.update(zip([order[i] for i in unscored], found))
+
+        def score_sentences(indexes: list[int]) -> None:
+            unscored = [i for i in indexes if order[i] not in sentence_scores]
+            found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
+            sentence_scores.update(zip([order[i] for i in unscored], found))
+
+        def best_span(group: list[int]) -> tuple[int, int]:
+            score_sentences(group)
+            spans = [(c, passages[i].start + a, passages[i].start + b) for i in group for a, b, c in sentence_scores[order[i]]]
+            return max(spans, default=(0.0, 0, 0))[1:]
+
+        kept = best_context(keep_distinct(passages, k), passages, [scored[row] for row in order], best_span)
+        score_sentences(kept)
         for rank, i in enumerate(kept, 1):
             p, row = passages[i], order[i]
             sentences = sentence_scores[row]

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from qa.dedup import containment, keep_distinct, overlaps, shingles
+from qa.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
 from qa.fusion import adaptive_alpha, convex, highlight, rrf, sentence_rescore
 from qa.passage import Passage
 
@@ -99,3 +99,25 @@ def test_adaptive_alpha_moves_weight_to_the_retriever_that_is_sure():
     assert adaptive_alpha(0.1, flat_cos, peaked_bm25, 5.0, 0.0, 5.0) == 0.0
     assert adaptive_alpha(0.9, [1.0, 0.0], [], 0.0, 5.0, 0.0) == 1.0
     assert adaptive_alpha(0.6, flat_cos, flat_bm25, 0.0, 0.0, 0.0) == 0.6  # all weights off: alpha as given
+
+
+def test_tied_overlapping_windows_show_the_best_sentence_with_context_before_it():
+    # "This was the condition." opens window b at 200 and sits near the end of window a.
+    a, b, other = passage("a", 0, 300), passage("a", 200, 500), passage("z", 0, 100)
+    sentence = (200, 223)
+    best = lambda group: sentence  # noqa: E731 - the best sentence of any group here
+    assert best_context([1, 2], [a, b, other], [0.7400, 0.7408, 0.3], best) == [0, 2]  # b swapped for a
+    assert best_context([1, 2], [a, b, other], [0.70, 0.7408, 0.3], best) == [1, 2]  # not tied: b stays
+    assert context(sentence, a) == 77 and context(sentence, b) == 0 and context(sentence, other) == -1
+
+
+def test_best_context_keeps_results_distinct_and_in_score_order():
+    a, b, c = passage("a", 0, 300), passage("a", 200, 500), passage("a", 280, 600)
+    late = (290, 300)  # inside a, b and c: 0, 90 and 10 characters on the thin side
+    ranked = [a, passage("z", 0, 100), b, c]
+    # b ties a and shows the sentence best; c does not tie. b takes a's place, ahead of z.
+    assert best_context([0, 1], ranked, [0.50, 0.40, 0.495, 0.1], lambda g: late) == [2, 1]
+    # A window that would also repeat another kept result is no rival.
+    a, c, b = passage("a", 0, 300), passage("a", 400, 700), passage("a", 250, 450)
+    assert best_context([0, 1], [a, c, b], [0.50, 0.49, 0.495], lambda g: (280, 290)) == [0, 1]
+    assert best_context([0], [a, c, b], [0.50, 0.49, 0.495], lambda g: (280, 290)) == [2]  # c not kept: b may
