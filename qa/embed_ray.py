@@ -14,6 +14,7 @@ out the build fails with a clear error and the build in service stays.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +29,11 @@ BATCH_CHARS = 12_000
 RESTARTS = 3
 
 
+def node_cache() -> Path:
+    """Return this node's folder for the int8 export: the user's cache, not a shared /tmp."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "qa" / "models"
+
+
 class _Worker:
     """A Ray actor holding one model."""
 
@@ -38,7 +44,8 @@ class _Worker:
         torch.set_num_threads(1)  # one CPU per actor: the cluster gives each actor one
         from qa.embed import load_embedder
 
-        self.model = load_embedder(spec)
+        # The int8 export is made once per node (atomically: actors may race) and run one passage at a time.
+        self.model = load_embedder(spec, node_cache(), workers=1)
 
     def info(self) -> tuple[int, int, int]:
         return self.model.dimension, self.model.max_tokens, os.getpid()
@@ -56,6 +63,7 @@ class RayEmbedder:
     Args:
         address: the cluster (``auto``, ``ray://host:10001`` or ``host:6379``).
         spec: the model, as for ``qa.embed.load_embedder``; every node must have it installed.
+            For the int8 encoder each node makes the export once, in the user's cache folder.
         workers: model actors to start (default: one per CPU of the cluster).
     """
 

@@ -27,7 +27,7 @@ import numpy as np
 
 from qa import index
 from qa.build import build
-from qa.embed import load_embedder
+from qa.embed import DEFAULT_MODEL, INT8, load_embedder
 from qa.embed_ray import RayEmbedder
 from qa.errors import IndexUnavailable
 from qa.index import layout
@@ -61,6 +61,7 @@ def main(seeds: Path, work: Path) -> None:
     from ray.cluster_utils import Cluster
 
     began = time.monotonic()
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # the workers' int8 export, not the user's home
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "resources": {"qa_shard_0": 1}})
     cluster.add_node(num_cpus=1, resources={"qa_shard_1": 1})
     cluster.wait_for_nodes()
@@ -126,6 +127,12 @@ def main(seeds: Path, work: Path) -> None:
                   f"{outcome['report'].passages} passages", flush=True)
         assert not any(p.name.startswith(".tmp-") for p in (work / "ray" / layout.BUILDS).iterdir())
         del embedder  # its model actors hold the nodes' CPUs
+        int8 = RayEmbedder(cluster.address, DEFAULT_MODEL + INT8)
+        build(docs, work / "ray-int8", int8)
+        build(docs, work / "local-int8", DEFAULT_MODEL + INT8)
+        same_builds(work / "ray-int8", work / "local-int8")
+        print("int8: the same manifest, passage ids and vectors as a local int8 build", flush=True)
+        del int8
         sharded_checks(cluster.address, docs, work, local)
     finally:
         import ray
