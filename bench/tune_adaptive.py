@@ -8,6 +8,13 @@ only if on every set it scores >= max(dense, lexical) - 0.005.
 
     python bench/tune_adaptive.py --index index/beir/wiki-beir \\
         bench/.cache/wiki-beir-tune bench/.cache/wiki-entity-tune bench/.cache/wiki-question-tune
+
+``--around A W L D T --also CACHE`` re-tunes a rule for several builds at once
+(say fp32 and int8, each build's candidates gathered into its own cache with
+``--cache``): it scores the rule's one-step neighbours on the grid below and
+picks, among those whose tuning slack is >= -0.0025 on every build (half the
+target, the other half left for the held-out sets' noise), the best tuning sum.
+Held-out figures (``-check`` caches) are printed, not used to choose.
 """
 
 from __future__ import annotations
@@ -99,6 +106,47 @@ def load(cache: Path, sets: list[Path], index: Path, models: Path) -> dict:
     return data
 
 
+#: The values each parameter of ``rule`` may take when re-tuning around a rule.
+STEPS = ((0.5, 0.6, 0.7), (0.5, 0.6, 0.75, 0.9), (0.4, 0.6, 0.9, 1.2), (0.5, 1.0, 2.0), (0.2, 0.4, 0.6, 0.8))
+MARGIN = -0.0025
+
+
+def neighbours(params: tuple) -> list[tuple]:
+    """Return ``params`` and every rule that differs from it in one parameter, by a grid step."""
+    out = [tuple(params)]
+    for i, values in enumerate(STEPS):
+        out += [tuple(params[:i]) + (v,) + tuple(params[i + 1:]) for v in values if v != params[i]]
+    return out
+
+
+def around(params: tuple, caches: list[Path]) -> None:
+    """Print each neighbour's tuning and held-out slack on every build's candidates; mark the pick."""
+    builds = {}
+    for cache in caches:
+        tune = pickle.loads(cache.read_bytes())
+        check = cache.with_name(cache.stem + "-check.pkl")
+        builds[cache.stem] = (tune, pickle.loads(check.read_bytes()) if check.is_file() else {})
+
+    def slack(data: dict, score) -> tuple[float, float]:
+        got = {s: ndcg(i, q, score) for s, (i, q) in data.items()}
+        parts = {s: max(ndcg(i, q, lambda it: it["cos"]), ndcg(i, q, lambda it: it["bm25"])) for s, (i, q) in data.items()}
+        return min(got[s] - parts[s] for s in data), sum(got.values())
+
+    rows = []
+    for p in neighbours(params):
+        score = rule(*p)
+        tune = {b: slack(t, score) for b, (t, _) in builds.items()}
+        held = {b: slack(h, score)[0] for b, (_, h) in builds.items() if h}
+        rows.append((p, tune, held))
+    fine = [r for r in rows if min(v[0] for v in r[1].values()) >= MARGIN]
+    pick = max(fine, key=lambda r: sum(v[1] for v in r[1].values()))[0] if fine else None
+    print("rule | " + " | ".join(f"{b}: tuning slack, sum" for b in builds) + " | held-out slack per build")
+    for p, tune, held in rows:
+        mark = "  <- pick" if p == pick else ""
+        print(p, " | ".join(f"{t[0]:+.4f} {t[1]:.4f}" for t in tune.values()), "|",
+              " ".join(f"{h:+.4f}" for h in held.values()), mark)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", type=Path, nargs="+")
@@ -106,8 +154,13 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=Path("index") / MODELS)
     parser.add_argument("--check", type=Path, nargs="*", default=[], help="held-out sets: score the best rules there")
     parser.add_argument("--cache", type=Path, default=Path("bench/.cache/adaptive.pkl"))
+    parser.add_argument("--around", type=float, nargs=5, metavar="P", help="re-tune around this rule (see above)")
+    parser.add_argument("--also", type=Path, nargs="*", default=[], help="other builds' candidate caches")
     args = parser.parse_args()
     data = load(args.cache, args.sets, args.index, args.models)
+    if args.around:
+        around(tuple(args.around), [args.cache, *args.also])
+        return
     names = [Path(s).name for s in data]
     base = {}
     for s, (items, qrels) in data.items():

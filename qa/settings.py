@@ -88,7 +88,7 @@ class SearchSettings:
     adaptive: bool = True
     adaptive_alpha: float = 0.6
     adaptive_sentence_weight: float = 0.75
-    lexical_margin: float = 0.6
+    lexical_margin: float = 0.9
     dense_margin: float = 1.0
     lexical_top: float = 0.4
     #: Best-sentence cosine under which no passage is taken to answer the question.
