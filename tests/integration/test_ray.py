@@ -54,6 +54,7 @@ def test_a_two_node_cluster_builds_as_a_local_build_and_serves_two_shards_as_one
     assert proc.returncode == 0 and "RAY CHECKS PASSED" in output, "\n".join(lines[-40:])
     assert "same manifest, passage ids and vectors as a local build" in output
     assert "only the changed file's" in output
+    assert "int8: the same manifest, passage ids and vectors as a local int8 build" in output
     assert "the 2-shard index on 2 nodes answers" in output
     assert "qa serve --ray answers from the shards' deployments as one build does" in output
     assert "answers complete again" in output
