@@ -86,7 +86,7 @@ def build(
     is written when nothing changed, unless ``rebuild`` asks for a fresh build.
     ``embedder`` is a loaded model, or a model spec loaded only if something
     needs embedding (``None``: the default model, in the encoder that built
-    the index, fp32 for a new one; see ``passage_encoder``). ``shards`` splits the collection
+    the index, int8 for a new one; see ``passage_encoder``). ``shards`` splits the collection
     into that many shards (qa/index/sharded.py); ``None`` keeps the index's
     current layout, 1 makes it one build.
 
@@ -99,7 +99,7 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     if embedder is None or isinstance(embedder, str):
-        # None: the encoder that built the index, or fp32 for a new one (passage_encoder).
+        # None: the encoder that built the index, or int8 for a new one (passage_encoder).
         embedder = LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
     if shards is not None and not 1 <= shards <= sharded.MAX_SHARDS:
         raise ValueError(f"shards must be 1 to {sharded.MAX_SHARDS}")
@@ -156,7 +156,7 @@ def build_documents(
     if not documents:
         raise NoDocuments("no documents to index")
     if embedder is None or isinstance(embedder, str):
-        # None: the encoder that built the index, or fp32 for a new one (passage_encoder).
+        # None: the encoder that built the index, or int8 for a new one (passage_encoder).
         embedder = LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
     with index.build_lock(index_dir, wait=wait):
         count = _in_service(index_dir)[1] if shards is None else shards
@@ -348,17 +348,20 @@ def _readable(index_dir: Path) -> index.IndexReader | None:
 
 def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | None = None) -> str:
     """Return the spec of what embeds passages: ``encoder`` (int8 or fp32) of ``model``; by default the
-    encoder that built the index in service, if ``model`` built it, else fp32.
+    encoder that built the index in service, if ``model`` built it, else int8 for the default model.
 
-    fp32 stays the default: int8 builds twice as fast and keeps nDCG@10 within 0.005 on
-    every external set, but one dev question falls from first place (README "Speed and scale").
+    int8 builds about twice as fast as fp32 and keeps nDCG@10 within 0.005 on every
+    external set and dev's first@1 (README "Speed and scale"). An index fp32 built stays
+    fp32 until ``--encoder`` says otherwise: switching embeds every passage again.
     """
     if encoder is not None:
         return build_spec(model, encoder)
+    if model_name(model) != DEFAULT_MODEL:
+        return model or DEFAULT_MODEL
     manifest, _ = _in_service(index_dir)
-    if manifest is not None and manifest.model == DEFAULT_MODEL + INT8 and model_name(model) == DEFAULT_MODEL:
+    if manifest is not None and model_name(manifest.model) == DEFAULT_MODEL:
         return manifest.model
-    return model or DEFAULT_MODEL
+    return DEFAULT_MODEL + INT8
 
 
 def _in_service(index_dir: Path) -> tuple[index.Manifest | None, int]:

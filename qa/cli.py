@@ -77,7 +77,7 @@ ENCODER_OPTION = click.option(
     envvar="QA_ENCODER",
     show_envvar=True,
     help="Embed passages with the int8 onnxruntime export of the default model (about twice as fast) or the "
-    "fp32 model [default: what built the index; new indexes: fp32].",
+    "fp32 model [default: what built the index; new indexes: int8].",
 )
 SENTENCE_VECTORS_OPTION = click.option(
     "--sentence-vectors",

@@ -32,7 +32,7 @@ class Collection:
         settings: how candidates are fused, re-scored and flagged.
         query_encoder: ``onnx`` (int8 export of the default model) or ``torch``.
         encoder: what embeds passages: ``int8`` (the default model's int8 export) or
-            ``fp32``; by default the encoder that built the index, and fp32 for a new one.
+            ``fp32``; by default the encoder that built the index, and int8 for a new one.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Which encoder embeds passages: --encoder, else the one that built the index, else fp32."""
+"""Which encoder embeds passages: --encoder, else the one that built the index, else int8."""
 
 from __future__ import annotations
 
@@ -19,11 +19,19 @@ class Named(HashingEmbedder):
         self.name = name
 
 
-def test_a_new_index_is_built_fp32_unless_int8_is_asked_for(tmp_path: Path):
-    assert passage_encoder(tmp_path / "none") == DEFAULT_MODEL
-    assert passage_encoder(tmp_path / "none", encoder="int8") == DEFAULT_MODEL + INT8
+def test_a_new_index_is_built_int8_unless_fp32_is_asked_for(tmp_path: Path):
+    assert passage_encoder(tmp_path / "none") == DEFAULT_MODEL + INT8
+    assert passage_encoder(tmp_path / "none", DEFAULT_MODEL) == DEFAULT_MODEL + INT8
+    assert passage_encoder(tmp_path / "none", encoder="fp32") == DEFAULT_MODEL
     assert model_name(DEFAULT_MODEL + INT8) == "all-MiniLM-L6-v2+onnx-int8"
-    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"
+    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"  # int8 exists for the default model only
+
+
+def test_an_index_of_another_model_moves_to_int8_with_the_default_model(docs: Path, tmp_path: Path):
+    index_dir = tmp_path / "index"
+    build(docs, index_dir, "hashing")
+    assert passage_encoder(index_dir, "hashing") == "hashing"
+    assert passage_encoder(index_dir) == DEFAULT_MODEL + INT8
 
 
 @pytest.mark.parametrize("built", [DEFAULT_MODEL, DEFAULT_MODEL + INT8])
