@@ -84,7 +84,7 @@ def best_context(
     kept: list[int],
     ranked: Sequence[Passage],
     scores: Sequence[float],
-    best_sentence: Callable[[list[int]], tuple[int, int]],
+    best_sentence: Callable[[list[int]], tuple[int, int] | None],
     tie: float = TIE,
 ) -> list[int]:
     """Swap each kept window for a tied, overlapping one that shows its best sentence in
@@ -94,7 +94,7 @@ def best_context(
     When two such windows tie, the score cannot tell them apart, but the reader can:
     a sentence that opens with "This" needs the sentence before it. ``best_sentence``
     gives the document span of the best-matching sentence of a group of windows
-    (indexes into ``ranked``); the window that has the most text on its thinner side
+    (indexes into ``ranked``), or None; the window that has the most text on its thinner side
     wins, and the higher-ranked one keeps the place on a draw.
     """
     chosen = list(kept)
@@ -114,5 +114,7 @@ def best_context(
             continue
         group = [i, *rivals]
         span = best_sentence(group)
+        if span is None:  # no sentence vectors to go by: the ranking stands
+            continue
         chosen[slot] = max(group, key=lambda j: (context(span, ranked[j]), j == i))
     return sorted(chosen, key=lambda j: (-scores[j], j))

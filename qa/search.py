@@ -298,10 +298,10 @@ class Searcher:
             found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
             sentence_scores.update(zip([order[i] for i in unscored], found))
 
-        def best_span(group: list[int]) -> tuple[int, int]:
+        def best_span(group: list[int]) -> tuple[int, int] | None:
             score_sentences(group)
             spans = [(c, passages[i].start + a, passages[i].start + b) for i in group for a, b, c in sentence_scores[order[i]]]
-            return max(spans, default=(0.0, 0, 0))[1:]
+            return max(spans)[1:] if spans else None
 
         kept = best_context(keep_distinct(passages, k), passages, [scored[row] for row in order], best_span)
         score_sentences(kept)

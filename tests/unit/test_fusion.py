@@ -121,3 +121,8 @@ def test_best_context_keeps_results_distinct_and_in_score_order():
     a, c, b = passage("a", 0, 300), passage("a", 400, 700), passage("a", 250, 450)
     assert best_context([0, 1], [a, c, b], [0.50, 0.49, 0.495], lambda g: (280, 290)) == [0, 1]
     assert best_context([0], [a, c, b], [0.50, 0.49, 0.495], lambda g: (280, 290)) == [2]  # c not kept: b may
+
+
+def test_best_context_leaves_the_ranking_alone_without_sentences():
+    a, b = passage("a", 0, 300), passage("a", 200, 500)
+    assert best_context([1], [a, b], [0.7400, 0.7408], lambda g: None) == [1]
