@@ -108,17 +108,13 @@ class IndexReader:
         cosines = dict(zip(rows, (self.reconstruct(rows) @ query).tolist())) if rows else {}
         return nearest, matched, cosines
 
-    def sentence_cosines(self, passage: Passage, query: np.ndarray) -> list[tuple[int, int, float]]:
-        """Return (start, end, cosine) of each sentence of ``passage``, offsets relative to its text."""
-        rows = self.tables.sentences_in(passage)
-        if not rows:
-            return []
-        cosines = np.asarray(self.sentence_vectors[[r for r, _, _ in rows]]) @ query
-        return [(a - passage.start, b - passage.start, float(c)) for (_, a, b), c in zip(rows, cosines)]
-
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
-        """Return ``sentence_cosines`` of each of ``passages``: one call for many (one round trip to a shard)."""
-        return [self.sentence_cosines(p, query) for p in passages]
+        """Return (start, end, cosine) of each sentence of each of ``passages``, offsets relative to
+        its text: one call for many (one query, one product, one round trip to a shard)."""
+        found = self.tables.sentences_in(passages)
+        rows = [r for sentences in found for r, _, _ in sentences]
+        cosines = iter((np.asarray(self.sentence_vectors[rows]) @ query).tolist() if rows else [])
+        return [[(a - p.start, b - p.start, next(cosines)) for _, a, b in sentences] for p, sentences in zip(passages, found)]
 
 
 def _expect(holds: bool, mismatch: str) -> None:

@@ -312,7 +312,8 @@ class ShardedReader:
         return nearest, matched, {row: cosines[row] for row, _ in nearest + matched}
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
-        """Return ``sentence_cosines`` of each of ``passages``: one call to each shard holding some."""
+        """Return the sentence cosines of each of ``passages`` (as IndexReader.sentence_cosines_of):
+        one call to each shard holding some."""
         grouped: dict[int, list[int]] = {}
         for n, passage in enumerate(passages):
             grouped.setdefault(shard_of(passage.source, self.count), []).append(n)

@@ -46,6 +46,23 @@ def test_faiss_top_k_equals_numpy_oracle(index_dir, embedder):
     np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
 
 
+def test_sentence_cosines_of_many_passages_equal_each_passage_alone(index_dir, embedder):
+    reader = index.open_index(index_dir)
+    passages = reader.tables.passages(range(reader.manifest.passage_count))
+    query = embedder.encode(["Anti-Ballistic Missile Treaty withdrawal in 2002"])[0]
+    twice = passages * 2  # 124 passages: more than one query's hundred
+    together = reader.sentence_cosines_of(twice, query)
+    assert len(twice) > 100 and len(together) == len(twice) and together[: len(passages)] == together[len(passages) :]
+    for p, got in zip(twice, together):
+        alone = reader.sentence_cosines_of([p], query)[0]
+        assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in alone] and got  # every passage has sentences
+        np.testing.assert_allclose([c for _, _, c in got], [c for _, _, c in alone], atol=1e-6)
+        assert all(0 <= a < b <= len(p.text) for a, b, _ in got)  # offsets relative to the passage
+        rows = [r for r, _, _ in reader.tables.sentences_in([p])[0]]  # each cosine is its stored vector's
+        np.testing.assert_allclose([c for _, _, c in got], np.asarray(reader.sentence_vectors[rows]) @ query, atol=1e-6)
+    assert reader.sentence_cosines_of([], query) == []
+
+
 def test_k_larger_than_index_returns_everything(index_dir, embedder):
     reader = index.open_index(index_dir)
     scores, rows = reader.vectors.search(embedder.encode(["Kursk"]), 10_000)
