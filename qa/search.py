@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import fusion, index
-from qa.index.tables import MAX_LAYER_CHARS
+from qa.index.tables import MAX_LAYER_CHARS, term_positions
 from qa.dedup import best_context, keep_distinct
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest, NotFound
@@ -262,8 +262,9 @@ class Searcher:
             source: only passages of this file, or of these files (a list).
             folder: only passages of documents under this folder of the collection.
             mode: ``dense`` (cosine), ``lexical`` (BM25), ``hybrid`` (their
-                convex fusion) or ``rerank`` (hybrid re-scored by each passage's
-                best sentence, the default).
+                convex fusion) or ``rerank`` (the default: hybrid with a weight
+                fitted to the question, re-scored by each passage's best sentence
+                and by how closely it holds the question's words together).
 
         Raises:
             BadRequest: the question or a parameter is not acceptable.
@@ -367,6 +368,11 @@ class Searcher:
                 scored[row] = fusion.sentence_rescore(
                     cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
                 )
+            terms = reader.term_weights(question) if settings.proximity_weight else []
+            if len(terms) > 1:
+                found = term_positions([p.text for p in passages[:head]], [t for t, _ in terms])
+                for row, positions in zip(order, found):
+                    scored[row] += settings.proximity_weight * fusion.proximity(terms, positions, settings.proximity_window)
             ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
             order = [order[i] for i in ranked]
             passages = [passages[i] for i in ranked]

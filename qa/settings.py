@@ -91,6 +91,10 @@ class SearchSettings:
     lexical_margin: float = 0.9
     dense_margin: float = 1.0
     lexical_top: float = 0.4
+    #: Rerank adds this times the share of the question's neighbouring words a passage holds
+    #: within ``proximity_window`` tokens of each other, in order (qa/fusion.py proximity).
+    proximity_weight: float = 0.4
+    proximity_window: int = 2
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35
     #: Also flag a question that names something (a capitalised word) no document contains:
@@ -103,5 +107,7 @@ class SearchSettings:
         weights = (self.alpha, self.sentence_weight, self.adaptive_alpha, self.adaptive_sentence_weight)
         if not all(0.0 <= w <= 1.0 for w in weights):
             raise ValueError("alpha, sentence_weight and their adaptive forms are weights between 0 and 1")
-        if min(self.candidates, self.overfetch, self.rerank_depth) < 1:
-            raise ValueError("candidates, overfetch and rerank_depth must be at least 1")
+        if min(self.candidates, self.overfetch, self.rerank_depth, self.proximity_window) < 1:
+            raise ValueError("candidates, overfetch, rerank_depth and proximity_window must be at least 1")
+        if self.proximity_weight < 0:
+            raise ValueError("proximity_weight must not be negative")

@@ -82,7 +82,7 @@ def openapi_document() -> dict:
                    "Only passages of this document (its path in the collection), or of these documents."),
         "folder": ({"type": "string"}, "Only passages of documents under this folder of the collection."),
         "mode": ({"type": "string", "enum": list(MODES), "default": DEFAULT_MODE},
-                 "dense, lexical (BM25), hybrid, or hybrid re-scored by best sentence (default)."),
+                 "dense, lexical (BM25), hybrid, or rerank (default): hybrid re-scored by best sentence and word proximity."),
     }
     return {
         "openapi": "3.1.0",

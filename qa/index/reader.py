@@ -14,6 +14,7 @@ from qa.filters import Filters
 from qa.index import layout, tables
 from qa.index.layout import Manifest
 from qa.index.vectors import FaissVectors, Vectors
+from qa.lexical import content_words
 from qa.passage import Passage
 from qa.settings import ChunkSettings
 
@@ -82,6 +83,12 @@ class IndexReader:
     def lexical(self, question: str, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
         """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow."""
         return self.tables.lexical(question, k, filters)
+
+    def term_weights(self, question: str) -> list[tuple[str, float]]:
+        """Return the question's index terms in order, each with its idf over this build's passages."""
+        terms = tables.fts_tokens(content_words(question))
+        total = max(self.manifest.passage_count, 1)
+        return [(term, tables.idf(total, hits)) for term, hits in zip(terms, self.tables.term_passages(*terms))]
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored passage vectors of ``rows``."""

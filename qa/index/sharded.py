@@ -32,7 +32,6 @@ import contextvars
 import hashlib
 import json
 import logging
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -294,8 +293,12 @@ class ShardedReader:
         """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
         terms = tables.fts_tokens(content_words(question))
         total = max(self.manifest.passage_count, 1)
-        weighted = [(term, _idf(total, hits)) for term, hits in zip(terms, self.terms.passages(*terms))] if terms else []
+        weighted = [(term, tables.idf(total, hits)) for term, hits in zip(terms, self.terms.passages(*terms))] if terms else []
         return weighted, self.plan.tokens / total
+
+    def term_weights(self, question: str) -> list[tuple[str, float]]:
+        """``IndexReader.term_weights`` with the whole collection's statistics."""
+        return self._weighted_terms(question)[0]
 
     def candidates(
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
@@ -391,12 +394,6 @@ class ShardedTables:
         dated = sorted(t for t in newest if newest[t] is not None)
         dated.sort(key=lambda t: newest[t], reverse=True)  # stable: titles of one date stay in order
         return (dated + sorted(t for t in newest if newest[t] is None))[:n]
-
-
-def _idf(total: int, hits: int) -> float:
-    """bm25()'s idf (fts5_aux.c): log((N - n + 0.5) / (n + 0.5)), floored at 1e-6."""
-    idf = math.log((total - hits + 0.5) / (hits + 0.5))
-    return idf if idf > 0 else 1e-6
 
 
 def write_collection(index_dir: Path, builds: Sequence[str], manifest: Manifest) -> Path:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import queue
 import sqlite3
 import threading
@@ -199,6 +200,8 @@ class Tables:
             # Every occurrence of a term (row, column): what ``scored_lexical`` counts. A temp
             # table, so the read-only build is not touched.
             db.execute("CREATE VIRTUAL TABLE temp.occurrences USING fts5vocab(main, passages_fts, instance)")
+            # How many passages hold each term: the idf of ``term_passages``.
+            db.execute("CREATE VIRTUAL TABLE temp.term_rows USING fts5vocab(main, passages_fts, row)")
         except sqlite3.Error as exc:
             db.close()
             raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
@@ -378,6 +381,13 @@ class Tables:
         flat = [value for i, (term, idf) in enumerate(terms) for value in (i, term, float(idf))]
         return [(row, score) for row, score in self._query(sql, (*flat, float(average_tokens), *params, k))]
 
+    def term_passages(self, *terms: str) -> list[int]:
+        """Return how many passages hold each of ``terms`` (index terms, as ``fts_tokens`` makes them)."""
+        found = dict(self._query(
+            f"SELECT term, doc FROM temp.term_rows WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})", terms
+        ))
+        return [found.get(t, 0) for t in terms]
+
     def token_total(self) -> int:
         """Return the tokens of every passage together, as FTS5 counts them."""
         return self._query("SELECT coalesce(sum(tokens), 0) FROM lengths")[0][0]
@@ -421,6 +431,35 @@ def fts_tokens(words: Sequence[str]) -> list[str]:
     for doc, term in found:
         first.setdefault(doc, term)
     return [first[i] for i in sorted(first)]
+
+
+def term_positions(texts: Sequence[str], terms: Sequence[str]) -> list[dict[str, list[int]]]:
+    """Return, for each of ``texts``, the token offsets at which each of ``terms`` occurs in it.
+
+    ``terms`` are index terms (``fts_tokens``); the texts are tokenized as the
+    passages were, by an FTS5 table in memory with the same tokenizer. About a
+    millisecond for forty passages.
+    """
+    found: list[dict[str, list[int]]] = [{} for _ in texts]
+    if not texts or not terms:
+        return found
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, tokenize='{TOKENIZER}')")
+        db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, t, instance)")
+        db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", enumerate(texts))
+        rows = db.execute(
+            f"SELECT doc, term, offset FROM temp.v WHERE term IN ({','.join('?' * len(terms))}) ORDER BY doc, offset",
+            tuple(terms),
+        ).fetchall()
+    for doc, term, offset in rows:
+        found[doc].setdefault(term, []).append(offset)
+    return found
+
+
+def idf(total: int, hits: int) -> float:
+    """bm25()'s idf (fts5_aux.c): log((N - n + 0.5) / (n + 0.5)), floored at 1e-6."""
+    value = math.log((total - hits + 0.5) / (hits + 0.5))
+    return value if value > 0 else 1e-6
 
 
 def write_term_statistics(path: Path, tables: Sequence[Path]) -> None:

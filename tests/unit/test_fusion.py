@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qa.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
-from qa.fusion import adaptive_alpha, convex, highlight, rrf, sentence_rescore
+from qa.fusion import adaptive_alpha, convex, highlight, proximity, rrf, sentence_rescore
 from qa.passage import Passage
 
 
@@ -26,6 +26,29 @@ def test_convex_scales_bm25_by_its_best_and_missing_counts_zero():
 
 def test_convex_without_lexical_hits_is_scaled_cosine():
     assert convex({1: 0.5}, {}, alpha=0.7) == {1: pytest.approx(0.35)}
+
+
+def test_proximity_counts_pairs_in_order_within_the_window():
+    terms = [("capit", 1.0), ("largest", 1.0), ("citi", 1.0)]
+    # "capital and largest city": both pairs, the first with a word between.
+    assert proximity(terms, {"capit": [0], "largest": [2], "citi": [3]}, window=2) == pytest.approx(1.0)
+    # Two words between "capital" and "largest": only the second pair.
+    assert proximity(terms, {"capit": [0], "largest": [3], "citi": [4]}, window=2) == pytest.approx(0.5)
+    # The same words in the other order hold no pair.
+    assert proximity(terms, {"citi": [0], "largest": [1], "capit": [2]}, window=2) == 0.0
+    # Any occurrence will do: the pair is held by the later "capital".
+    assert proximity(terms, {"capit": [0, 9], "largest": [10], "citi": [20]}, window=1) == pytest.approx(0.5)
+
+
+def test_proximity_weighs_pairs_by_the_idf_of_their_words():
+    terms = [("the", 0.0), ("rare", 3.0), ("name", 1.0)]
+    # Pair (the, rare) weighs 1.5, (rare, name) 2.0: holding only the second is 2/3.5.
+    assert proximity(terms, {"rare": [4], "name": [5]}, window=2) == pytest.approx(2.0 / 3.5)
+
+
+@pytest.mark.parametrize("terms", [[], [("alone", 2.0)], [("a", 0.0), ("b", 0.0)]])
+def test_proximity_of_no_weighed_pair_is_zero(terms):
+    assert proximity(terms, {"alone": [0], "a": [0], "b": [1]}, window=2) == 0.0
 
 
 def test_sentence_rescore_blends_the_best_sentence():

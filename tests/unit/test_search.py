@@ -158,3 +158,26 @@ def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embe
     assert known.unknown_names == ()
     off = Searcher(index_dir, embedder=embedder, settings=SearchSettings(flag_unknown_names=False))
     assert off.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ()
+
+
+def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_path, embedder):
+    from qa.build import build
+    from qa.settings import SearchSettings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # Every word of the question twice, but never two of them next to each other in its order.
+    (docs / "apart.txt").write_text("Azerbaijan has a capital. The city is the largest. Azerbaijan's capital city is its largest.\n")
+    (docs / "together.txt").write_text("Baku is the capital and largest city of Azerbaijan, on the Caspian Sea coast.\n")
+    build(docs, tmp_path / "index", embedder)
+    question = "capital largest city Azerbaijan"
+
+    def ranked(weight: float) -> list[tuple[str, float]]:
+        searcher = Searcher(tmp_path / "index", embedder=embedder, settings=SearchSettings(proximity_weight=weight))
+        return [(r.passage.source, r.score) for r in searcher.search(question).results]
+
+    without, with_it = dict(ranked(0.0)), dict(ranked(0.4))
+    assert ranked(0.0)[0][0] == "apart.txt"  # more matches of each word: BM25 and the hashing cosine prefer it
+    assert ranked(0.4)[0][0] == "together.txt"
+    assert with_it["apart.txt"] == pytest.approx(without["apart.txt"])  # it holds no pair
+    assert with_it["together.txt"] == pytest.approx(without["together.txt"] + 0.4)  # it holds all three
