@@ -15,6 +15,10 @@ only if on every set it scores >= max(dense, lexical) - 0.005.
 picks, among those whose tuning slack is >= -0.0025 on every build (half the
 target, the other half left for the held-out sets' noise), the best tuning sum.
 Held-out figures (``-check`` caches) are printed, not used to choose.
+
+``--proximity`` sweeps the word-proximity stage (qa/fusion.py proximity: its
+window, and its weight added on top of the current default rule) and ranks the
+settings by their tuning sum, printing held-out figures beside them.
 """
 
 from __future__ import annotations
@@ -32,8 +36,11 @@ from ir_measures import ScoredDoc, nDCG
 from qa import evaluate
 from qa.embed import load_query_encoder
 from qa.filters import Filters
+from qa.fusion import proximity
 from qa.index import MODELS
+from qa.index.tables import term_positions
 from qa.search import Searcher
+from qa.settings import SearchSettings
 
 DEPTH = 40
 
@@ -48,11 +55,13 @@ def gather(folder: Path, searcher: Searcher) -> tuple[list[dict], list]:
         rows = list(cosine)
         passages = reader.tables.passages(rows)
         sentences = reader.sentence_cosines_of(passages, vector)
+        terms = reader.term_weights(text)
         out.append({
             "qid": qid, "text": text, "rows": rows, "source": [p.source for p in passages],
             "cos": np.array([cosine[r] for r in rows]), "bm25": np.array([dict(lexical).get(r, 0.0) for r in rows]),
             "sent": np.array([max([c for _, _, c in s], default=cosine[r]) for r, s in zip(rows, sentences)]),
             "dense_rank": [r for r, _ in dense], "lex_rank": [r for r, _ in lexical],
+            "terms": terms, "positions": term_positions([p.text for p in passages], [t for t, _ in terms]),
         })
     return out, qrels
 
@@ -80,9 +89,10 @@ def features(item: dict) -> dict:
     }
 
 
-def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float = 0.0, top_boost: float = 0.0):
+def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float = 0.0, top_boost: float = 0.0,
+         near: float = 0.0, window: int = 2):
     """Fused = a*cos + (1-a)*bm25/max, a = alpha - lex_boost*lex_margin + dense_boost*dense_margin (clipped);
-    final = (1-w)*fused + w*best sentence, w shrunk as alpha is."""
+    final = (1-w)*fused + w*best sentence + near*proximity, w shrunk as alpha is."""
     def score(item: dict) -> np.ndarray:
         f = item.setdefault("features", features(item))
         a = alpha - lex_boost * f["lex_margin"] + dense_boost * f["dense_margin"]
@@ -90,7 +100,13 @@ def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float
         top = item["bm25"].max()
         fused = a * item["cos"] + (1 - a) * (item["bm25"] / top if top > 0 else 0.0)
         w = weight * a / alpha if alpha > 0 else 0.0
-        return (1 - w) * fused + w * item["sent"]
+        final = (1 - w) * fused + w * item["sent"]
+        if near:
+            key = ("near", window)
+            if key not in item:
+                item[key] = np.array([proximity(item["terms"], p, window) for p in item["positions"]])
+            final = final + near * item[key]
+        return final
     return score
 
 
@@ -98,7 +114,7 @@ def load(cache: Path, sets: list[Path], index: Path, models: Path) -> dict:
     """Gather the sets' candidates, or read them from ``cache`` when it holds these very sets."""
     if cache.is_file():
         data = pickle.loads(cache.read_bytes())
-        if sorted(data) == sorted(map(str, sets)):
+        if sorted(data) == sorted(map(str, sets)) and all("positions" in i for items, _ in data.values() for i in items):
             return data
     searcher = Searcher(index, embedder=load_query_encoder(None, models))
     data = {str(s): gather(s, searcher) for s in sets}
@@ -147,6 +163,29 @@ def around(params: tuple, caches: list[Path]) -> None:
               " ".join(f"{h:+.4f}" for h in held.values()), mark)
 
 
+def sweep_proximity(data: dict, held: dict) -> None:
+    """Print each proximity window and weight on top of the default rule, best tuning sum first."""
+    d = SearchSettings()
+    default = (d.adaptive_alpha, d.adaptive_sentence_weight, d.lexical_margin, d.dense_margin, d.lexical_top)
+
+    def parts(sets: dict) -> dict:
+        return {s: max(ndcg(i, q, lambda it: it["cos"]), ndcg(i, q, lambda it: it["bm25"])) for s, (i, q) in sets.items()}
+
+    base, held_base = parts(data), parts(held)
+    rows = []
+    for window, near in itertools.product((1, 2, 3, 4, 8), (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)):
+        score = rule(*default, near=near, window=window)
+        rows.append(((window, near), {s: ndcg(i, q, score) for s, (i, q) in data.items()},
+                     {s: ndcg(i, q, score) for s, (i, q) in held.items()}))
+    rows.sort(key=lambda r: -sum(r[1].values()))
+    print("window weight | tuning: " + " ".join(Path(s).name for s in data) + " sum, min slack | held out: "
+          + " ".join(Path(s).name for s in held) + " min slack")
+    for params, got, out in rows[:12] + [r for r in rows[12:] if r[0][1] == 0.0][:1]:
+        print(params, " ".join(f"{v:.4f}" for v in got.values()), f"{sum(got.values()):.4f}",
+              f"{min(got[s] - base[s] for s in data):+.4f} |", " ".join(f"{v:.4f}" for v in out.values()),
+              f"{min(out[s] - held_base[s] for s in held):+.4f}" if held else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sets", type=Path, nargs="+")
@@ -156,8 +195,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("bench/.cache/adaptive.pkl"))
     parser.add_argument("--around", type=float, nargs=5, metavar="P", help="re-tune around this rule (see above)")
     parser.add_argument("--also", type=Path, nargs="*", default=[], help="other builds' candidate caches")
+    parser.add_argument("--proximity", action="store_true", help="sweep the word-proximity stage (see above)")
     args = parser.parse_args()
     data = load(args.cache, args.sets, args.index, args.models)
+    if args.proximity:
+        held = load(args.cache.with_name(args.cache.stem + "-check.pkl"), args.check, args.index, args.models) if args.check else {}
+        sweep_proximity(data, held)
+        return
     if args.around:
         around(tuple(args.around), [args.cache, *args.also])
         return
