@@ -39,6 +39,7 @@ from qa.filters import Filters
 from qa.fusion import proximity
 from qa.index import MODELS
 from qa.index.tables import term_positions
+from qa.lexical import content_words
 from qa.search import Searcher
 from qa.settings import SearchSettings
 
@@ -55,13 +56,13 @@ def gather(folder: Path, searcher: Searcher) -> tuple[list[dict], list]:
         rows = list(cosine)
         passages = reader.tables.passages(rows)
         sentences = reader.sentence_cosines_of(passages, vector)
-        terms = reader.term_weights(text)
+        terms, positions = term_positions(content_words(text), [p.text for p in passages])
         out.append({
             "qid": qid, "text": text, "rows": rows, "source": [p.source for p in passages],
             "cos": np.array([cosine[r] for r in rows]), "bm25": np.array([dict(lexical).get(r, 0.0) for r in rows]),
             "sent": np.array([max([c for _, _, c in s], default=cosine[r]) for r, s in zip(rows, sentences)]),
             "dense_rank": [r for r, _ in dense], "lex_rank": [r for r, _ in lexical],
-            "terms": terms, "positions": term_positions([p.text for p in passages], [t for t, _ in terms]),
+            "terms": list(zip(terms, reader.term_idf(terms))), "positions": positions,
         })
     return out, qrels
 

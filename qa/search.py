@@ -16,6 +16,7 @@ from qa.dedup import best_context, keep_distinct
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest, NotFound
 from qa.filters import Filters, clean_text
+from qa.lexical import content_words
 from qa.passage import Passage, Result
 from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
@@ -368,11 +369,12 @@ class Searcher:
                 scored[row] = fusion.sentence_rescore(
                     cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
                 )
-            terms = reader.term_weights(question) if settings.proximity_weight else []
-            if len(terms) > 1:
-                found = term_positions([p.text for p in passages[:head]], [t for t, _ in terms])
+            words = content_words(question) if settings.proximity_weight else []
+            if len(words) > 1:
+                terms, found = term_positions(words, [p.text for p in passages[:head]])
+                weighted = list(zip(terms, reader.term_idf(terms)))
                 for row, positions in zip(order, found):
-                    scored[row] += settings.proximity_weight * fusion.proximity(terms, positions, settings.proximity_window)
+                    scored[row] += settings.proximity_weight * fusion.proximity(weighted, positions, settings.proximity_window)
             ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
             order = [order[i] for i in ranked]
             passages = [passages[i] for i in ranked]

@@ -14,7 +14,6 @@ from qa.filters import Filters
 from qa.index import layout, tables
 from qa.index.layout import Manifest
 from qa.index.vectors import FaissVectors, Vectors
-from qa.lexical import content_words
 from qa.passage import Passage
 from qa.settings import ChunkSettings
 
@@ -84,11 +83,10 @@ class IndexReader:
         """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow."""
         return self.tables.lexical(question, k, filters)
 
-    def term_weights(self, question: str) -> list[tuple[str, float]]:
-        """Return the question's index terms in order, each with its idf over this build's passages."""
-        terms = tables.fts_tokens(content_words(question))
+    def term_idf(self, terms: Sequence[str]) -> list[float]:
+        """Return bm25()'s idf of each of ``terms`` (index terms) over this build's passages."""
         total = max(self.manifest.passage_count, 1)
-        return [(term, tables.idf(total, hits)) for term, hits in zip(terms, self.tables.term_passages(*terms))]
+        return [tables.idf(total, hits) for hits in self.tables.term_passages(*terms)]
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored passage vectors of ``rows``."""

@@ -292,13 +292,13 @@ class ShardedReader:
     def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
         """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
         terms = tables.fts_tokens(content_words(question))
-        total = max(self.manifest.passage_count, 1)
-        weighted = [(term, tables.idf(total, hits)) for term, hits in zip(terms, self.terms.passages(*terms))] if terms else []
-        return weighted, self.plan.tokens / total
+        weighted = list(zip(terms, self.term_idf(terms))) if terms else []
+        return weighted, self.plan.tokens / max(self.manifest.passage_count, 1)
 
-    def term_weights(self, question: str) -> list[tuple[str, float]]:
-        """``IndexReader.term_weights`` with the whole collection's statistics."""
-        return self._weighted_terms(question)[0]
+    def term_idf(self, terms: Sequence[str]) -> list[float]:
+        """``IndexReader.term_idf`` over the whole collection."""
+        total = max(self.manifest.passage_count, 1)
+        return [tables.idf(total, hits) for hits in self.terms.passages(*terms)]
 
     def candidates(
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,

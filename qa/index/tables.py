@@ -414,46 +414,67 @@ class Tables:
         return [(r["title"], r["date"]) for r in self._query(sql, (n,))]
 
 
+# In-memory FTS5 tables that cut text into index terms with the index's tokenizer, lent
+# out one call at a time (making one costs about as much as tokenizing forty passages).
+_tokenizers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+
+
+@contextlib.contextmanager
+def _tokenizer() -> Iterator[sqlite3.Connection]:
+    """Lend an empty in-memory table ``t`` and its instance vocabulary ``temp.v``; empty it after."""
+    try:
+        db = _tokenizers.get_nowait()
+    except queue.Empty:
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, tokenize='{TOKENIZER}', content='')")
+        db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, t, instance)")
+    try:
+        yield db
+    finally:
+        try:
+            db.execute("INSERT INTO t(t) VALUES ('delete-all')")
+        except sqlite3.Error:
+            db.close()
+        else:
+            _tokenizers.put(db)
+
+
 def fts_tokens(words: Sequence[str]) -> list[str]:
     """Return the index terms FTS5 makes of ``words``, one per word that has one, in order.
 
     A query's words are tokenized exactly as the passages were (stemmed, folded),
     by an FTS5 table in memory with the same tokenizer.
     """
-    if not words:
-        return []
-    with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        db.execute(f"CREATE VIRTUAL TABLE q USING fts5(word, tokenize='{TOKENIZER}')")
-        db.execute("CREATE VIRTUAL TABLE temp.t USING fts5vocab(main, q, instance)")
-        db.executemany("INSERT INTO q(rowid, word) VALUES (?, ?)", enumerate(words))
-        found = db.execute("SELECT doc, term FROM temp.t ORDER BY doc, offset").fetchall()
-    first: dict[int, str] = {}
-    for doc, term in found:
-        first.setdefault(doc, term)
-    return [first[i] for i in sorted(first)]
+    return term_positions(words, [])[0]
 
 
-def term_positions(texts: Sequence[str], terms: Sequence[str]) -> list[dict[str, list[int]]]:
-    """Return, for each of ``texts``, the token offsets at which each of ``terms`` occurs in it.
+def term_positions(words: Sequence[str], texts: Sequence[str]) -> tuple[list[str], list[dict[str, list[int]]]]:
+    """Return the index terms of ``words`` (as ``fts_tokens``), and for each of ``texts`` the
+    token offsets at which each of those terms occurs in it.
 
-    ``terms`` are index terms (``fts_tokens``); the texts are tokenized as the
-    passages were, by an FTS5 table in memory with the same tokenizer. About a
-    millisecond for forty passages.
+    Everything is tokenized as the passages were, in one in-memory FTS5 table:
+    about a millisecond for a question and forty passages.
     """
     found: list[dict[str, list[int]]] = [{} for _ in texts]
-    if not texts or not terms:
-        return found
-    with contextlib.closing(sqlite3.connect(":memory:")) as db:
-        db.execute(f"CREATE VIRTUAL TABLE t USING fts5(text, tokenize='{TOKENIZER}')")
-        db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, t, instance)")
-        db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)", enumerate(texts))
-        rows = db.execute(
-            f"SELECT doc, term, offset FROM temp.v WHERE term IN ({','.join('?' * len(terms))}) ORDER BY doc, offset",
-            tuple(terms),
-        ).fetchall()
-    for doc, term, offset in rows:
-        found[doc].setdefault(term, []).append(offset)
-    return found
+    if not words:
+        return [], found
+    with _tokenizer() as db:
+        # The words take rowids -1, -2, ...; the texts 0, 1, ...
+        db.executemany("INSERT INTO t(rowid, text) VALUES (?, ?)",
+                       [(-1 - i, w) for i, w in enumerate(words)] + list(enumerate(texts)))
+        first: dict[int, str] = {}
+        for doc, term in db.execute("SELECT doc, term FROM temp.v WHERE doc < 0 ORDER BY doc DESC, offset"):
+            first.setdefault(doc, term)
+        terms = [first[doc] for doc in sorted(first, reverse=True)]
+        if texts and terms:
+            rows = db.execute(
+                f"SELECT doc, term, offset FROM temp.v WHERE doc >= 0 AND term IN ({','.join('?' * len(terms))}) "
+                "ORDER BY doc, offset",
+                terms,
+            ).fetchall()
+            for doc, term, offset in rows:
+                found[doc].setdefault(term, []).append(offset)
+    return terms, found
 
 
 def idf(total: int, hits: int) -> float:
