@@ -95,7 +95,7 @@ def FILTER_OPTIONS(command):
     for option in reversed(
         [
             click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
-                         help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences."),
+                         help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences and word proximity."),
             click.option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
             click.option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
             click.option("--source", metavar="FILE", multiple=True,

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 
 from qa.errors import IndexUnavailable
 
-#: Retrieval modes, cheapest first: cosine, BM25, their fusion, fusion re-scored by sentences.
+#: Retrieval modes, cheapest first: cosine, BM25, their fusion, fusion re-scored by sentences and word proximity.
 MODES = ("dense", "lexical", "hybrid", "rerank")
 DEFAULT_MODE = "rerank"
 #: How hybrid merges its two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
@@ -75,7 +75,7 @@ class SearchSettings:
     candidates: int = 40
     #: Candidates per wanted result when k is large, so duplicates can be dropped and k still filled.
     overfetch: int = 4
-    #: Fused candidates re-scored by their sentences (the rest keep their fused order below them).
+    #: Fused candidates re-scored by their sentences and word proximity (the rest keep their fused order below them).
     rerank_depth: int = 40
     fusion: str = "convex"
     #: Convex fusion weight of the cosine against max-normalised BM25 (hybrid; rerank when not adaptive).
