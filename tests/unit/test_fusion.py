@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from qa.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
 from qa.fusion import adaptive_alpha, convex, highlight, proximity, rrf, sentence_rescore
@@ -49,6 +51,19 @@ def test_proximity_weighs_pairs_by_the_idf_of_their_words():
 @pytest.mark.parametrize("terms", [[], [("alone", 2.0)], [("a", 0.0), ("b", 0.0)]])
 def test_proximity_of_no_weighed_pair_is_zero(terms):
     assert proximity(terms, {"alone": [0], "a": [0], "b": [1]}, window=2) == 0.0
+
+
+_TERMS = st.lists(st.tuples(st.sampled_from("abcde"), st.floats(0, 10)), max_size=6)
+_POSITIONS = st.dictionaries(st.sampled_from("abcde"), st.lists(st.integers(0, 30), max_size=5))
+
+
+@given(_TERMS, _POSITIONS, st.integers(1, 5), st.sampled_from("abcde"), st.integers(0, 30))
+def test_proximity_is_a_share_that_more_occurrences_never_lower(terms, positions, window, term, offset):
+    before = proximity(terms, positions, window)
+    assert 0.0 <= before <= 1.0 + 1e-9
+    more = {**positions, term: [*positions.get(term, []), offset]}
+    assert proximity(terms, more, window) >= before
+    assert proximity(terms, positions, window + 1) >= before  # a wider window holds at least as much
 
 
 def test_sentence_rescore_blends_the_best_sentence():
