@@ -181,3 +181,20 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
     assert ranked(0.4)[0][0] == "together.txt"
     assert with_it["apart.txt"] == pytest.approx(without["apart.txt"])  # it holds no pair
     assert with_it["together.txt"] == pytest.approx(without["together.txt"] + 0.4)  # it holds all three
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"proximity_weight": -0.1}, "proximity_weight must not be negative"),
+        ({"proximity_window": 0}, "proximity_window must be at least 1"),
+        ({"rerank_depth": 0}, "rerank_depth and proximity_window must be at least 1"),
+        ({"alpha": 1.5}, "weights between 0 and 1"),
+        ({"fusion": "max"}, "fusion must be one of"),
+    ],
+)
+def test_search_settings_refuse_values_out_of_range(kwargs, message):
+    from qa.settings import SearchSettings
+
+    with pytest.raises(ValueError, match=message):
+        SearchSettings(**kwargs)
