@@ -13,6 +13,7 @@ from qa.errors import NoDocuments
 from qa.web.serve import (
     ConnectionShedding,
     exit_worker_now,
+    gevent_worker_class,
     scan_on_one_thread,
     torch_threads,
 )
@@ -78,6 +79,40 @@ def test_a_request_keeps_its_connection_only_while_the_worker_is_otherwise_idle(
     shedding.post_request(None, third, {}, None)
     assert (first.must_close, second.must_close, third.must_close) == (False, True, False)
     assert shedding.in_flight == 0
+
+
+def test_a_gevent_worker_holding_other_connections_sheds_this_one():
+    # Under gevent a search holds the worker's one thread, so no two requests are ever in
+    # flight together there: the connections the worker holds open tell that it is shared.
+    shedding = ConnectionShedding()
+    shared, alone = SimpleNamespace(open_connections=3), SimpleNamespace(open_connections=1)
+    first, second = SimpleNamespace(must_close=False), SimpleNamespace(must_close=False)
+    shedding.pre_request(shared, first)
+    shedding.post_request(shared, first, {}, None)
+    shedding.pre_request(alone, second)
+    shedding.post_request(alone, second, {}, None)
+    assert (first.must_close, second.must_close) == (True, False)
+
+
+def test_the_gevent_worker_counts_the_connections_it_holds(monkeypatch):
+    pytest.importorskip("gevent")
+    from gunicorn.workers.ggevent import GeventWorker
+
+    worker_class = gevent_worker_class()
+    assert issubclass(worker_class, GeventWorker)
+    worker = worker_class.__new__(worker_class)
+    seen = []
+
+    def handle(self, listener, client, addr):
+        seen.append(self.open_connections)
+        if client == "fails":
+            raise OSError("reset")
+
+    monkeypatch.setattr(GeventWorker, "handle", handle)
+    worker.handle(None, "client", None)
+    with pytest.raises(OSError):
+        worker.handle(None, "fails", None)
+    assert seen == [1, 1] and worker.open_connections == 0
 
 
 def test_the_faiss_thread_count_is_set_per_thread():
