@@ -20,7 +20,6 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from qa import evaluate
@@ -34,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 SETS = [HERE / ".cache" / name for name in ("wiki-beir", "wiki-entity", "wiki-question")]
 SEEDS, DEV = HERE.parent / "seeds", HERE.parent.parent / "shared" / "eval" / "dev.jsonl"
 DESCRIPTIONS_TARGET = 0.78
-NO_PROXIMITY = replace(SearchSettings(), proximity_weight=0.0)
+NO_PROXIMITY = SearchSettings(proximity_weight=0.0)
 
 
 def proximity_latency(index_dir: Path, queries, questions: list[str]) -> dict:
