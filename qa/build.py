@@ -16,7 +16,7 @@ from qa.index import sharded
 from qa.embed import DEFAULT_MODEL, INT8, Embedder, LazyEmbedder, build_spec, model_name
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.formats import page_of
-from qa.ingest import Document, Skipped, fingerprint, scan
+from qa.ingest import DigestCache, Document, Skipped, fingerprint, scan
 from qa.passage import Passage, passage_id
 from qa.settings import ChunkSettings
 
@@ -40,13 +40,30 @@ class BuildReport:
     notes: list[tuple[str, str]] = field(default_factory=list)
 
 
-def stale_reason(reader: index.IndexReader, docs_dir: Path, settings: ChunkSettings = ChunkSettings()) -> str | None:
-    """Say why the index no longer matches the documents, or None when it does."""
+def stale_reason(
+    reader: index.IndexReader, docs_dir: Path, settings: ChunkSettings = ChunkSettings(), cache: DigestCache | None = None
+) -> str | None:
+    """Say why the index no longer matches the documents, or None when it does.
+
+    ``cache`` spares re-reading files whose metadata did not change (``DigestCache``).
+    """
     if reader.chunking != settings:
         return "it was chunked with other settings"
-    if reader.manifest.fingerprint != fingerprint(docs_dir):
-        return f"documents in {docs_dir} changed since it was built"
+    # The index folder the build lies in (<index>/builds/<name>) is not a document, wherever it is.
+    if reader.manifest.fingerprint != fingerprint(docs_dir, exclude=(reader.folder.parents[1],), cache=cache):
+        return "the documents changed since it was built"
     return None
+
+
+def folder_changed(docs_dir: Path, index_dir: Path, cache: DigestCache | None = None) -> bool:
+    """Say whether ``docs_dir`` differs from what the build in service of ``index_dir`` was made from.
+
+    Reads the manifest only (no vectors, no passage table); with ``cache``, only the
+    metadata of files that did not change. What a watcher's poll and a server's
+    staleness check ask, again and again.
+    """
+    manifest, _ = _in_service(index_dir)
+    return manifest is None or manifest.fingerprint != fingerprint(docs_dir, (index_dir,), cache)
 
 
 def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
@@ -78,6 +95,7 @@ def build(
     progress: bool = False,
     wait: bool = False,
     shards: int | None = None,
+    cache: DigestCache | None = None,
 ) -> BuildReport:
     """Index ``docs_dir`` into ``index_dir``.
 
@@ -88,7 +106,9 @@ def build(
     needs embedding (``None``: the default model, in the encoder that built
     the index, int8 for a new one; see ``passage_encoder``). ``shards`` splits the collection
     into that many shards (qa/index/sharded.py); ``None`` keeps the index's
-    current layout, 1 makes it one build.
+    current layout, 1 makes it one build. ``cache`` lets a caller that builds
+    again and again (the watcher) learn that nothing changed from file metadata.
+    An index folder inside ``docs_dir`` is never read as documents.
 
     Raises:
         NoDocuments: nothing in ``docs_dir`` could be indexed.
@@ -111,14 +131,16 @@ def build(
             previous = _previous_sharded(index_dir, count, embedder, settings) if count > 1 else \
                 _previous(index_dir, embedder, settings)
         try:
-            if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir):
+            if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache):
                 # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
                 report = _unchanged(previous)
                 report.seconds = time.perf_counter() - began
                 return report
             # A file whose bytes an earlier build read is not extracted again, whatever model made it.
             read_before = previous if count > 1 else None if rebuild else _readable(index_dir)
-            documents, skipped, digest = scan(docs_dir, reuse=read_before.tables.known if read_before else None)
+            documents, skipped, digest = scan(
+                docs_dir, reuse=read_before.tables.known if read_before else None, exclude=(index_dir,)
+            )
             if not documents:
                 reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
                 raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))

@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from qa.formats import DEFAULT_LIMITS, Extracted, Limits, UnreadableDocument, extract, extract_many, format_of
 from qa.passage import METADATA, Metadata
@@ -92,6 +92,7 @@ def scan(
     folder: str | Path,
     reuse: Callable[[str, str], Document | Skipped | None] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    exclude: Sequence[Path] = (),
 ) -> tuple[list[Document], list[Skipped], str]:
     """Read ``folder`` once: its documents, the files passed over, and its ``fingerprint``.
 
@@ -100,6 +101,7 @@ def scan(
             build made of those very bytes (the document, or why it was skipped), or
             None; a file it answers for is not extracted again.
         limits: bounds on reading one file (qa/formats).
+        exclude: folders not to enter (the index, when it lives inside ``folder``).
     """
     documents: dict[int, Document] = {}
     skipped: list[Skipped] = []
@@ -107,12 +109,12 @@ def scan(
     waiting: list[tuple[int, str, str]] = []  # files sent to extraction, in order
 
     def to_extract() -> Iterator[tuple[str, bytes]]:
-        for position, found in enumerate(read_folder(folder)):
+        for position, found in enumerate(read_folder(folder, limits, exclude)):
             if found.data is None:
                 skipped.append(Skipped(found.source, found.problem or "unreadable"))
                 _fingerprint_line(digest, found.name_bytes, found.problem)
                 continue
-            sha = hashlib.sha256(found.data).hexdigest()
+            sha = found.sha256 or hashlib.sha256(found.data).hexdigest()
             _fingerprint_line(digest, found.name_bytes, sha)
             known = reuse(found.source, sha) if reuse is not None else None
             if isinstance(known, Skipped):
@@ -135,10 +137,17 @@ def scan(
 
 
 def to_document(source: str, sha256: str, extracted: Extracted | UnreadableDocument) -> Document | Skipped:
-    """Make the document of one extracted file, or say why it cannot be indexed."""
+    """Make the document of one extracted file, or say why it cannot be indexed.
+
+    Whatever a reader returns is made fit to store here, for every format at once:
+    a lone surrogate (what ``charset=utf-7`` "+2AA-" or ``unicode_escape`` "\\ud800"
+    decode to) cannot be written to SQLite or JSON, and one such character in one
+    e-mail stopped every build. Each becomes U+FFFD, one character for one, so
+    offsets stay as they are, and the document says how many in its notes.
+    """
     if isinstance(extracted, UnreadableDocument):
-        return Skipped(source, str(extracted), sha256)
-    text = extracted.text
+        return Skipped(source, storable(str(extracted))[0], sha256)
+    text, replaced = storable(extracted.text)
     if "\x00" in text:
         # Wherever it is: a NUL in a passage would reach SQLite, the terminal and JSON readers.
         return Skipped(source, f"binary file (NUL character at offset {text.index(chr(0))})", sha256)
@@ -150,6 +159,10 @@ def to_document(source: str, sha256: str, extracted: Extracted | UnreadableDocum
     else:
         body_start = 0
         metadata = {name: getattr(extracted, name) for name in METADATA}
+    metadata = {name: None if value is None else storable(value)[0] for name, value in metadata.items()}
+    notes = tuple(storable(note)[0] for note in extracted.notes)
+    if replaced:
+        notes += (f"{replaced} character(s) that are not Unicode text (lone surrogates) replaced with U+FFFD",)
     return Document(
         source=source,
         text=text,
@@ -158,17 +171,37 @@ def to_document(source: str, sha256: str, extracted: Extracted | UnreadableDocum
         format=extracted.format,
         pages=tuple(extracted.pages),
         encoding=extracted.encoding,
-        notes=tuple(extracted.notes),
+        notes=notes,
         **metadata,
     )
 
 
-def fingerprint(folder: str | Path) -> str:
-    """Return a digest of every candidate file's path and bytes: it changes when any document does."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value: str) -> tuple[str, int]:
+    """Return ``value`` with every lone surrogate replaced by U+FFFD, and how many there were.
+
+    In a Python string every surrogate is a lone one (a pair is decoded to one
+    character), and none can be encoded as UTF-8, which SQLite and JSON need.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.subn("\ufffd", value)
+    return value, 0
+
+
+def fingerprint(folder: str | Path, exclude: Sequence[Path] = (), cache: DigestCache | None = None) -> str:
+    """Return a digest of every candidate file's path and bytes: it changes when any document does.
+
+    With a ``cache`` (kept by a caller that asks again and again: the server's staleness
+    check, the watcher), a file whose size, times and inode are those it had when last
+    hashed is not read again.
+    """
     digest = hashlib.sha256()
-    for found in read_folder(folder):
-        content = found.problem if found.data is None else hashlib.sha256(found.data).hexdigest()
-        _fingerprint_line(digest, found.name_bytes, content)
+    for found in read_folder(folder, exclude=exclude, cache=cache):
+        _fingerprint_line(digest, found.name_bytes, found.problem if found.sha256 is None else found.sha256)
     return digest.hexdigest()
 
 
@@ -178,28 +211,60 @@ def _fingerprint_line(digest, name: bytes, content: str | None) -> None:
 
 @dataclass(frozen=True)
 class Found:
-    """A candidate file: its bytes, or the reason it cannot be read."""
+    """A candidate file: its bytes (or only their digest, when a cache knew them), or why it cannot be read."""
 
     source: str
     #: The relative path as the file system has it, for the fingerprint (it may not be UTF-8).
     name_bytes: bytes
     data: bytes | None
     problem: str | None = None
+    #: sha256 of the bytes; set whenever the file could be read.
+    sha256: str | None = None
 
 
-def read_folder(folder: str | Path) -> Iterator[Found]:
+class DigestCache:
+    """The sha256 of files by path, valid while a file's size, times and inode stay as they were.
+
+    What git's index does for ``git status``: a file whose ``stat`` did not change is
+    taken to hold the bytes it held, so a folder of 100,000 files is checked by
+    reading metadata, not content. Used only to tell whether a folder changed; a
+    build reads every file it indexes.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[tuple[int, ...], str]] = {}
+
+    def get(self, path: str, info: os.stat_result) -> str | None:
+        known = self._known.get(path)
+        return known[1] if known is not None and known[0] == _stat_key(info) else None
+
+    def put(self, path: str, info: os.stat_result, sha256: str) -> None:
+        self._known[path] = (_stat_key(info), sha256)
+
+
+def _stat_key(info: os.stat_result) -> tuple[int, ...]:
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def read_folder(
+    folder: str | Path, limits: Limits = DEFAULT_LIMITS, exclude: Sequence[Path] = (), cache: DigestCache | None = None
+) -> Iterator[Found]:
     """Yield every candidate file under ``folder`` in a stable order, read or with its reason.
 
     Only regular files whose real path lies inside the folder are read: a link
     that leads outside it (``/etc/passwd``, say) would otherwise be served to
     anyone who can reach the API. Each file is opened without following a
     final link, and the path the kernel actually opened is checked, so a link
-    swapped in between the check and the read is caught too.
+    swapped in between the check and the read is caught too. A file over
+    ``limits.max_bytes`` is refused by its size before a byte of it is read.
+    Folders in ``exclude`` (an index kept inside the documents folder) are not
+    entered. With a ``cache``, a file it knows unchanged yields its digest and no bytes.
     """
     root = Path(folder)
     inside = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
-    for path, problem in _walk(root):
+    excluded = {os.path.realpath(path) for path in exclude}
+    for path, problem in _walk(root, excluded):
         relative = os.fsencode(path.relative_to(root))
         source = relative.decode("utf-8", "backslashreplace")
         if problem is None:
@@ -207,40 +272,63 @@ def read_folder(folder: str | Path) -> Iterator[Found]:
                 relative.decode("utf-8")
             except UnicodeDecodeError:
                 problem = "file name is not valid UTF-8: rename it to index it"
-        data = None
-        if problem is None:
-            data, problem = _read_inside(path, inside, seen)
-        yield Found(source, relative, data, problem)
+        if problem is not None:
+            yield Found(source, relative, None, problem)
+            continue
+        data, sha, problem = _read_inside(path, inside, seen, limits.max_bytes, cache)
+        yield Found(source, relative, data, problem, sha)
 
 
-def _read_inside(path: Path, inside: str, seen: set[tuple[int, int]]) -> tuple[bytes | None, str | None]:
-    """Return the bytes of ``path`` if it is a regular file inside ``inside``, else the reason not."""
+def _read_inside(
+    path: Path, inside: str, seen: set[tuple[int, int]], max_bytes: int, cache: DigestCache | None
+) -> tuple[bytes | None, str | None, str | None]:
+    """Return (bytes, sha256, None) of ``path`` if it is a regular file inside ``inside``, else (None, None, reason).
+
+    The bytes are None, with the sha256 given, when ``cache`` knows the file unchanged.
+    """
     if path.is_symlink() and not path.exists():
-        return None, "broken symbolic link"
+        return None, None, "broken symbolic link"
     real = os.path.realpath(path)
     if not _is_inside(real, inside):
-        return None, "symbolic link to a file outside the documents folder: not read"
+        return None, None, "symbolic link to a file outside the documents folder: not read"
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: no link swapped in.
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
+        return None, None, f"unreadable: {exc.strerror or exc}"
     try:
         opened = _opened_path(fd)
         if opened is not None and not _is_inside(opened, inside):
-            return None, "symbolic link to a file outside the documents folder: not read"
+            return None, None, "symbolic link to a file outside the documents folder: not read"
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None, "not a regular file"  # a FIFO or device would block or never end
+            return None, None, "not a regular file"  # a FIFO or device would block or never end
         if (info.st_dev, info.st_ino) in seen:
-            return None, "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
+            reason = "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
+            return None, None, reason
         seen.add((info.st_dev, info.st_ino))
+        if info.st_size > max_bytes:
+            # Refused by its size: a 3 GB file is never read into memory to learn it is too big.
+            return None, None, _too_large(info.st_size, max_bytes)
+        known = cache.get(real, info) if cache is not None else None
+        if known is not None:
+            return None, known, None
         with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read(), None
+            data = handle.read(max_bytes + 1)  # the file may have grown since fstat
+        if len(data) > max_bytes:
+            return None, None, _too_large(len(data), max_bytes)
+        sha = hashlib.sha256(data).hexdigest()
+        if cache is not None:
+            cache.put(real, info, sha)
+        return data, sha, None
     except OSError as exc:
-        return None, f"unreadable: {exc.strerror or exc}"
+        return None, None, f"unreadable: {exc.strerror or exc}"
     finally:
         os.close(fd)
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"too large: {size:,} bytes (limit {limit:,})"
 
 
 def _opened_path(fd: int) -> str | None:
@@ -255,35 +343,51 @@ def _is_inside(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
-def _walk(root: Path) -> list[tuple[Path, str | None]]:
+#: Folders nested deeper than this under the documents folder are reported, not entered.
+MAX_DEPTH = 64
+
+
+def _walk(root: Path, excluded: set[str] = frozenset()) -> list[tuple[Path, str | None]]:
     """Return candidate files under ``root`` in a stable order, with a reason for any not to read.
 
     Hidden names are passed over; linked folders are not followed (a link
     loop would never end), and are reported, as are folders that cannot be
-    listed or whose names are not UTF-8.
+    listed, whose names are not UTF-8, or that lie deeper than ``MAX_DEPTH``.
+    The walk keeps its own stack: ``os.walk`` recurses, and a folder nested
+    1,100 deep ended it (and every build) with a RecursionError.
     """
     found: list[tuple[Path, str | None]] = []
-
-    def unlistable(exc: OSError) -> None:
-        if exc.filename is not None:
-            found.append((Path(exc.filename), f"unreadable folder: {exc.strerror or exc}"))
-
-    for dirpath, dirnames, filenames in os.walk(root, onerror=unlistable, followlinks=False):
-        keep = []
-        for name in sorted(dirnames):
-            if name.startswith("."):
+    stack: list[tuple[str, int]] = [(str(root), 0)]
+    while stack:
+        folder, depth = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            found.append((Path(folder), f"unreadable folder: {exc.strerror or exc}"))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            full = os.path.join(dirpath, name)
-            if os.path.islink(full):
-                found.append((Path(full), "symbolic link to a folder: not followed"))
-            elif not _utf8(name):
-                found.append((Path(full), "folder name is not valid UTF-8: not read"))
-            else:
-                keep.append(name)
-        dirnames[:] = keep
-        for name in sorted(filenames):
-            if is_candidate(Path(name)):
-                found.append((Path(dirpath) / name, None))
+            try:
+                is_folder = entry.is_dir(follow_symlinks=False)
+                is_link = entry.is_symlink()
+            except OSError as exc:
+                found.append((Path(entry.path), f"unreadable: {exc.strerror or exc}"))
+                continue
+            if is_folder:
+                if os.path.realpath(entry.path) in excluded:
+                    continue  # the index, kept inside the documents folder
+                if not _utf8(entry.name):
+                    found.append((Path(entry.path), "folder name is not valid UTF-8: not read"))
+                elif depth + 1 > MAX_DEPTH:
+                    found.append((Path(entry.path), f"folder nested deeper than {MAX_DEPTH} levels: not read"))
+                else:
+                    stack.append((entry.path, depth + 1))
+            elif is_link and os.path.isdir(entry.path):
+                found.append((Path(entry.path), "symbolic link to a folder: not followed"))
+            elif is_candidate(Path(entry.name)):
+                found.append((Path(entry.path), None))
     return sorted(found, key=lambda item: os.fsencode(item[0].relative_to(root)))
 
 

@@ -55,6 +55,12 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def check_chars(count: int, limits: Limits) -> None:
+    """Refuse a text layer of ``count`` characters when it is over ``limits.max_chars``."""
+    if count > limits.max_chars:
+        raise UnreadableDocument(f"text layer over {limits.max_chars:,} characters")
+
+
 def page_of(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
     """Return the 1-based page whose text holds ``offset``, or None when there are no pages."""
     if not pages or offset < 0:

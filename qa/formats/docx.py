@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import zipfile
 
-from .base import Extracted, Limits, UnreadableDocument, clean_field, iso_date
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
 
 #: Members a real document has a few dozen of; thousands are a trap for the zip reader.
 MAX_MEMBERS = 10_000
@@ -35,8 +35,7 @@ def read(data: bytes, limits: Limits) -> Extracted:
         if block.strip():
             blocks.append(block)
             size += len(block) + 2
-            if size > limits.max_chars:
-                raise UnreadableDocument(f"text layer over {limits.max_chars:,} characters")
+            check_chars(size, limits)
     props = document.core_properties
     return Extracted(
         text="\n\n".join(blocks),

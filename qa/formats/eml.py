@@ -13,7 +13,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
-from .base import Extracted, Limits, UnreadableDocument, clean_field, iso_date
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
 from .text import decode as decode_text
 
 #: Characters of a header value kept: a longer Subject or From is junk, not metadata.
@@ -39,8 +39,7 @@ def read(data: bytes, limits: Limits) -> Extracted:
 
         page = html.read(content, limits)
         return Extracted(text=page.text, format="email", **meta)
-    if len(content) > limits.max_chars:
-        raise UnreadableDocument(f"text layer over {limits.max_chars:,} characters")
+    check_chars(len(content), limits)
     return Extracted(text=content, format="email", **meta)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
-from .base import Extracted, Limits, UnreadableDocument, clean_field
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
 
 #: The most HTML elements trafilatura is given: it spends ~100 us per element (a 20,000-paragraph
 #: page takes 2 s here), and a real article page has a few thousand; more is refused, not walked for minutes.
@@ -57,8 +57,7 @@ def read(data: bytes | str, limits: Limits) -> Extracted:
         raise UnreadableDocument("no main text found in the HTML page")
     # trafilatura puts each block on its own line; a blank line between them marks paragraphs as elsewhere.
     text = PARAGRAPH_BREAK.join(line for line in result.text.split("\n") if line.strip())
-    if len(text) > limits.max_chars:
-        raise UnreadableDocument(f"text layer over {limits.max_chars:,} characters")
+    check_chars(len(text), limits)
     url = clean_field(result.url)
     return Extracted(
         text=text,

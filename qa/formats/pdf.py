@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 
-from .base import Extracted, Limits, UnreadableDocument, clean_field
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
 
 #: Baseline-to-baseline distance, in line heights, past which a new paragraph starts.
 #: Body text set at line-height 1.5 sits at ~1.3 loose glyph heights; a paragraph margin adds ~0.9.
@@ -72,8 +72,7 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
         finally:
             page.close()
         size += len(text) + len(PAGE_BREAK)
-        if size > limits.max_chars:
-            raise UnreadableDocument(f"text layer over {limits.max_chars:,} characters")
+        check_chars(size, limits)
         texts.append(text)
     empty = [n for n, text in enumerate(texts, 1) if not text.strip()]
     if len(empty) == len(texts):

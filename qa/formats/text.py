@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import Extracted, Limits, UnreadableDocument
+from .base import Extracted, Limits, UnreadableDocument, check_chars
 
 #: Bytes checked for NUL, the tell-tale of a binary file (as qa.ingest does).
 BINARY_SNIFF = 8192
@@ -23,6 +23,7 @@ def read(data: bytes, limits: Limits, format: str = "text") -> Extracted:
     if b"\x00" in data[:BINARY_SNIFF] and not data.startswith(_UTF16_BOMS):
         raise UnreadableDocument("binary file (contains NUL bytes)")
     text, encoding, notes = decode_noting(data)
+    check_chars(len(text), limits)
     return Extracted(text=text, format=format, encoding=encoding, notes=notes)
 
 

@@ -216,9 +216,9 @@ def test_links_swapped_in_after_the_check_are_not_followed(tmp_path, monkeypatch
     (docs / "sub").symlink_to(outside, target_is_directory=True)
     # As if each link had pointed inside when it was checked, and was swapped before the read.
     monkeypatch.setattr(os.path, "realpath", lambda p: os.path.abspath(p))
-    data, problem = _read_inside(docs / "x.txt", str(docs), set())  # the final name: O_NOFOLLOW
+    data, _, problem = _read_inside(docs / "x.txt", str(docs), set(), 1 << 20, None)  # the final name: O_NOFOLLOW
     assert data is None and problem.startswith("unreadable")
-    data, problem = _read_inside(docs / "sub" / "x.txt", str(docs), set())  # a folder on the way
+    data, _, problem = _read_inside(docs / "sub" / "x.txt", str(docs), set(), 1 << 20, None)  # a folder on the way
     assert data is None and problem == "symbolic link to a file outside the documents folder: not read"
 
 
@@ -321,7 +321,7 @@ def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
 
 
 @pytest.mark.slow
-def test_fifty_megabyte_file_is_indexed_with_exact_offsets(tmp_path, embedder):
+def test_a_text_file_near_the_layer_limit_is_indexed_with_exact_offsets(tmp_path, embedder):
     import random
 
     from qa import index
@@ -331,11 +331,108 @@ def test_fifty_megabyte_file_is_indexed_with_exact_offsets(tmp_path, embedder):
     docs = tmp_path / "docs"
     docs.mkdir()
     big = docs / "big.txt"
-    big.write_text("Big File\n\n" + (seed + "\n\n") * (50_000_000 // len(seed)), encoding="utf-8")
+    # Just under the 20,000,000-character text-layer limit (Limits.max_chars).
+    big.write_text("Big File\n\n" + (seed + "\n\n") * (19_000_000 // len(seed)), encoding="utf-8")
     report = build(docs, tmp_path / "index", embedder)
-    assert report.documents == 1 and report.passages > 50_000
+    assert report.documents == 1 and report.passages > 19_000
     reader = index.open_index(tmp_path / "index")
     text = big.read_text(encoding="utf-8")
     for row in random.Random(0).sample(range(reader.manifest.passage_count), 50):
         (p,) = reader.tables.passages([row])
         assert text[p.start : p.end] == p.text
+
+
+def test_a_folder_nested_past_the_depth_limit_is_reported_not_fatal(tmp_path):
+    import subprocess
+
+    from qa.ingest import MAX_DEPTH
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "top.txt").write_text("Top\n\nA document at the top.", encoding="utf-8")
+    deep = docs / "/".join(["d"] * 1100)
+    subprocess.run(["mkdir", "-p", str(deep)], check=True)  # os.makedirs recurses past Python's limit
+    (docs / "/".join(["d"] * 10) / "ten.txt").write_text("Ten\n\nTen folders down.", encoding="utf-8")
+    try:
+        documents, skipped = load_documents(docs)
+        assert [d.source for d in documents] == ["d/d/d/d/d/d/d/d/d/d/ten.txt", "top.txt"]
+        (reported,) = skipped
+        assert reported.source.count("/") == MAX_DEPTH and "deeper than" in reported.reason
+        assert fingerprint(docs) == fingerprint(docs)
+    finally:
+        subprocess.run(["rm", "-rf", str(docs / "d")], check=True)  # shutil.rmtree recurses too
+
+
+def test_a_file_over_the_size_limit_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    import builtins
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    with open(docs / "huge.txt", "wb") as handle:
+        handle.truncate(3 * 10**9)  # sparse: 3 GB that take no disk
+    (docs / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    documents, skipped = load_documents(docs)
+    assert [d.source for d in documents] == ["ok.txt"]
+    assert skipped == [Skipped("huge.txt", "too large: 3,000,000,000 bytes (limit 67,108,864)")]
+
+
+def test_text_over_the_layer_limit_is_refused_like_other_formats(tmp_path):
+    from qa.formats import Limits
+    from qa.ingest import scan
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "long.md").write_text("word " * 1000, encoding="utf-8")
+    documents, skipped, _ = scan(docs, limits=Limits(max_chars=4000))
+    assert documents == [] and skipped[0].reason == "text layer over 4,000 characters"
+
+
+def test_text_no_storage_can_hold_is_made_storable_in_every_format(tmp_path):
+    from qa.formats import Extracted
+    from qa.ingest import to_document
+
+    for fmt in ("text", "markdown", "html", "pdf", "docx", "email"):
+        extracted = Extracted(
+            text="Broken \ud800 text and a pair \U0001F600 kept.", format=fmt, title="T\udfff", author="\ud83d",
+            notes=("page 2 \udc80",),
+        )
+        document = to_document(f"a.{fmt}", "0" * 64, extracted)
+        assert isinstance(document, Document), fmt
+        assert document.text == "Broken \ufffd text and a pair \U0001F600 kept."  # one for one: offsets hold
+        for value in (document.text, document.title, document.author, *document.notes):
+            if value is not None:
+                value.encode("utf-8")  # nothing SQLite or JSON would refuse
+        assert any("1 character(s)" in note for note in document.notes)
+
+
+def test_a_utf7_email_with_a_lone_surrogate_is_indexed_with_the_rest(tmp_path, embedder):
+    from qa.build import build
+    from qa.search import Searcher
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bad.eml").write_bytes(
+        b"From: a@example.com\nSubject: Grain +2AA- report\nContent-Type: text/plain; charset=utf-7\n\n"
+        b"The grain harvest +2AA- rose by a tenth this year.\n"
+    )
+    (docs / "ok.txt").write_text("Weather\n\nRain fell all week on the coast.", encoding="utf-8")
+    report = build(docs, tmp_path / "index", embedder)
+    assert report.documents == 2 and report.skipped == []
+    assert any(source == "bad.eml" and "U+FFFD" in note for source, note in report.notes)
+    (result, *_) = Searcher(tmp_path / "index", embedder=embedder).search("grain harvest", k=1).results
+    assert result.passage.source == "bad.eml" and "\ufffd" in result.passage.text
+
+
+def test_an_index_kept_inside_the_documents_folder_is_not_a_document(tmp_path, embedder):
+    from qa.build import build, folder_changed
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha\n\nThe first document.", encoding="utf-8")
+    index = docs / "index"
+    build(docs, index, embedder)
+    (index / "models").mkdir(exist_ok=True)
+    (index / "models" / "vocab.txt").write_text("[PAD]\n[UNK]\n", encoding="utf-8")  # as an export leaves
+    again = build(docs, index, embedder)
+    assert again.up_to_date and again.documents == 1 and again.skipped == []
+    assert not folder_changed(docs, index)
