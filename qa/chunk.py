@@ -21,6 +21,10 @@ one word piece per character). A passage is also bounded in characters
 200,000-character token, say) is still cut into passages of normal size
 instead of one passage that every answer would carry whole. English windows
 of 120 words stay well under it (the longest seed passage has 812 characters).
+The overlap is bounded the same way, by ``ChunkSettings.overlap_chars`` as well
+as ``overlap_words``: 40 words of prose are about 250 characters, but 40 long
+tokens (URLs, digests) were 1,097 of a 1,163-character window, so a 3 MB list
+made ten times the passages of prose its size.
 """
 
 from __future__ import annotations
@@ -122,16 +126,21 @@ def word_count(text: str, span: Span) -> int:
     return len(_WORD.findall(text, span[0], span[1]))
 
 
-def split_long(text: str, span: Span, max_words: int, overlap_words: int, max_chars: int) -> list[Span]:
+def split_long(
+    text: str, span: Span, max_words: int, overlap_words: int, max_chars: int, overlap_chars: int | None = None
+) -> list[Span]:
     """Cut a sentence longer than ``max_words`` or ``max_chars`` into overlapping word windows.
 
-    A word longer than ``max_chars`` (a run with no spaces) is cut into pieces of that size.
+    Consecutive windows share at most ``overlap_words`` words and ``overlap_chars``
+    characters (default: all ``max_chars``). A word longer than ``max_chars`` (a run
+    with no spaces) is cut into pieces of that size.
     """
     if span[1] - span[0] <= min(max_words, max_chars):
         return [span]  # every word takes at least one character: it fits
     words = [piece for m in _WORD.finditer(text, span[0], span[1]) for piece in _pieces(m.span(), max_chars)]
     if len(words) <= max_words and span[1] - span[0] <= max_chars:
         return [span]
+    overlap_chars = max_chars if overlap_chars is None else overlap_chars
     out = []
     i = 0
     while True:
@@ -141,7 +150,12 @@ def split_long(text: str, span: Span, max_words: int, overlap_words: int, max_ch
         out.append((words[i][0], words[j - 1][1]))
         if j >= len(words):
             return out
-        i = max(i + 1, j - overlap_words)
+        # Step back at most overlap_words words, and no further than overlap_chars characters:
+        # 40 words of URLs or digests are most of a window, and made every window a near copy.
+        k = max(i + 1, j - overlap_words)
+        while k < j and words[j - 1][1] - words[k][0] > overlap_chars:
+            k += 1
+        i = k
 
 
 def _pieces(span: Span, size: int) -> list[Span]:
@@ -156,7 +170,9 @@ def units(text: str, start: int = 0, end: int | None = None, settings: ChunkSett
     """
     out: list[Span] = []
     for sentence in split_sentences(text, start, end):
-        out.extend(split_long(text, sentence, settings.max_words, settings.overlap_words, settings.max_chars))
+        out.extend(
+            split_long(text, sentence, settings.max_words, settings.overlap_words, settings.max_chars, settings.overlap_chars)
+        )
     return out
 
 
@@ -176,6 +192,7 @@ def chunk(text: str, start: int = 0, end: int | None = None, settings: ChunkSett
 def windows(text: str, spans: list[Span], settings: ChunkSettings = DEFAULT) -> list[Span]:
     """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words`` and ``max_chars``."""
     max_words, overlap_words, max_chars = settings.max_words, settings.overlap_words, settings.max_chars
+    overlap_chars = settings.overlap_chars
     counts = [word_count(text, u) for u in spans]
     out: list[Span] = []
     i = 0
@@ -189,9 +206,15 @@ def windows(text: str, spans: list[Span], settings: ChunkSettings = DEFAULT) -> 
         out.append((spans[i][0], spans[j - 1][1]))
         if j == len(spans):
             break
-        # Carry over trailing sentences that fit the overlap budget and leave room for the next one.
+        # Carry over trailing sentences that fit the overlap budget, in words and in characters,
+        # and leave room for the next one.
         k, carried = j, 0
-        while k - 1 > i and carried + counts[k - 1] <= overlap_words and spans[j][1] - spans[k - 1][0] <= max_chars:
+        while (
+            k - 1 > i
+            and carried + counts[k - 1] <= overlap_words
+            and spans[j - 1][1] - spans[k - 1][0] <= overlap_chars
+            and spans[j][1] - spans[k - 1][0] <= max_chars
+        ):
             carried += counts[k - 1]
             k -= 1
         i = k

@@ -22,8 +22,8 @@ FUSIONS = ("convex", "rrf")
 #: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
 SENTENCE_VECTORS = ("late", "separate")
 #: Bump when the chunker cuts the same text differently under the same settings
-#: (3: character bound, CJK words and sentence ends).
-CHUNKING_VERSION = 3
+#: (3: character bound, CJK words and sentence ends; 4: overlap bounded in characters).
+CHUNKING_VERSION = 4
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,16 @@ class ChunkSettings:
     overlap_words: int = 40
     #: Characters per passage, whatever its word count: ten per word of max_words.
     max_chars: int = 1200
+    #: Characters two consecutive passages may share, whatever their words: ten per word of overlap_words.
+    overlap_chars: int = 400
     #: "late" pools sentence vectors from the passage's forward pass (no extra encoding).
     sentence_vectors: str = "late"
 
     def __post_init__(self) -> None:
         if self.max_words < 1 or not 0 <= self.overlap_words < self.max_words or self.max_chars < 1:
             raise ValueError("chunking needs max_words >= 1, 0 <= overlap_words < max_words and max_chars >= 1")
+        if self.overlap_chars < 0:
+            raise ValueError("chunking needs overlap_chars >= 0")
         if self.sentence_vectors not in SENTENCE_VECTORS:
             raise ValueError(f"sentence_vectors must be one of {', '.join(SENTENCE_VECTORS)}")
 

@@ -150,3 +150,29 @@ def test_chunk_offsets_always_slice_the_original(text, max_words, overlap, max_c
     # Every non-space character lands in some passage: nothing is dropped.
     assert all(i in covered for i, c in enumerate(text) if not c.isspace())
     assert spans == sorted(spans)
+
+
+def test_overlap_is_bounded_in_characters_as_well_as_words():
+    import hashlib
+
+    from qa.chunk import chunk
+    from qa.settings import ChunkSettings
+
+    # A list of digests: long tokens, no sentence ends (the text that made ~10x the passages of prose).
+    text = "\n".join(f"https://example.com/{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(3000))
+    settings = ChunkSettings()
+    spans = chunk(text, settings=settings)
+    for (a, b), (c, d) in zip(spans, spans[1:]):
+        assert c > a and max(0, b - c) <= settings.overlap_chars
+    # Each window holds a window's worth of new text: no more passages than twice the bare cut.
+    assert len(spans) <= 2 * len(text) / (settings.max_chars - settings.overlap_chars) + 2
+
+
+def test_prose_is_cut_as_before_the_character_bound_on_overlap():
+    from qa.chunk import chunk
+
+    words = [f"w{i}" for i in range(400)]
+    text = " ".join(" ".join(words[i : i + 10]) + "." for i in range(0, 400, 10))
+    spans = chunk(text)
+    overlaps = [text[c:b] for (a, b), (c, d) in zip(spans, spans[1:])]
+    assert all(len(o.split()) <= 40 for o in overlaps) and any(len(o.split()) >= 30 for o in overlaps)
