@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -103,3 +104,46 @@ def test_qa_index_watch_builds_on_change_and_stops_on_ctrl_c(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
+
+
+def test_qa_index_watch_exits_1_when_the_documents_folder_goes(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    index = docs / "index"  # inside the documents folder: its own builds must not start builds
+    log = tmp_path / "watch.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "qa", "index", "--watch", "--docs", str(docs), "--index", str(index)],
+            env=testing.qa_env(model="hashing"), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        assert eventually(lambda: "watching" in log.read_text()), log.read_text()
+        time.sleep(4)  # nothing changed: the index's own lock file and builds start no build
+        assert log.read_text().count("indexed ") + log.read_text().count("index up to date") <= 2, log.read_text()
+        shutil.rmtree(docs)
+        code = proc.wait(timeout=30)
+        assert code == 1 and "the watch cannot go on" in log.read_text() and "is gone" in log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+def test_a_failed_watch_shows_in_healthz(tmp_path):
+    docs = tmp_path / "docs"
+    shutil.copytree(SEEDS, docs)
+    with testing.Server(docs, tmp_path / "index", tmp_path / "serve.log", workers=2, args=["--watch"],
+                        env=testing.qa_env(model="hashing")) as server:
+        server.wait_ready()
+        assert eventually(lambda: "watching" in server.tail())
+        status, health = testing.get(f"{server.base}/healthz")
+        assert health["status"] == "ok" and health["watch"]["state"] == "watching", health
+        shutil.rmtree(docs)
+
+        def failed():
+            health = testing.get(f"{server.base}/healthz")[1]
+            return health["status"] == "degraded" and health["watch"]["state"] == "failed"
+
+        assert eventually(failed), server.tail()  # on every worker: the state is in shared memory
+        assert all(failed() for _ in range(6))
+        assert str(docs) not in json.dumps(testing.get(f"{server.base}/healthz")[1])
