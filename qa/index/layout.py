@@ -111,6 +111,41 @@ class Manifest:
         return ChunkSettings.from_manifest(self.chunking, str(where))
 
 
+def unreadable(path: Path, exc: BaseException, what: str = "cannot read") -> IndexUnavailable:
+    """Return the error for an index file that could not be opened or read.
+
+    A process out of file descriptors fails to open a sound file just as it
+    fails on a damaged one; telling it to rebuild would send the operator the
+    wrong way (a worker of an index in 256 shards holds two per shard).
+    """
+    if _out_of_descriptors(exc):
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return IndexUnavailable(
+            f"cannot open {path}: this process has too many open files (limit {soft}); raise the limit "
+            "(ulimit -n, or LimitNOFILE= in its systemd unit) or serve fewer shards"
+        )
+    return IndexUnavailable(f"{what} {path}: {' '.join(str(exc).split())[:300]}; run `qa index --rebuild`")
+
+
+def _out_of_descriptors(exc: BaseException) -> bool:
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return True
+    if "too many open files" in str(exc).lower():
+        return True  # FAISS's own message
+    # SQLite says only "unable to open database file": look at what this process holds.
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        return len(os.listdir("/proc/self/fd")) >= soft - 4
+    except (OSError, ValueError):
+        return False
+
+
 def is_build_name(name: str) -> bool:
     """Say whether ``name`` is what builds are named (and so names nothing outside ``builds/``)."""
     return bool(_BUILD_NAME.fullmatch(name))

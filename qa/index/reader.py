@@ -53,9 +53,7 @@ class IndexReader:
         try:
             self.sentence_vectors = np.load(folder / layout.SENTENCES, mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise IndexUnavailable(
-                f"corrupt sentence vectors {folder / layout.SENTENCES}: {exc}; run `qa index --rebuild`"
-            ) from exc
+            raise layout.unreadable(folder / layout.SENTENCES, exc, "corrupt sentence vectors") from exc
         _expect(
             self.sentence_vectors.shape == (self.tables.sentence_count, self.manifest.dimension),
             f"{folder / layout.SENTENCES} holds {self.sentence_vectors.shape} vectors, the passage table "

@@ -117,8 +117,9 @@ class Shard:
 
     #: The passage-table reads a coordinator may ask for by name.
     TABLE_READS = frozenset(
-        {"passages", "document", "missing_sources", "sources", "catalogue", "skipped", "count_undated",
-         "absent_terms", "recent_dated", "known", "digests", "passages_of", "sentences_of"}
+        {"passages", "document", "missing_sources", "sources", "catalogue", "count_documents", "skipped",
+         "count_skipped", "count_undated", "absent_terms", "recent_dated", "known", "digests", "passages_of",
+         "sentences_of"}
     )
 
     def __init__(self, folder: str | Path):
@@ -370,11 +371,24 @@ class ShardedTables:
     def sources(self, limit: int) -> list[str]:
         return sorted(s for found in self._all("sources", limit).values() for s in found)[:limit]
 
-    def catalogue(self, filters: Filters = Filters()) -> list[dict]:
-        return sorted((d for found in self._all("catalogue", filters).values() for d in found), key=lambda d: d["source"])
+    def catalogue(self, filters: Filters = Filters(), offset: int = 0, limit: int | None = None) -> list[dict]:
+        # Each shard's first offset + limit in order hold the collection's page.
+        most = None if limit is None else offset + limit
+        found = sorted((d for part in self._all("catalogue", filters, 0, most).values() for d in part),
+                       key=lambda d: d["source"])
+        return found[offset:most]
 
-    def skipped(self) -> list:
-        return sorted((s for found in self._all("skipped").values() for s in found), key=lambda s: s.source)
+    def count_documents(self, filters: Filters = Filters()) -> int:
+        return sum(self._all("count_documents", filters).values())
+
+    def skipped(self, folder: str | None = None, offset: int = 0, limit: int | None = None) -> list:
+        most = None if limit is None else offset + limit
+        found = sorted((s for part in self._all("skipped", folder, 0, most).values() for s in part),
+                       key=lambda s: s.source)
+        return found[offset:most]
+
+    def count_skipped(self, folder: str | None = None) -> int:
+        return sum(self._all("count_skipped", folder).values())
 
     def count_undated(self, filters: Filters) -> int:
         return sum(self._all("count_undated", filters).values())

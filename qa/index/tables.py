@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from qa.errors import IndexUnavailable
+from qa.index.layout import unreadable
 from qa.filters import Filters
 from qa.ingest import Document, Skipped
 from qa.lexical import match_expression
@@ -94,6 +95,9 @@ _PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.pag
 )
 #: Characters of a text layer returned at once: a span of a huge document, not all of it.
 MAX_LAYER_CHARS = 2_000_000
+#: Idle connections kept per passage table: more are closed after their query, so a burst of
+#: threads does not leave a descriptor per thread per shard open.
+MAX_IDLE_CONNECTIONS = 4
 
 
 def write(
@@ -156,11 +160,24 @@ def _where(filters: Filters) -> tuple[str, tuple]:
         terms.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
         params.extend(filters.sources)
     if filters.folder:
-        # A folder and everything under it; LIKE's wildcards in the name are taken literally.
-        escaped = filters.folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        terms.append("d.source LIKE ? ESCAPE '\\'")
-        params.append(escaped + "/%")
+        terms.append(_FOLDER_LIKE.format(column="d.source"))
+        params.append(_folder_pattern(filters.folder))
     return " AND ".join(terms), tuple(params)
+
+
+_FOLDER_LIKE = "{column} LIKE ? ESCAPE '\\'"
+
+
+def _folder_pattern(folder: str) -> str:
+    """A LIKE pattern for a folder and everything under it; LIKE's wildcards in the name are taken literally."""
+    return folder.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%"
+
+
+def _under(column: str, folder: str | None) -> tuple[str, tuple]:
+    """Return a WHERE clause keeping rows whose ``column`` lies under ``folder`` ('' when there is none)."""
+    if not folder:
+        return "", ()
+    return "WHERE " + _FOLDER_LIKE.format(column=column), (_folder_pattern(folder),)
 
 
 class Tables:
@@ -189,9 +206,18 @@ class Tables:
         try:
             return db.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+            raise unreadable(self.path, exc) from exc
         finally:
+            self._give_back(db)
+
+    def _give_back(self, db: sqlite3.Connection) -> None:
+        """Keep a lent connection for the next query, unless enough are kept: each holds a file descriptor."""
+        if self._idle.qsize() < MAX_IDLE_CONNECTIONS:
             self._idle.put(db)
+            return
+        with self._connections_lock:
+            self._connections = [c for c in self._connections if c is not db]
+        db.close()
 
     def _connect(self) -> sqlite3.Connection:
         db = _open_read_only(self.path)
@@ -204,7 +230,7 @@ class Tables:
             db.execute("CREATE VIRTUAL TABLE temp.term_rows USING fts5vocab(main, passages_fts, row)")
         except sqlite3.Error as exc:
             db.close()
-            raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
+            raise unreadable(self.path, exc) from exc
         with self._connections_lock:
             self._connections.append(db)
         return db
@@ -246,7 +272,10 @@ class Tables:
             sql = (
                 f"WITH wanted(i, source, start, end) AS (VALUES {wanted}) "
                 "SELECT w.i, s.row, s.start, s.end FROM wanted w JOIN sentences s "
-                "ON s.source = w.source AND s.start >= w.start AND s.end <= w.end ORDER BY w.i, s.start"
+                # start < w.end bounds the index range: without it, each passage of a 30 MB
+                # document scanned its sentences to the end of the file.
+                "ON s.source = w.source AND s.start >= w.start AND s.start < w.end AND s.end <= w.end "
+                "ORDER BY w.i, s.start"
             )
             params = [x for i, p in enumerate(part, first) for x in (i, p.source, p.start, p.end)]
             for i, row, start, end in self._query(sql, params):
@@ -269,10 +298,18 @@ class Tables:
             return Skipped(source, rows[0]["reason"], sha256)
         return self.document(source, sha256)
 
-    def skipped(self) -> list[Skipped]:
-        """Return the files the build passed over, with their reasons."""
-        rows = self._query("SELECT source, reason, sha256 FROM skipped ORDER BY source")
+    def skipped(self, folder: str | None = None, offset: int = 0, limit: int | None = None) -> list[Skipped]:
+        """Return the files the build passed over (under ``folder``; from ``offset``, at most ``limit``),
+        with their reasons, in order of source."""
+        where, params = _under("source", folder)
+        sql = f"SELECT source, reason, sha256 FROM skipped {where} ORDER BY source LIMIT ? OFFSET ?"
+        rows = self._query(sql, (*params, -1 if limit is None else limit, offset))
         return [Skipped(r["source"], r["reason"], r["sha256"]) for r in rows]
+
+    def count_skipped(self, folder: str | None = None) -> int:
+        """Return how many files the build passed over (under ``folder``)."""
+        where, params = _under("source", folder)
+        return self._query(f"SELECT count(*) FROM skipped {where}", params)[0][0]
 
     def document(self, source: str, sha256: str | None = None) -> Document | None:
         """Return a document as this build stored it (text layer included), or None.
@@ -309,16 +346,22 @@ class Tables:
         """Return the first ``limit`` document sources, in order."""
         return [r[0] for r in self._query("SELECT source FROM documents ORDER BY source LIMIT ?", (limit,))]
 
-    def catalogue(self, filters: Filters = Filters()) -> list[dict]:
-        """Return every document ``filters`` allow, with its metadata, format, size and passage count."""
+    def catalogue(self, filters: Filters = Filters(), offset: int = 0, limit: int | None = None) -> list[dict]:
+        """Return the documents ``filters`` allow, in order of source, from ``offset`` (at most ``limit``
+        of them), with their metadata, format, size and passage count."""
         where, params = _where(filters)
         sql = (
             "SELECT d.source, d.title, d.date, d.url, d.author, d.format, d.chars, json_array_length(d.pages) AS pages, "
             "(SELECT count(*) FROM passages p WHERE p.source = d.source) AS passages FROM documents d"
             + (f" WHERE {where}" if where else "")
-            + " ORDER BY d.source"
+            + " ORDER BY d.source LIMIT ? OFFSET ?"
         )
-        return [dict(r) for r in self._query(sql, params)]
+        return [dict(r) for r in self._query(sql, (*params, -1 if limit is None else limit, offset))]
+
+    def count_documents(self, filters: Filters = Filters()) -> int:
+        """Return how many documents ``filters`` allow."""
+        where, params = _where(filters)
+        return self._query("SELECT count(*) FROM documents d" + (f" WHERE {where}" if where else ""), params)[0][0]
 
     def count_undated(self, filters: Filters) -> int:
         """Return how many documents a date filter leaves out for having no date (within its sources and folder)."""
@@ -530,7 +573,7 @@ def _open_read_only(path: Path) -> sqlite3.Connection:
     try:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise IndexUnavailable(f"cannot open {path}: {exc}; run `qa index --rebuild`") from exc
+        raise unreadable(path, exc, "cannot open") from exc
 
 
 def _passage(row: sqlite3.Row) -> Passage:

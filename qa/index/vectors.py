@@ -90,7 +90,9 @@ class FaissVectors(Vectors):
         try:
             return cls(faiss.read_index(str(path)))
         except RuntimeError as exc:
-            raise IndexUnavailable(f"corrupt FAISS file {path}: run `qa index --rebuild`") from exc
+            from qa.index.layout import unreadable
+
+            raise unreadable(path, exc, "corrupt FAISS file") from exc
 
     def save(self, path: Path) -> None:
         try:
