@@ -122,6 +122,26 @@ class QAGroup(click.Group):
 @click.version_option(package_name="qa")
 def cli() -> None:
     """Offline extractive question answering over a folder of documents."""
+    raise_open_files_limit()
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit.
+
+    An index in shards holds two descriptors per shard in every worker, and one
+    more per search in flight; the usual soft limit of 1,024 runs out at a few
+    hundred shards while the hard limit is far above. (Python servers and
+    databases do the same at start-up.)
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # a container may refuse; the limit stays as it was
 
 
 @cli.command("index")
@@ -154,13 +174,17 @@ def index_command(
     if watch:
         _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
                       shards=shards))
+        from qa.watch import FAILED
+
         watcher = start_watching(docs_dir, index_dir, model, settings)
         try:
-            while True:
-                time.sleep(3600)
+            while watcher.state != FAILED:
+                time.sleep(0.5)
         except KeyboardInterrupt:
             watcher.stop()
-        return
+            return
+        watcher.stop()
+        raise click.ClickException(f"the watch cannot go on: {watcher.error}")
     _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
                   shards=shards))
 
@@ -306,7 +330,10 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
     "subdomains; * takes any). Others get 400: a guard against DNS rebinding.",
 )
 @click.option("--token", envvar="QA_TOKEN", show_envvar=True,
-              help="Require this token on every request (Authorization: Bearer, or as the Basic password).")
+              help="Require this token on every request (Authorization: Bearer, or as the Basic password). "
+              "Visible to every local user in ps: prefer --token-file or the environment.")
+@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), envvar="QA_TOKEN_FILE",
+              show_envvar=True, help="Read the token from this file (its first line), so it never shows in ps.")
 @click.option("--metrics", is_flag=True, envvar="QA_METRICS", show_envvar=True,
               help="Serve /metrics in the Prometheus format, to clients on this machine only.")
 @click.option("--access-log", type=click.Choice(["text", "json", "off"]), default="text", show_default=True,
@@ -324,7 +351,8 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @STRICT_OPTION
 @ENCODER_OPTION
 def serve_command(
-    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, metrics: bool,
+    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, token_file: Path | None,
+    metrics: bool,
     access_log: str, log_questions: bool, watch: bool, docs_dir: Path, index_dir: Path, model: str | None,
     query_encoder: str, sentence_vectors: str, shards: int | None, ray_address: str | None, strict: bool,
     encoder: str | None,
@@ -336,6 +364,10 @@ def serve_command(
     from qa.web.serve import serve, served_hosts
 
     hosts = served_hosts(host, allowed_hosts)
+    if token_file is not None:
+        if token:
+            raise click.UsageError("give --token or --token-file, not both")
+        token = read_token(token_file)
     if not token and not is_loopback(host):
         say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
             "the documents", err=True)
@@ -355,7 +387,11 @@ def serve_command(
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     # In the master, after the app is loaded: forked workers get no copy of its threads, and
     # they switch to each new build by themselves.
-    watcher = start_watching(docs_dir, index_dir, builder, settings) if watch else None
+    watcher = None
+    if watch:
+        shared = app.extensions["qa.status"]  # read by every worker's /healthz
+        watcher = start_watching(docs_dir, index_dir, builder, settings, on_state=lambda st: shared.update(watch=st))
+        shared.update(watch=watcher.status())
     try:
         # Ray's client aborts under gevent: shards on Ray Serve are served by threaded workers.
         serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=not ray_address)
@@ -482,24 +518,46 @@ def format_answer(answer: dict) -> str:
 _FIELDS = ("title", "source", "date", "author", "url")
 
 
-def start_watching(docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings):
-    """Start a Watcher that rebuilds ``index_dir`` when ``docs_dir`` changes, loading the model at most once."""
-    from qa.build import build
+def start_watching(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, on_state=None):
+    """Start a Watcher that rebuilds ``index_dir`` when ``docs_dir`` changes, loading the model at most once.
+
+    ``on_state`` is told the watch's status whenever it changes (``qa serve`` shows it in /healthz).
+    """
+    from qa.build import build, folder_changed
     from qa.embed import LazyEmbedder
     from qa.index import MODELS
+    from qa.ingest import DigestCache
     from qa.watch import Watcher
 
     # A ready embedder (a RayEmbedder) is used as it is; a model name loads once, on the first build.
     embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model, index_dir / MODELS)
+    # Builds and polls both run on the watcher's thread: one cache of file digests serves them.
+    digests = DigestCache()
 
     def rebuild() -> None:
-        _report(build(docs_dir, index_dir, embedder, settings, wait=True))
+        _report(build(docs_dir, index_dir, embedder, settings, wait=True, cache=digests))
 
-    watcher = Watcher(docs_dir, rebuild, log=lambda line: say(line, err=True)).start()
+    watcher = Watcher(
+        docs_dir, rebuild, log=lambda line: say(line, err=True), ignore=(index_dir,),
+        changed=lambda: folder_changed(docs_dir, index_dir, digests), on_state=on_state,
+    ).start()
     # A change made after the last build but before the watch began is caught by one more look.
     watcher.check()
     say(f"watching {docs_dir} for changes", err=True)
     return watcher
+
+
+def read_token(path: Path) -> str:
+    """Return the token in the first line of ``path``, or stop with a message saying what is wrong."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                                 param_hint="--token-file") from None
+    if not token:
+        raise click.BadParameter(f"{path} holds no token on its first line", param_hint="--token-file")
+    return token
 
 
 def is_loopback(host: str) -> bool:

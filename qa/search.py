@@ -23,6 +23,9 @@ from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 MAX_QUESTION_CHARS = 1000
 MAX_K = 50
 DEFAULT_K = 5
+#: Most documents (and skipped files) one page of the catalogue lists, and how far it may start.
+MAX_PAGE = 1000
+MAX_OFFSET = 10**9
 
 #: Seconds an index that was replaced stays open for searches already running on it.
 RETIRE_AFTER_S = 30.0
@@ -96,7 +99,7 @@ def clean_k(k: object) -> int:
     if isinstance(k, bool):
         raise BadRequest("k must be a whole number")
     if isinstance(k, str):
-        if not re.fullmatch(r"\s*\+?\d+\s*", k):
+        if not re.fullmatch(r"\s*\+?[0-9]+\s*", k):
             raise BadRequest("k must be a whole number")
         digits = k.strip().lstrip("+").lstrip("0") or "0"
         # int() of thousands of digits is refused by Python itself (and slow before that).
@@ -112,7 +115,8 @@ def _offset(name: str, value: object, default: int, length: int) -> int:
     """Return a character offset in 0..length, or raise BadRequest."""
     if value in (None, ""):
         return default
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+    # ASCII digits only: str.isdigit() takes "²" and "①", which int() then refuses.
+    if isinstance(value, str) and re.fullmatch(r"[0-9]{1,12}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= length:
         raise BadRequest(f"{name} must be a whole number from 0 to {length}")
@@ -223,16 +227,29 @@ class Searcher:
             "text": document.text[start:end],
         }
 
-    def documents(self, folder: object = None) -> dict:
-        """Return every indexed document (metadata, format, passages) and every skipped file with its reason."""
+    def documents(self, folder: object = None, offset: object = None, limit: object = None) -> dict:
+        """Return the indexed documents (metadata, format, passages) and the skipped files with their reasons.
+
+        Both lists are in order of source, under ``folder`` if given; ``offset`` and
+        ``limit`` (None: all) take one page of each, and ``total_documents`` and
+        ``total_skipped`` say how many there are in all.
+
+        Raises:
+            BadRequest: a folder that is not text, or an offset or limit that is not a whole number in range.
+        """
         filters = Filters.clean(folder=folder)
+        offset = _offset("offset", offset, 0, MAX_OFFSET)
+        limit = None if limit in (None, "") else _offset("limit", limit, 0, MAX_PAGE)
         tables = self.reader.tables
-        skipped = [
-            {"source": s.source, "reason": s.reason}
-            for s in tables.skipped()
-            if not filters.folder or s.source.startswith(filters.folder + "/")
-        ]
-        return {"documents": tables.catalogue(filters), "skipped": skipped}
+        skipped = tables.skipped(filters.folder, offset, limit)
+        return {
+            "documents": tables.catalogue(filters, offset, limit),
+            "skipped": [{"source": s.source, "reason": s.reason} for s in skipped],
+            "total_documents": tables.count_documents(filters),
+            "total_skipped": tables.count_skipped(filters.folder),
+            "offset": offset,
+            "limit": limit,
+        }
 
     def sources(self, most: int) -> list[str] | None:
         """Return every indexed document's source, or None when there are more than ``most``."""

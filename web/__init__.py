@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import re
 import threading
-import time
 from pathlib import Path
 
 from flask import Flask, current_app, jsonify, make_response, render_template, request
@@ -11,8 +11,10 @@ from werkzeug.exceptions import HTTPException
 
 from qa.errors import QAError
 from qa.search import Searcher
+from qa.web.body import BodyReader
 from qa.web.guard import guard
 from qa.web.openapi import MAX_BODY_BYTES
+from qa.web.status import CHECK_EVERY_S, Freshness, SharedStatus
 
 _searcher_lock = threading.Lock()
 
@@ -36,6 +38,9 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
         searcher: a ready Searcher to answer with (``qa serve`` passes the one whose model
             it loaded before forking); without one, the first request makes one from
             ``QA_INDEX`` and ``QA_MODEL``.
+
+    With ``QA_DOCS`` set, a background thread of this process starts comparing the
+    documents with the index (web/status.py); create the app before forking workers.
     """
     app = Flask(__name__)
     app.config.from_mapping(
@@ -50,12 +55,20 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
         QA_TOKEN=None,
         # Serve /metrics (to this machine only): web/metrics.py.
         QA_METRICS=False,
+        # Seconds between two background looks at whether the documents changed.
+        QA_STALE_CHECK_EVERY=CHECK_EVERY_S,
     )
     if test_config:
         app.config.from_mapping(test_config)
     app.json.sort_keys = False
     if searcher is not None:
         app.extensions["qa.searcher"] = searcher
+    status = app.extensions["qa.status"] = SharedStatus()
+    if app.config["QA_DOCS"]:
+        index_dir = searcher.index_dir if searcher is not None else Path(app.config["QA_INDEX"])
+        app.extensions["qa.freshness"] = Freshness(
+            Path(app.config["QA_DOCS"]), index_dir, status, app.config["QA_STALE_CHECK_EVERY"]
+        ).start()
 
     from qa.web import api, metrics, pages
 
@@ -63,6 +76,8 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
     metrics.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    # Outermost: a body arrives whole and in time before any of the app runs (web/body.py).
+    app.wsgi_app = BodyReader(app.wsgi_app, MAX_BODY_BYTES)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QAError, _qa_error)
     app.after_request(_security_headers)
@@ -82,25 +97,14 @@ def get_searcher() -> Searcher:
     return searcher
 
 
-#: Seconds a staleness check is reused: it hashes every document, too much for each request.
-STALE_CHECK_EVERY_S = 10.0
+def status() -> dict:
+    """Return what the background checks found: ``stale`` (why the index is out of date, or None) and ``watch``."""
+    return current_app.extensions["qa.status"].read()
 
 
 def stale_reason() -> str | None:
-    """Return why the served index no longer matches the documents folder, or None (checked every few seconds)."""
-    docs = current_app.config["QA_DOCS"]
-    if not docs or not Path(docs).is_dir():
-        return None
-    reader = get_searcher().reader
-    cached = current_app.extensions.get("qa.stale")
-    now = time.monotonic()
-    if cached is None or cached[1] != reader.folder or now - cached[0] > STALE_CHECK_EVERY_S:
-        from qa.build import stale_reason as reason_for
-
-        # Against the build's own chunking: a server only asks whether the documents changed.
-        cached = (now, reader.folder, reason_for(reader, Path(docs), reader.chunking))
-        current_app.extensions["qa.stale"] = cached
-    return cached[2]
+    """Return why the served index no longer matches the documents folder, or None; never waits for the check."""
+    return status().get("stale")
 
 
 def wants_json() -> bool:
@@ -120,12 +124,29 @@ def _http_error(exc: HTTPException):
 
 
 def _qa_error(exc: QAError):
+    message = public_message(str(exc))
     if wants_json():
-        return jsonify(error=str(exc)), exc.status
-    return render_template("error.html", status=exc.status, message=str(exc)), exc.status
+        return jsonify(error=message), exc.status
+    return render_template("error.html", status=exc.status, message=message), exc.status
+
+
+# An absolute path of two parts or more: /srv/qa/index/builds/X/vectors.faiss.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~])/(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]+)")
+
+
+def public_message(message: str) -> str:
+    """Return an error message for clients: each absolute path cut to the file's name.
+
+    Where the server keeps its index and documents is the operator's business
+    (the log has the whole message); the name of the file at fault still helps.
+    """
+    return _ABSOLUTE_PATH.sub(r"\1", message)
 
 
 def _security_headers(response):
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
+    if request.endpoint != "static":
+        # Answers quote the documents (and may sit behind a token): no cache, shared or not, keeps them.
+        response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -9,7 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from qa.errors import BadRequest, QAError
 from qa.search import DEFAULT_K
-from qa.web import get_searcher, stale_reason
+from qa.web import get_searcher, public_message, status
 from qa.web.openapi import MAX_BODY_BYTES, openapi_document
 
 bp = Blueprint("api", __name__)
@@ -95,32 +95,46 @@ def document():
     return jsonify(get_searcher().document(params["source"], params.get("start"), params.get("end")))
 
 
+#: Documents (and skipped files) on one page of /api/documents unless ?limit= says otherwise.
+PAGE = 100
+
+
 @bp.get("/api/documents")
 def documents():
-    """List every indexed document and every skipped file with its reason (``?folder=`` narrows it)."""
-    unknown = sorted(set(request.args) - {"folder"})
+    """List indexed documents and skipped files with their reasons, a page at a time (``?offset=&limit=``;
+    ``?folder=`` narrows it)."""
+    unknown = sorted(set(request.args) - {"folder", "offset", "limit"})
     if unknown:
         raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
-    return jsonify(get_searcher().documents(request.args.get("folder")))
+    args = request.args
+    return jsonify(get_searcher().documents(args.get("folder"), args.get("offset"), args.get("limit", PAGE)))
 
 
 @bp.get("/healthz")
 def healthz():
-    """Say whether an index is loaded, and which."""
+    """Say whether an index is loaded, and which; whether it is stale, and how the watch goes.
+
+    Answers from what is in memory: staleness and the watch are found by background
+    threads (web/status.py), never inside this request.
+    """
     try:
         manifest = get_searcher().reader.manifest
-        stale = stale_reason()
     except QAError as exc:
-        return jsonify(status="unavailable", error=str(exc)), 503
-    return jsonify(
-        status="ok",
-        passages=manifest.passage_count,
-        documents=manifest.document_count,
-        model=manifest.model,
-        built_at=manifest.built_at,
-        stale=stale is not None,
-        stale_reason=stale,
-    )
+        return jsonify(status="unavailable", error=public_message(str(exc))), 503
+    found = status()
+    watch = found.get("watch")
+    body = {
+        "status": "degraded" if watch and watch["state"] == "failed" else "ok",
+        "passages": manifest.passage_count,
+        "documents": manifest.document_count,
+        "model": manifest.model,
+        "built_at": manifest.built_at,
+        "stale": found.get("stale") is not None,
+        "stale_reason": public_message(found["stale"]) if found.get("stale") else None,
+    }
+    if watch is not None:
+        body["watch"] = {name: public_message(value) if isinstance(value, str) else value for name, value in watch.items()}
+    return jsonify(body)
 
 
 @bp.get("/api/openapi.json")

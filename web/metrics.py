@@ -19,6 +19,9 @@ from werkzeug.exceptions import NotFound
 
 #: Latency buckets in seconds: a search takes milliseconds, a first request loads the index.
 BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+#: Methods counted by name; any other is counted as "other". A label value per method a
+#: client invents made one series each: 20,000 random methods, 1.7 MB per scrape.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT"})
 
 
 class Metrics:
@@ -82,7 +85,8 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def count(response):
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        metrics.requests.labels(route, request.method, str(response.status_code)).inc()
+        method = request.method if request.method in METHODS else "other"
+        metrics.requests.labels(route, method, str(response.status_code)).inc()
         if "qa_began" in g:
             metrics.latency.labels(route).observe(time.perf_counter() - g.qa_began)
         return response

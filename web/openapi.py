@@ -237,13 +237,24 @@ def openapi_document() -> dict:
                     "type": "object",
                     "required": ["status", "passages", "documents", "model", "built_at", "stale"],
                     "properties": {
-                        "status": {"const": "ok"},
+                        "status": {"enum": ["ok", "degraded"],
+                                   "description": "degraded: the server answers, but its watch of the documents failed."},
                         "passages": {"type": "integer", "minimum": 0},
                         "documents": {"type": "integer", "minimum": 0},
                         "model": {"type": "string"},
                         "built_at": {"type": "string"},
                         "stale": {"type": "boolean", "description": "The documents changed since this build."},
                         "stale_reason": NULLABLE_STRING,
+                        "watch": {
+                            "type": "object",
+                            "description": "qa serve --watch only: how the watch of the documents folder goes.",
+                            "required": ["state", "error", "last_build_error"],
+                            "properties": {
+                                "state": {"enum": ["watching", "polling", "failed"]},
+                                "error": NULLABLE_STRING,
+                                "last_build_error": NULLABLE_STRING,
+                            },
+                        },
                     },
                 },
                 "Document": {

@@ -7,7 +7,7 @@ from flask import Blueprint, render_template, request
 from qa.errors import QAError
 from qa.formats import page_of
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
-from qa.web import get_searcher, stale_reason
+from qa.web import get_searcher, public_message, stale_reason
 
 bp = Blueprint("pages", __name__)
 
@@ -68,7 +68,7 @@ def index():
     try:
         answer = get_searcher().search(question, k, **filters).as_dict()
     except QAError as exc:
-        return render_template("index.html", error=str(exc), **context), exc.status
+        return render_template("index.html", error=public_message(str(exc)), **context), exc.status
     for result in answer["results"]:
         result["segments"] = segments(result["text"], result["highlights"])
         result["safe_url"] = result["url"] if (result["url"] or "").startswith(("https://", "http://")) else None
@@ -97,9 +97,19 @@ def document():
     )
 
 
+#: Documents (and skipped files) per page of /documents.
+PAGE = 100
+
+
 @bp.get("/documents")
 def documents():
-    """List what is indexed, and what was skipped and why."""
+    """List what is indexed, and what was skipped and why, a page at a time."""
     folder = request.args.get("folder", "").strip()
-    catalogue = get_searcher().documents(folder)
-    return render_template("documents.html", folder=folder, **catalogue)
+    catalogue = get_searcher().documents(folder, request.args.get("offset"), PAGE)
+    offset = catalogue["offset"]
+    most = max(catalogue["total_documents"], catalogue["total_skipped"])
+    pages = {
+        "previous": max(0, offset - PAGE) if offset > 0 else None,
+        "next": offset + PAGE if offset + PAGE < most else None,
+    }
+    return render_template("documents.html", folder=folder, pages=pages, **catalogue)

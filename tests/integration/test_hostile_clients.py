@@ -108,3 +108,58 @@ def test_a_foreign_host_header_is_refused_with_json(server):
     conn.request("GET", "/api/search?q=treaty", headers={"Host": "attacker.example"})
     response = conn.getresponse()
     assert response.status == 400 and "attacker.example" in json.loads(response.read())["error"]
+
+
+#: Connections that send complete POST headers and never the body (2,100 stopped every answer).
+BODYLESS_CLIENTS = 600
+
+
+def test_posts_that_never_send_their_body_do_not_stop_answers_to_others(server):
+    from qa.web.body import BODY_DEADLINE_S
+
+    waiting = []
+    try:
+        for _ in range(BODYLESS_CLIENTS):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+            sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n")
+            waiting.append(sock)
+        time.sleep(0.5)  # every one is now inside its request, waiting for a body
+        waits = []
+        for _ in range(10):
+            began = time.monotonic()
+            status, body = testing.get(search_url(server, "INF Treaty"), timeout=10)
+            waits.append(time.monotonic() - began)
+            assert status == 200 and body["results"], body
+        assert max(waits) < ANSWER_WITHIN, f"answers took {[round(w, 2) for w in waits]} s\n{server.tail()}"
+        # Past the bound on waiting bodies a connection is refused at once; the others are let go
+        # at the deadline: none is held for as long as it stays connected.
+        answers = []
+        for sock in waiting:
+            try:
+                answers.append(sock.recv(200).split(b"\r\n", 1)[0])
+            except OSError:
+                answers.append(b"")
+        assert set(answers) <= {b"HTTP/1.1 503 Service Unavailable", b"HTTP/1.1 408 Request Timeout", b""}, answers[:3]
+        assert answers.count(b"HTTP/1.1 408 Request Timeout") >= 1
+        assert answers.count(b"HTTP/1.1 503 Service Unavailable") >= BODYLESS_CLIENTS // 2
+    finally:
+        for sock in waiting:
+            sock.close()
+    assert BODY_DEADLINE_S <= 10
+
+
+def test_a_malformed_chunked_body_is_a_400_without_a_traceback(server):
+    mark = len(server.tail(10_000))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /api/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        reply = b""
+        while not reply.endswith(b"}"):
+            piece = sock.recv(4096)
+            if not piece:
+                break
+            reply += piece
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"not valid HTTP" in reply
+    assert "Traceback" not in server.tail(10_000)[mark:]

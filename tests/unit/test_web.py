@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -411,19 +413,41 @@ def test_a_token_is_required_by_the_api_and_the_page(locked_client):
     assert page.status_code == 200 and b"<mark>" in page.data
 
 
-def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, docs, monkeypatch):
-    import qa.web as web
-
+def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, docs):
     app = create_app(searcher=Searcher(index_dir, embedder=embedder), test_config={"TESTING": True, "QA_DOCS": str(docs)})
+    freshness = app.extensions["qa.freshness"]
+    freshness.check()
     client = app.test_client()
     health = client.get("/healthz").get_json()
     assert health["stale"] is False and health["stale_reason"] is None
     assert b"out of date" not in client.get("/").data
     (docs / "new.txt").write_text("New\n\nA document added after the build.", encoding="utf-8")
-    monkeypatch.setattr(web, "STALE_CHECK_EVERY_S", 0.0)
+    freshness.check()  # what the background thread does every QA_STALE_CHECK_EVERY seconds
     health = client.get("/healthz").get_json()
-    assert health["stale"] is True and "changed since it was built" in health["stale_reason"]
+    assert health["stale"] is True and health["stale_reason"] == "the documents changed since the index was built"
+    assert str(docs) not in json.dumps(health)  # where the server keeps its files is not the client's business
     assert b"The index is out of date." in client.get("/").data
+
+
+def test_the_staleness_check_never_holds_up_a_request(index_dir, embedder, docs, monkeypatch):
+    import qa.build
+
+    checking = threading.Event()
+
+    def slow_check(*args, **kwargs):
+        checking.set()
+        time.sleep(3)  # hashing a 2 GB file took 7.7 s inside a request
+        return True
+
+    monkeypatch.setattr(qa.build, "folder_changed", slow_check)
+    app = create_app(searcher=Searcher(index_dir, embedder=embedder),
+                     test_config={"TESTING": True, "QA_DOCS": str(docs), "QA_STALE_CHECK_EVERY": 0.01})
+    assert checking.wait(5)
+    client = app.test_client()
+    began = time.monotonic()
+    assert client.get("/healthz").status_code == 200 and client.get("/api/search?q=treaty").status_code == 200
+    assert client.get("/?q=treaty").status_code == 200
+    assert time.monotonic() - began < 1.0
 
 
 def test_several_sources_and_a_folder_filter_the_answers(client, docs):
@@ -467,7 +491,65 @@ def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir
     assert data["skipped"] == [{"source": "empty.txt", "reason": "empty file"}]
     html = client.get("/documents").get_data(as_text=True)
     assert "empty.txt" in html and "empty file" in html and "5 documents indexed, 1 file skipped" in html
-    assert client.get("/api/documents?folder=nowhere").get_json() == {"documents": [], "skipped": []}
+    assert client.get("/api/documents?folder=nowhere").get_json() == {
+        "documents": [], "skipped": [], "total_documents": 0, "total_skipped": 0, "offset": 0, "limit": 100,
+    }
+
+
+def test_the_documents_are_listed_a_page_at_a_time(tmp_path, embedder):
+    from qa.build import build
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(250):
+        (docs / f"n{i:03d}.txt").write_text(f"Note {i}\n\nItem {i}.", encoding="utf-8")
+    for i in range(120):
+        (docs / f"e{i:03d}.txt").write_bytes(b"")
+    build(docs, tmp_path / "index", embedder)
+    client = create_app({"TESTING": True}, searcher=Searcher(tmp_path / "index", embedder=embedder)).test_client()
+    first = client.get("/api/documents").get_json()
+    assert len(first["documents"]) == 100 and first["total_documents"] == 250 and first["total_skipped"] == 120
+    assert first["documents"][0]["source"] == "n000.txt" and len(first["skipped"]) == 100
+    last = client.get("/api/documents?offset=200&limit=100").get_json()
+    assert [d["source"] for d in last["documents"]] == [f"n{i:03d}.txt" for i in range(200, 250)]
+    assert last["skipped"] == []
+    assert client.get("/api/documents?limit=1001").status_code == 400
+    assert client.get("/api/documents?offset=-1").status_code == 400
+    html = client.get("/documents").get_data(as_text=True)
+    assert "250 documents indexed, 120 files skipped" in html and html.count('<td class="count">') == 100
+    assert 'rel="next" href="/documents?offset=100"' in html and 'rel="prev"' not in html
+    html = client.get("/documents?offset=200").get_data(as_text=True)
+    assert html.count('<td class="count">') == 50 and 'rel="prev" href="/documents?offset=100"' in html
+
+
+@pytest.mark.parametrize("value", ["²", "①", "٣", "1e3", "-1"])
+def test_offsets_that_are_not_ascii_whole_numbers_are_refused(client, value):
+    for path in ("/api/document", "/document"):
+        response = client.get(path, query_string={"source": "004_027c9bdda43207c8.txt", "start": value})
+        assert response.status_code == 400, (path, value)
+        response = client.get(path, query_string={"source": "004_027c9bdda43207c8.txt", "end": value})
+        assert response.status_code == 400, (path, value)
+
+
+def test_answers_are_not_cached_and_errors_do_not_show_server_paths(client, tmp_path):
+    answer = client.get("/api/search?q=treaty")
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert client.get("/?q=treaty").headers["Cache-Control"] == "no-store"
+    assert "no-store" not in client.get("/static/style.css").headers.get("Cache-Control", "")
+    empty = create_app({"TESTING": True, "QA_INDEX": str(tmp_path / "secret" / "place")}).test_client()
+    for path in ("/api/search?q=x", "/healthz", "/?q=x"):
+        response = empty.get(path)
+        assert response.status_code == 503 and b"secret" not in response.data, path
+
+
+def test_unknown_http_methods_are_one_metrics_label(index_dir, embedder):
+    app = create_app({"TESTING": True, "QA_METRICS": True}, searcher=Searcher(index_dir, embedder=embedder))
+    client = app.test_client()
+    for n in range(50):
+        client.open("/api/search", method=f"M{n}X")
+    scrape = client.get("/metrics").get_data(as_text=True)
+    methods = {line.split('method="')[1].split('"')[0] for line in scrape.splitlines() if 'method="' in line}
+    assert methods <= {"GET", "other"} and "other" in methods
 
 
 def test_metrics_are_off_by_default_and_for_this_machine_only(index_dir, embedder, client):
