@@ -165,7 +165,7 @@ def index_command(
 
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
     if ray_address:
-        from qa.embed_ray import RayEmbedder
+        from qa.embed import RayEmbedder
 
         # The workers run the encoder the index was built with (int8 for a new one), as a local build would.
         model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder))
@@ -174,7 +174,7 @@ def index_command(
     if watch:
         _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
                       shards=shards))
-        from qa.watch import FAILED
+        from qa.ingest import FAILED
 
         watcher = start_watching(docs_dir, index_dir, model, settings)
         try:
@@ -268,7 +268,7 @@ def publish_command(source: Path, build: str | None, index_dir: Path) -> None:
 
     How replicas follow a builder: a qa serve on INDEX switches to the build by itself.
     """
-    from qa.index.replica import publish_copy
+    from qa.index import publish_copy
 
     folder, changed = publish_copy(source, index_dir, build)
     if changed:
@@ -428,7 +428,7 @@ def eval_command(
     from qa.search import Searcher
 
     modes = list(modes) or list(MODES)
-    queries = load_query_encoder(model, index_dir / index.MODELS, choice=query_encoder)
+    queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
         beir_index = beir_index or index_dir / "beir" / questions.resolve().name
@@ -451,7 +451,7 @@ def _shard_connector(ray_address: str | None):
     """Return how to reach a sharded index's shards: Ray Serve deployments, or (None) this process."""
     if not ray_address:
         return None
-    from qa.index.ray_shards import RayShards
+    from qa.index import RayShards
 
     return RayShards(ray_address)
 
@@ -527,7 +527,7 @@ def start_watching(docs_dir: Path, index_dir: Path, model, settings: ChunkSettin
     from qa.embed import LazyEmbedder
     from qa.index import MODELS
     from qa.ingest import DigestCache
-    from qa.watch import Watcher
+    from qa.ingest import Watcher
 
     # A ready embedder (a RayEmbedder) is used as it is; a model name loads once, on the first build.
     embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model, index_dir / MODELS)

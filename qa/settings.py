@@ -28,7 +28,7 @@ CHUNKING_VERSION = 4
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    """How documents are cut into passages; see qa/chunk.py for why these sizes."""
+    """How documents are cut into passages; see qa/build/chunk.py for why these sizes."""
 
     #: Words per passage: ~170 word pieces, inside MiniLM's 256 (bench/tune_chunking.py).
     max_words: int = 120
@@ -86,7 +86,7 @@ class SearchSettings:
     alpha: float = 0.5
     #: Weight of the best sentence's cosine against the fused score in rerank mode when not adaptive.
     sentence_weight: float = 0.5
-    #: Rerank adapts the fusion weight to each question (qa/fusion.py adaptive_alpha): from
+    #: Rerank adapts the fusion weight to each question (qa/search/fusion.py adaptive_alpha): from
     #: ``adaptive_alpha``, moved by the three weights below, with the sentence weight following
     #: it from ``adaptive_sentence_weight``. Tuned in README "Retrieval quality".
     adaptive: bool = True
@@ -96,7 +96,7 @@ class SearchSettings:
     dense_margin: float = 1.0
     lexical_top: float = 0.4
     #: Rerank adds this times the share of the question's neighbouring words a passage holds
-    #: within ``proximity_window`` tokens of each other, in order (qa/fusion.py proximity).
+    #: within ``proximity_window`` tokens of each other, in order (qa/search/fusion.py proximity).
     proximity_weight: float = 0.4
     proximity_window: int = 2
     #: Best-sentence cosine under which no passage is taken to answer the question.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from qa import __version__
-from qa.filters import MAX_SOURCES
-from qa.formats import SUFFIXES
+from qa.records import MAX_SOURCES
+from qa.ingest import SUFFIXES
 
 FORMATS = tuple(dict.fromkeys(SUFFIXES.values()))
-from qa.search import DEFAULT_K, DEFAULT_MODE, MAX_K, MAX_QUESTION_CHARS, MODES
+from qa.search import DEFAULT_K, MAX_K, MAX_QUESTION_CHARS
+from qa.settings import DEFAULT_MODE, MODES
 
 #: Largest request body accepted (a question is at most 1,000 characters).
 MAX_BODY_BYTES = 16 * 1024
@@ -34,7 +35,7 @@ def _result_schema() -> dict:
             "date": {"type": ["string", "null"], "format": "date"},
             "url": NULLABLE_STRING,
             "author": NULLABLE_STRING,
-            "format": {"enum": list(FORMATS), "description": "How the document was read (qa/formats)."},
+            "format": {"enum": list(FORMATS), "description": "How the document was read (qa/ingest/formats)."},
             "page": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page the passage starts on."},
             "page_end": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page it ends on."},
             "start": {"type": "integer", "minimum": 0},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 
 from qa.errors import QAError
-from qa.formats import page_of
+from qa.ingest import page_of
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
 from qa.web import get_searcher, public_message, stale_reason
 

@@ -1,16 +1,41 @@
-"""The built index: a folder of builds (layout), passage vectors (vectors), the passage table (tables).
+"""The built index: a folder of builds, each passage vectors, sentence vectors and a passage table.
 
-``open_index`` loads the build in service as an ``IndexReader``; ``write_build``
-writes and publishes a new one. See layout.py for the files on disk.
+- ``layout``: the folder on disk, the manifest, the build lock, publishing a build;
+- ``vectors``: passage vectors behind one small interface (FAISS);
+- ``tables``: the passage table in SQLite (every SQL statement of qa);
+- ``terms``: lexical matching's words, constants and idf;
+- ``protocol``: ``IndexView``, the read surface both readers offer;
+- ``reader``: one build, loaded (``IndexReader``) or written (``write_build``);
+- ``sharded``: a collection in shards, read as one index, on Ray Serve or not;
+- ``serving``: the build in service, opened; ``replica``: a build copied in.
+
+Other stages import this face only.
 """
 
 from __future__ import annotations
 
-from qa.index.layout import MODELS, Manifest, build_lock, current_build
-from qa.index.reader import IndexReader, open_index, write_build
-from qa.index.sharded import Connector, ShardedReader
+from qa.index.layout import MODELS, Manifest, build_lock, current_build, unreadable
+from qa.index.protocol import IndexView, TableReads
+from qa.index.reader import IndexReader, write_build
+from qa.index.replica import publish_copy
+from qa.index.serving import in_service, open_index
+from qa.index.sharded import (
+    MAX_SHARDS, Connector, ShardedReader, ShardPlan, is_sharded, shard_folder, shard_of, write_collection,
+)
+from qa.index.tables import MAX_LAYER_CHARS, fts_tokens, term_positions
+from qa.index.terms import content_words, idf, match_expression
 
 __all__ = [
-    "MODELS", "Connector", "IndexReader", "Manifest", "ShardedReader", "build_lock", "current_build", "open_index",
-    "write_build",
+    "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
+    "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
+    "in_service", "is_sharded", "match_expression", "open_index", "publish_copy", "shard_folder", "shard_of",
+    "term_positions", "unreadable", "write_build", "write_collection",
 ]
+
+
+def __getattr__(name: str):
+    if name == "RayShards":  # Ray is an optional extra: imported when asked for
+        from qa.index.sharded.ray_serve import RayShards
+
+        return RayShards
+    raise AttributeError(f"module 'qa.index' has no attribute {name!r}")

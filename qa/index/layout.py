@@ -70,6 +70,9 @@ _MANIFEST_REQUIRED = ("model", "dimension", "passage_count", "document_count", "
 class Manifest:
     """What a build contains and how it was made; written as ``manifest.json``."""
 
+    #: Its file in a build folder.
+    FILE = MANIFEST
+
     model: str
     dimension: int
     passage_count: int

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa.embed import vector_space
 from qa.errors import IndexUnavailable
-from qa.filters import Filters
 from qa.index import layout, tables
 from qa.index.layout import Manifest
+from qa.index.terms import idf
 from qa.index.vectors import FaissVectors, Vectors
-from qa.passage import Passage
+from qa.records import Filters, Passage
 from qa.settings import ChunkSettings
 
 #: The vector backend builds are written with.
@@ -22,7 +21,14 @@ BACKEND: type[Vectors] = FaissVectors
 
 
 class IndexReader:
-    """A loaded build; every check that it is whole happens here, with a message naming the file."""
+    """A loaded build; every check that it is whole happens here, with a message naming the file.
+
+    Offers ``IndexView`` (qa/index/protocol.py), and, for the next build to reuse,
+    its vectors (``reconstruct``, ``sentence_vectors``) and the whole passage table.
+    """
+
+    #: One build is one shard.
+    shard_count = 1
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -84,7 +90,7 @@ class IndexReader:
     def term_idf(self, terms: Sequence[str]) -> list[float]:
         """Return bm25()'s idf of each of ``terms`` (index terms) over this build's passages."""
         total = max(self.manifest.passage_count, 1)
-        return [tables.idf(total, hits) for hits in self.tables.term_passages(*terms)]
+        return [idf(total, hits) for hits in self.tables.term_passages(*terms)]
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored passage vectors of ``rows``."""
@@ -123,37 +129,6 @@ class IndexReader:
 def _expect(holds: bool, mismatch: str) -> None:
     if not holds:
         raise IndexUnavailable(f"{mismatch}; run `qa index --rebuild`")
-
-
-def open_index(
-    index_dir: Path, model: str | None = None, connect: Callable | None = None, strict: bool = False
-) -> IndexReader:
-    """Load the current build of ``index_dir``; refuse one whose vectors another model made.
-
-    ``model`` is the name of the model that will encode the questions; an int8
-    export of the index's model shares its vector space and is accepted. A
-    sharded collection is opened as a ``ShardedReader`` (qa/index/sharded.py),
-    its shards reached through ``connect`` (default: in this process); ``strict``
-    makes a shard that does not answer fail the search.
-    """
-    folder = layout.current_build(index_dir)
-    if folder is None:
-        raise IndexUnavailable(f"no index in {index_dir}: run `qa index` first")
-    if not folder.is_dir():
-        raise IndexUnavailable(f"index build folder missing: {folder}; run `qa index --rebuild`")
-    from qa.index import sharded  # it builds on this module
-
-    if sharded.is_sharded(folder):
-        reader = sharded.ShardedReader(folder, connect, strict=strict)
-    else:
-        reader = IndexReader(folder)
-    if model is not None and vector_space(reader.manifest.model) != vector_space(model):
-        reader.close()
-        raise IndexUnavailable(
-            f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
-            f"not {model!r}: run `qa index --rebuild` or choose that model"
-        )
-    return reader
 
 
 def write_build(

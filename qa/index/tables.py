@@ -2,19 +2,14 @@
 
 Every SQL statement of qa lives in this module. Callers pass typed values
 (``Filters``, rows, sources) and get records back; none of them builds SQL.
-
-Lexical retrieval is BM25 with SQLite FTS5: its ``bm25()`` is Okapi BM25
-(Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and
-Beyond", 2009) with k1 = 1.2 and b = 0.75, negated (smaller is better). Words
-are Porter-stemmed and folded to ASCII, so "treaties" finds "treaty" and
-"Zaporizhzhia" its accented spellings.
+Lexical matching's constants, the question's words and the idf formula are in
+qa/index/terms.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 import queue
 import sqlite3
 import threading
@@ -23,13 +18,9 @@ from typing import Iterator, Sequence
 
 from qa.errors import IndexUnavailable
 from qa.index.layout import unreadable
-from qa.filters import Filters
-from qa.ingest import Document, Skipped
-from qa.lexical import match_expression
-from qa.passage import METADATA, Passage
+from qa.index.terms import BM25_B, BM25_K1, BM25_WEIGHTS, TOKENIZER, match_expression
+from qa.records import METADATA, Document, Filters, Passage, Skipped
 
-#: The tokenizer of the lexical index; ``fts_tokens`` cuts questions with the same one.
-TOKENIZER = "porter unicode61 remove_diacritics 2"
 _SCHEMA = f"""
 CREATE TABLE documents (
     source TEXT PRIMARY KEY,
@@ -86,10 +77,6 @@ CREATE TABLE lengths (
 );
 """
 
-#: Column weights for bm25(): a title word counts for half a body word.
-BM25_WEIGHTS = (1.0, 0.5)
-#: bm25()'s constants in SQLite 3.40 (fts5_aux.c), which ``scored_lexical`` repeats.
-BM25_K1, BM25_B = 1.2, 0.75
 _PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.page_end, d.format, " + ", ".join(
     f"d.{m}" for m in METADATA
 )
@@ -444,10 +431,6 @@ class Tables:
                 absent.append(term)
         return absent
 
-    def recent_titles(self, n: int) -> list[str]:
-        """Return up to ``n`` distinct document titles, newest dated first."""
-        return [title for title, _ in self.recent_dated(n)]
-
     def recent_dated(self, n: int) -> list[tuple[str, str | None]]:
         """Return up to ``n`` distinct (title, newest date), newest dated first, then undated by title."""
         sql = (
@@ -517,12 +500,6 @@ def term_positions(words: Sequence[str], texts: Sequence[str]) -> tuple[list[str
                 for doc, offset in db.execute("SELECT doc, offset FROM temp.text_terms WHERE term = ?", (term,)):
                     found[doc].setdefault(term, []).append(offset)
     return terms, found
-
-
-def idf(total: int, hits: int) -> float:
-    """bm25()'s idf (fts5_aux.c): log((N - n + 0.5) / (n + 0.5)), floored at 1e-6."""
-    value = math.log((total - hits + 0.5) / (hits + 0.5))
-    return value if value > 0 else 1e-6
 
 
 def write_term_statistics(path: Path, tables: Sequence[Path]) -> None:

@@ -6,7 +6,7 @@ is for its backends): build from a matrix, search, reconstruct, save, load.
 passages, an HNSW graph above that (bench/bench_index.py).
 
 Inner product of L2-normalised float32 vectors is their cosine similarity: every
-vector stored here and every query is unit length (qa/embed.py), so the scores
+vector stored here and every query is unit length (qa/embed/), so the scores
 are cosines.
 """
 
@@ -19,7 +19,6 @@ from typing import Sequence
 import faiss
 import numpy as np
 
-from qa.errors import IndexUnavailable
 
 #: Above this many passages an HNSW graph replaces exact search (see bench/bench_index.py).
 EXACT_MAX = 200_000

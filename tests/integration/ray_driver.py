@@ -28,10 +28,10 @@ import numpy as np
 from qa import index
 from qa.build import build
 from qa.embed import DEFAULT_MODEL, INT8, load_embedder
-from qa.embed_ray import RayEmbedder
+from qa.embed import RayEmbedder
 from qa.errors import IndexUnavailable
 from qa.index import layout
-from qa.index.sharded import shard_of
+from qa.index import shard_of
 from qa.search import Searcher
 from qa.testing import free_port
 
@@ -160,7 +160,7 @@ def same_answers(a: list, b: list) -> bool:
 
 
 def sharded_checks(address: str, docs: Path, work: Path, local) -> None:
-    from qa.index.ray_shards import RayShards
+    from qa.index import RayShards
 
     questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines() if line.strip()]
     build(docs, work / "sharded", local, shards=2)

@@ -13,7 +13,7 @@ import pytest
 
 from qa.build import build
 from qa.evaluate import load_judged
-from qa.formats import page_of
+from qa.ingest import page_of
 from qa.search import Searcher
 
 pytestmark = pytest.mark.slow

@@ -1,0 +1,76 @@
+"""What every benchmark shares: where things are, and small helpers for timing, memory and tables."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa.testing import percentile
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Downloaded packages, generated query sets, indexes: one cache for every benchmark (git-ignored).
+CACHE = ROOT / "bench" / ".cache"
+#: JSON figures each benchmark writes (git-ignored).
+RESULTS = ROOT / "bench" / "results"
+SEEDS = ROOT / "seeds"
+#: The judged development questions over the seeds, beside this repository.
+DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
+#: Real entity queries with graded judgments (BEIR format), beside this repository.
+DBPEDIA = ROOT.parent / "shared" / "eval" / "dbpedia-entity-5k"
+
+T0 = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Print a progress line on stderr with the seconds since the benchmark started."""
+    print(f"[{time.monotonic() - T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> list[float]:
+    """The machine's 1, 5 and 15 minute load: figures from a loaded machine are not comparable."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def file_mib(path: Path) -> float:
+    return round(path.stat().st_size / 2**20, 2) if path.exists() else 0.0
+
+
+def table(title: str, header: list[str], rows: list[list]) -> str:
+    cells = [[("" if c is None else (f"{c:.2f}" if isinstance(c, float) else str(c))) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+    lines = [f"\n## {title}", "| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |"]
+    lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    lines += ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in cells]
+    return "\n".join(lines)
+
+
+
+def stats(values) -> dict:
+    """Count, nearest-rank p50/p95/p99, max and mean of ``values``, to two decimals (None when empty)."""
+    if not len(values):
+        return {"n": 0, **dict.fromkeys(("p50", "p95", "p99", "max", "mean"))}
+    return {
+        "n": len(values),
+        **{f"p{q}": round(percentile(values, q), 2) for q in (50, 95, 99)},
+        "max": round(float(max(values)), 2),
+        "mean": round(float(np.mean(values)), 2),
+    }
+
+
+
+def own_rss_mib() -> dict:
+    """This process: current VmRSS and peak (getrusage ru_maxrss, KiB on Linux)."""
+    current = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                current = int(line.split()[1]) / 1024
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"current_mib": round(current, 1) if current else None, "peak_mib": round(peak, 1)}
+

@@ -1,0 +1,1 @@
+"""datasets benchmarks (see bench/__init__.py)."""

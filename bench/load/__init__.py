@@ -1,0 +1,1 @@
+"""load benchmarks (see bench/__init__.py)."""

@@ -1,0 +1,1 @@
+"""quality benchmarks (see bench/__init__.py)."""

@@ -1,0 +1,1 @@
+"""speed benchmarks (see bench/__init__.py)."""

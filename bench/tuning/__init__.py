@@ -1,0 +1,1 @@
+"""tuning benchmarks (see bench/__init__.py)."""

@@ -1,0 +1,23 @@
+"""Build: documents become a published index: cut into passages (``chunk``), embedded, written in one piece or in shards.
+
+- ``chunk``: text into sentence-aligned passage windows (pure functions on offsets);
+- ``assemble``: one build, vectors reused for unchanged documents;
+- ``sharded``: a build in shards; ``pipeline``: ``build`` and ``build_documents``;
+- ``encoder``: which encoder embeds passages; ``freshness``: whether the index is stale;
+- ``report``: what a build did.
+
+Other stages import this face only.
+"""
+
+from __future__ import annotations
+
+from qa.build.assemble import split
+from qa.build.encoder import passage_encoder
+from qa.build.freshness import ensure_index, folder_changed, stale_reason
+from qa.build.pipeline import build, build_documents
+from qa.build.report import BuildReport
+
+__all__ = [
+    "BuildReport", "build", "build_documents", "ensure_index", "folder_changed", "passage_encoder", "split",
+    "stale_reason",
+]

@@ -1,0 +1,206 @@
+"""One build assembled: documents cut into passages and sentences, vectors reused or embedded, the build written.
+
+Passages of a document whose bytes are unchanged since the previous build keep
+their vectors; only added or changed documents are cut and embedded. The caller
+(qa/build/pipeline.py) holds the index's lock.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from qa import index
+from qa.build import chunk
+from qa.build.report import BuildReport
+from qa.embed import Embedder
+from qa.index import IndexReader
+from qa.ingest import page_of
+from qa.records import Document, Passage, Skipped, passage_id
+from qa.settings import ChunkSettings
+
+#: A sentence as the index stores it: (source, start, end).
+Sentence = tuple[str, int, int]
+
+
+def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
+    """Cut one document into passages that quote it exactly, and the sentences they are made of."""
+    sentences = chunk.units(document.text, document.body_start, None, settings)
+    passages = [
+        Passage(
+            id=passage_id(document.source, start, end),
+            text=document.text[start:end],
+            source=document.source,
+            start=start,
+            end=end,
+            format=document.format,
+            page=page_of(document.pages, start),
+            page_end=page_of(document.pages, end - 1),
+            **document.metadata(),
+        )
+        for start, end in chunk.windows(document.text, sentences, settings)
+    ]
+    return passages, [(document.source, start, end) for start, end in sentences]
+
+
+
+def build_one(
+    began: float,
+    documents: list[Document],
+    skipped: list[Skipped],
+    digest: str,
+    index_dir: Path,
+    embedder: Embedder,
+    settings: ChunkSettings,
+    previous: IndexReader | None,
+    progress: bool,
+) -> BuildReport:
+    """Assemble, embed and publish a build of ``documents`` unless ``previous`` already is one.
+
+    The caller holds the lock.
+    """
+    report = BuildReport(documents=len(documents), skipped=skipped)
+    report.notes = [(d.source, note) for d in documents for note in d.notes]
+    if previous is not None and previous.manifest.fingerprint == digest:
+        report.up_to_date = True
+        report.passages = report.reused = previous.manifest.passage_count
+        report.folder = previous.folder
+        return report
+    known = previous.tables.digests() if previous is not None else {}
+    changed = [d for d in documents if known.get(d.source) != d.sha256]
+    # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
+    dimension = embedder.dimension if changed or previous is None else previous.manifest.dimension
+    build = _Assembly(dimension)
+    for document in documents:
+        if known.get(document.source) == document.sha256:
+            report.reused += build.reuse(document, previous)
+        else:
+            build.add(document, settings)
+    passage_matrix, sentence_matrix = build.matrices()
+    texts = {d.source: d.text for d in documents}
+    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress)
+    report.encoded = len(build.new_passages)
+    report.passages = len(build.passages)
+    manifest = index.Manifest(
+        model=embedder.name,
+        dimension=dimension,
+        passage_count=len(build.passages),
+        document_count=len(documents),
+        fingerprint=digest,
+        chunking=settings.as_manifest(),
+        built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(time.perf_counter() - began, 3),
+    )
+    report.folder = index.write_build(
+        index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,
+        report.skipped,
+    )
+    return report
+
+
+@dataclass
+class _Assembly:
+    """A build being put together: every passage and sentence, with vectors reused or to embed."""
+
+    dimension: int
+    passages: list[Passage] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    passage_vectors: list[np.ndarray] = field(default_factory=list)
+    sentence_vectors: list[np.ndarray] = field(default_factory=list)
+    new_passages: list[int] = field(default_factory=list)
+    new_sentences: list[int] = field(default_factory=list)
+
+    def reuse(self, document: Document, previous: IndexReader) -> int:
+        """Take an unchanged document's passages, sentences and vectors from the previous build."""
+        kept = previous.tables.passages_of(document.source)
+        old_sentences = previous.tables.sentences_of(document.source)
+        self.passages.extend(replace(p, **document.metadata()) for _, p in kept)
+        self.sentences.extend((document.source, start, end) for _, start, end in old_sentences)
+        self.passage_vectors.append(previous.reconstruct([row for row, _ in kept]))
+        self.sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
+        return len(kept)
+
+    def add(self, document: Document, settings: ChunkSettings) -> None:
+        """Chunk a new or changed document; its vectors are filled in by ``_embed``."""
+        passages, sentences = split(document, settings)
+        self.new_passages.extend(range(len(self.passages), len(self.passages) + len(passages)))
+        self.new_sentences.extend(range(len(self.sentences), len(self.sentences) + len(sentences)))
+        self.passages.extend(passages)
+        self.sentences.extend(sentences)
+        self.passage_vectors.append(np.zeros((len(passages), self.dimension), np.float32))
+        self.sentence_vectors.append(np.zeros((len(sentences), self.dimension), np.float32))
+
+    def matrices(self) -> tuple[np.ndarray, np.ndarray]:
+        return _stack(self.passage_vectors, self.dimension), _stack(self.sentence_vectors, self.dimension)
+
+
+def _embed(
+    embedder: Embedder,
+    texts: dict[str, str],
+    build: _Assembly,
+    passage_matrix: np.ndarray,
+    sentence_matrix: np.ndarray,
+    settings: ChunkSettings,
+    progress: bool,
+) -> None:
+    """Fill in the vectors of new passages and sentences.
+
+    With a model that exposes token embeddings, a sentence's vector is pooled
+    from the forward pass of the first passage holding it, so the sentences
+    cost no encoding of their own; any sentence left over is encoded alone.
+    """
+    passages, sentences = build.passages, build.sentences
+    new_passages, left = build.new_passages, build.new_sentences
+    if not new_passages and not left:
+        return
+    if settings.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
+        holder, spans = _holders(passages, sentences, new_passages, left)
+        vectors, pooled = embedder.encode_with_spans(
+            [passages[i].text for i in new_passages], [spans[i] for i in new_passages], progress=progress
+        )
+        passage_matrix[new_passages] = vectors
+        position = {i: n for n, i in enumerate(new_passages)}
+        unpooled = []
+        for s in left:
+            found = holder.get(s)
+            vector = pooled[position[found[0]]][found[1]] if found else None
+            if vector is None:
+                unpooled.append(s)
+            else:
+                sentence_matrix[s] = vector
+        left = unpooled
+    elif new_passages:
+        passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
+    if left:
+        sentence_matrix[left] = embedder.encode(
+            [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], progress=progress
+        )
+
+
+def _holders(
+    passages: list[Passage], sentences: list[Sentence], new_passages: list[int], new_sentences: list[int]
+) -> tuple[dict[int, tuple[int, int]], dict[int, list[tuple[int, int]]]]:
+    """Return, for each new sentence, (first new passage of its document holding it, its span's place there),
+    and each new passage's sentence spans relative to its text."""
+    by_source: dict[str, list[int]] = {}
+    for i in new_passages:
+        by_source.setdefault(passages[i].source, []).append(i)
+    holder: dict[int, tuple[int, int]] = {}
+    spans: dict[int, list[tuple[int, int]]] = {i: [] for i in new_passages}
+    for s in new_sentences:
+        source, a, b = sentences[s]
+        for i in by_source.get(source, []):
+            p = passages[i]
+            if p.start <= a and b <= p.end:
+                holder[s] = (i, len(spans[i]))
+                spans[i].append((a - p.start, b - p.start))
+                break
+    return holder, spans
+
+
+def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)

@@ -1,0 +1,163 @@
+"""Build or refresh the index of a documents folder, re-embedding only what changed: one build or shards.
+
+``build`` reads a folder (qa/ingest) and ``build_documents`` takes documents read
+elsewhere (a BEIR corpus); both hold the index's lock, find what the build in
+service can give (its vectors, what it extracted), and publish a new build, in
+one piece (qa/build/assemble.py) or in shards (qa/build/sharded.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import Iterator
+
+from qa import index
+from qa.build.assemble import build_one
+from qa.build.encoder import passage_encoder
+from qa.build.report import BuildReport
+from qa.build.sharded import build_sharded
+from qa.embed import Embedder, LazyEmbedder
+from qa.errors import IndexUnavailable, NoDocuments
+from qa.index import IndexReader, IndexView
+from qa.ingest import DigestCache, fingerprint, scan
+from qa.records import Document, Skipped
+from qa.settings import ChunkSettings
+
+
+def build(
+    docs_dir: Path,
+    index_dir: Path,
+    embedder: Embedder | str | None = None,
+    settings: ChunkSettings = ChunkSettings(),
+    rebuild: bool = False,
+    progress: bool = False,
+    wait: bool = False,
+    shards: int | None = None,
+    cache: DigestCache | None = None,
+) -> BuildReport:
+    """Index ``docs_dir`` into ``index_dir``.
+
+    Passages of a document whose bytes are unchanged since the current build
+    keep their vectors; only added or changed documents are embedded. Nothing
+    is written when nothing changed, unless ``rebuild`` asks for a fresh build.
+    ``embedder`` is a loaded model, or a spec loaded only if something needs
+    embedding (``None``: the default model, in the encoder that built the index,
+    int8 for a new one; see ``passage_encoder``). ``shards`` splits the
+    collection into that many shards (qa/index/sharded/); ``None`` keeps the
+    index's current layout, 1 makes it one build. ``cache`` lets a caller that
+    builds again and again (the watcher) learn that nothing changed from file
+    metadata. An index folder inside ``docs_dir`` is never read as documents.
+
+    Raises:
+        NoDocuments: nothing in ``docs_dir`` could be indexed.
+        IndexBusy: another build holds the lock and ``wait`` is false.
+        IndexWriteError: the build could not be written; the one in service stays.
+    """
+    began = time.perf_counter()
+    if not docs_dir.is_dir():
+        raise NoDocuments(f"documents folder not found: {docs_dir}")
+    embedder = _embedder(embedder, index_dir)
+    with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
+        count = _shard_count(index_dir, shards)
+        previous = None if rebuild else _reusable(current, count, embedder, settings)
+        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache):
+            # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
+            report = BuildReport.unchanged(previous)
+            report.seconds = time.perf_counter() - began
+            return report
+        # A file whose bytes an earlier build read is not extracted again, whatever model made it.
+        read_before = None if rebuild or current is None or current.shard_count != count else current
+        documents, skipped, digest = scan(
+            docs_dir, reuse=read_before.tables.known if read_before else None, exclude=(index_dir,)
+        )
+        if not documents:
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
+            raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
+                          progress)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def build_documents(
+    documents: list[Document],
+    skipped: list[Skipped],
+    digest: str,
+    index_dir: Path,
+    embedder: Embedder | str | None = None,
+    settings: ChunkSettings = ChunkSettings(),
+    *,
+    shards: int | None = None,
+    rebuild: bool = False,
+    progress: bool = False,
+    wait: bool = False,
+) -> BuildReport:
+    """Index documents that were read elsewhere (a BEIR corpus, say); ``digest`` identifies their version.
+
+    The options are ``build``'s."""
+    began = time.perf_counter()
+    if not documents:
+        raise NoDocuments("no documents to index")
+    embedder = _embedder(embedder, index_dir)
+    with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
+        count = _shard_count(index_dir, shards)
+        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
+                          progress)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+def _publish(
+    began: float, documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int,
+    embedder: Embedder, settings: ChunkSettings, current: IndexView | None, rebuild: bool, progress: bool,
+) -> BuildReport:
+    """Publish ``documents`` as one build or as ``count`` shards, reusing what ``current`` can give."""
+    previous = None if rebuild else _reusable(current, count, embedder, settings)
+    if count > 1:
+        # An index in one build being split: its vectors are reused, so sharding embeds nothing.
+        whole = None if rebuild else _reusable(current, 1, embedder, settings)
+        return build_sharded(documents, skipped, digest, index_dir, count, embedder, settings, previous, whole,
+                             rebuild, progress)
+    # One build's vectors are reused row by row: only an IndexReader offers them.
+    one = previous if isinstance(previous, IndexReader) else None
+    return build_one(began, documents, skipped, digest, index_dir, embedder, settings, one, progress)
+
+
+def _embedder(embedder: Embedder | str | None, index_dir: Path) -> Embedder:
+    """A loaded embedder as it is; a spec (None: the encoder that built the index, or int8) loaded when first used."""
+    if embedder is None or isinstance(embedder, str):
+        return LazyEmbedder(embedder or passage_encoder(index_dir), index_dir / index.MODELS)
+    return embedder
+
+
+def _shard_count(index_dir: Path, shards: int | None) -> int:
+    """Return how many shards to build: ``shards``, or as many as the index in service has."""
+    if shards is not None and not 1 <= shards <= index.MAX_SHARDS:
+        raise ValueError(f"shards must be 1 to {index.MAX_SHARDS}")
+    return index.in_service(index_dir)[1] if shards is None else shards
+
+
+@contextlib.contextmanager
+def _in_service(index_dir: Path) -> Iterator[IndexView | None]:
+    """Open the build in service, if it can be opened at all, for the length of a build."""
+    try:
+        current = index.open_index(index_dir)
+    except IndexUnavailable:
+        current = None
+    try:
+        yield current
+    finally:
+        if current is not None:
+            current.close()
+
+
+def _reusable(current: IndexView | None, count: int, embedder: Embedder, settings: ChunkSettings) -> IndexView | None:
+    """Return ``current`` when its vectors serve this build: as many shards, the same model and chunking."""
+    if current is None or current.shard_count != count:
+        return None
+    if current.manifest.model != embedder.name or current.chunking != settings:
+        return None
+    return current
+

@@ -1,0 +1,32 @@
+"""What a build did, for the CLI to print and the library to return."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qa.records import Skipped
+
+
+@dataclass
+class BuildReport:
+    """What a build did, for the CLI to print."""
+
+    documents: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    passages: int = 0
+    encoded: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+    up_to_date: bool = False
+    folder: Path | None = None
+    #: (source, note) of what readers noticed in newly read files: pages without text, an encoding.
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def unchanged(cls, previous) -> BuildReport:
+        """Report a build that found nothing to do: ``previous`` (an ``IndexView``) stays in service."""
+        report = cls(documents=previous.manifest.document_count, skipped=previous.tables.skipped(),
+                     up_to_date=True, folder=previous.folder)
+        report.passages = report.reused = previous.manifest.passage_count
+        return report

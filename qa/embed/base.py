@@ -1,0 +1,78 @@
+"""What every embedder offers, and the names that say which model and which encoder made a vector.
+
+Words used the same way everywhere (options, settings, manifest, code):
+
+- *model*: the weights, by name (``all-MiniLM-L6-v2``) or folder, or ``hashing``;
+- *encoder*: how passages are encoded, ``int8`` (the model's int8 onnxruntime
+  export) or ``fp32`` (the model itself); ``--encoder``;
+- *query encoder*: how questions are encoded, ``onnx`` or ``torch``; ``--query-encoder``;
+- *spec*: a model and its encoder in one string, as a manifest records it:
+  ``all-MiniLM-L6-v2+onnx-int8`` (``encoder_spec``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from qa.errors import ModelUnavailable
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+HASHING = "hashing"
+#: Query encoders: "onnx" (int8 onnxruntime export of the default model, the default when
+#: onnxruntime is installed) or "torch" (the index's own model).
+QUERY_ENCODERS = ("onnx", "torch")
+#: Buckets of the hashing fake: enough that unrelated seed words rarely collide.
+HASHING_DIMENSION = 256
+
+
+class Embedder(Protocol):
+    """What the index and the searcher need from a model."""
+
+    name: str
+    dimension: int
+    #: Longest input in word pieces the model reads; the rest is dropped.
+    max_tokens: int
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Return a ``(len(texts), dimension)`` float32 array of unit-length rows."""
+        ...
+
+
+#: Suffix of a model spec (and name) whose passages are encoded by the int8 onnxruntime export.
+INT8 = "+onnx-int8"
+#: Passage encoders a build can use: the int8 export of the default model, or its fp32 torch model.
+ENCODERS = ("int8", "fp32")
+
+
+def encoder_spec(model: str | None, encoder: str) -> str:
+    """Return the spec of the passage encoder ``encoder`` for ``model`` (int8: the default model only)."""
+    base = model or DEFAULT_MODEL
+    if encoder not in ENCODERS:
+        raise ModelUnavailable(f"the passage encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
+    if encoder == "fp32":
+        return base
+    if base != DEFAULT_MODEL:
+        raise ModelUnavailable(f"int8 passage encoding is made for {DEFAULT_MODEL} only; use --encoder fp32")
+    return DEFAULT_MODEL + INT8
+
+
+def model_name(spec: str | None = None) -> str:
+    """Return the name ``load_embedder(spec)`` would report, without loading anything."""
+    spec = spec or DEFAULT_MODEL
+    if spec == DEFAULT_MODEL + INT8:
+        return spec
+    if spec == HASHING or spec.startswith(HASHING + ":"):
+        return f"{HASHING}:{spec.partition(':')[2] or HASHING_DIMENSION}"
+    if spec == DEFAULT_MODEL:
+        return DEFAULT_MODEL
+    return str(Path(spec).expanduser().resolve())
+
+
+
+def vector_space(name: str) -> str:
+    """Return the model whose vector space ``name``'s vectors live in: an int8 export shares its source's."""
+    return name.removesuffix(INT8)
+

@@ -1,0 +1,231 @@
+"""A sharded collection read as one index: ``IndexView`` over every shard, with the collection's statistics.
+
+A passage's row is ``local_row * N + shard``. Dense cosines from shards merge
+directly. BM25 does not: each shard scores with the collection's statistics
+(document frequencies from ``terms.sqlite``, the mean passage length from
+``shards.json``) through ``Tables.scored_lexical``, which is bm25()'s own
+formula, so a sharded collection ranks as one index would. A shard that does
+not answer makes the answer partial (``missing_shards``) unless strict mode asks
+for an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from qa.errors import IndexUnavailable
+from qa.index import tables
+from qa.index.sharded.plan import SHARDS_FILE, TERMS_FILE, ShardPlan, shard_of
+from qa.index.sharded.shard import Connector, connect_locally
+from qa.index.terms import content_words, idf
+from qa.records import Filters, Passage
+
+log = logging.getLogger(__name__)
+
+# Shards that did not answer during the current search (one set per thread or greenlet).
+_missing: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("qa_missing_shards", default=None)
+
+
+class ShardedReader:
+    """A sharded collection, read as one index: ``IndexView`` (qa/index/protocol.py) over every shard.
+
+    Args:
+        folder: the collection's build folder (holding ``shards.json``).
+        connect: how to reach the shards (default: open them in this process).
+        strict: a shard that does not answer fails the search instead of making it partial.
+        timeout_s: seconds to wait for one shard's answer.
+    """
+
+    def __init__(self, folder: Path, connect: Connector | None = None, strict: bool = False, timeout_s: float = 10.0):
+        self.folder = folder
+        self.plan = ShardPlan.read(folder / SHARDS_FILE)
+        self.manifest = self.plan.manifest
+        self.chunking = self.manifest.chunk_settings(folder / SHARDS_FILE)
+        self.count = self.shard_count = len(self.plan.builds)
+        self.strict = strict
+        self.timeout_s = timeout_s
+        index_dir = folder.parent.parent
+        self.terms = tables.TermStatistics(folder / TERMS_FILE)
+        try:
+            self.shards = list((connect or connect_locally)(self.plan.folders(index_dir)))
+        except BaseException:
+            self.terms.close()
+            raise
+        self.tables = ShardedTables(self)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+        self.terms.close()
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[set[int]]:
+        """Collect, for the searches inside the block, the shards that did not answer."""
+        missing: set[int] = set()
+        token = _missing.set(missing)
+        try:
+            yield missing
+        finally:
+            _missing.reset(token)
+
+    # -- fanning out -----------------------------------------------------------------
+
+    def _gather(self, method: str, args_of: Callable[[int], tuple] | None = None, shards: Sequence[int] | None = None,
+                required: bool = False) -> dict[int, Any]:
+        """Call ``method`` on ``shards`` (default: all) at once; return the answers by shard.
+
+        A shard that fails or times out is left out and noted as missing, or, when
+        ``required`` or in strict mode, fails the call with IndexUnavailable.
+        """
+        missing = _missing.get()
+        wanted = [i for i in (range(self.count) if shards is None else shards) if not missing or i not in missing]
+        pending = {i: self.shards[i].submit(method, *(args_of(i) if args_of else ())) for i in wanted}
+        answers: dict[int, Any] = {}
+        for i, call in pending.items():
+            try:
+                answers[i] = call.result(timeout_s=self.timeout_s)
+            except Exception as exc:
+                if required or self.strict:
+                    raise IndexUnavailable(f"shard {i} of {self.folder} did not answer: {exc!s:.200}") from exc
+                log.warning("shard %d did not answer %s: %s", i, method, exc)
+                if missing is not None:
+                    missing.add(i)
+        return answers
+
+    def _by_shard(self, rows: Sequence[int]) -> dict[int, list[int]]:
+        grouped: dict[int, list[int]] = {}
+        for row in rows:
+            grouped.setdefault(row % self.count, []).append(row // self.count)
+        return grouped
+
+    def _merge(self, answers: dict[int, list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+        merged = [(row * self.count + i, score) for i, found in answers.items() for row, score in found]
+        merged.sort(key=lambda hit: (-hit[1], hit[0]))
+        return merged[:k]
+
+    # -- what Searcher uses ------------------------------------------------------------
+
+    def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
+        """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
+        terms = tables.fts_tokens(content_words(question))
+        weighted = list(zip(terms, self.term_idf(terms))) if terms else []
+        return weighted, self.plan.tokens / max(self.manifest.passage_count, 1)
+
+    def term_idf(self, terms: Sequence[str]) -> list[float]:
+        """``IndexReader.term_idf`` over the whole collection."""
+        total = max(self.manifest.passage_count, 1)
+        return [idf(total, hits) for hits in self.terms.passages(*terms)]
+
+    def candidates(
+        self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
+        lexical: bool = True,
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
+        """``IndexReader.candidates`` over every shard, in one round trip to each."""
+        weighted, average = self._weighted_terms(question) if lexical else ([], 1.0)
+        answers = self._gather(
+            "candidates", lambda i: (query, weighted, average, depth, filters, dense, lexical and bool(weighted))
+        )
+        nearest = self._merge({i: found[0] for i, found in answers.items()}, depth)
+        matched = self._merge({i: found[1] for i, found in answers.items()}, depth)
+        cosines = {row * self.count + i: c for i, found in answers.items() for row, c in found[2].items()}
+        return nearest, matched, {row: cosines[row] for row, _ in nearest + matched}
+
+    def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
+        """Return the sentence cosines of each of ``passages`` (as IndexReader.sentence_cosines_of):
+        one call to each shard holding some."""
+        grouped: dict[int, list[int]] = {}
+        for n, passage in enumerate(passages):
+            grouped.setdefault(shard_of(passage.source, self.count), []).append(n)
+        answers = self._gather(
+            "sentence_cosines_of", lambda i: ([passages[n] for n in grouped[i]], query), shards=sorted(grouped),
+            required=True,
+        )
+        out: list[list[tuple[int, int, float]]] = [[] for _ in passages]
+        for i, found in answers.items():
+            for n, cosines in zip(grouped[i], found):
+                out[n] = cosines
+        return out
+
+
+class ShardedTables:
+    """The passage-table reads of ``Tables`` that search and the web pages use, over every shard."""
+
+    def __init__(self, reader: ShardedReader):
+        self._reader = reader
+        self.passage_count = reader.manifest.passage_count
+
+    def _all(self, method: str, *args: Any) -> dict[int, Any]:
+        return self._reader._gather(method, lambda i: args)
+
+    def _one(self, source: str, method: str, *args: Any) -> Any:
+        shard = shard_of(source, self._reader.count)
+        return self._reader._gather(method, lambda i: args, shards=[shard], required=True)[shard]
+
+    def passages(self, rows: Sequence[int]) -> list[Passage]:
+        count = self._reader.count
+        grouped = self._reader._by_shard(rows)
+        answers = self._reader._gather("passages", lambda i: (grouped[i],), shards=sorted(grouped), required=True)
+        found = {local * count + i: p for i, ps in answers.items() for local, p in zip(grouped[i], ps)}
+        return [found[row] for row in rows]
+
+    def document(self, source: str, sha256: str | None = None):
+        return self._one(source, "document", source, sha256)
+
+    def known(self, source: str, sha256: str):
+        return self._one(source, "known", source, sha256)
+
+    def missing_sources(self, sources: Sequence[str]) -> list[str]:
+        by_shard: dict[int, list[str]] = {}
+        for source in sources:
+            by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
+        answers = self._reader._gather("missing_sources", lambda i: (by_shard[i],), shards=sorted(by_shard))
+        # A source on a shard that did not answer is not known to be missing: its search is partial.
+        missing = {s for found in answers.values() for s in found}
+        return [s for s in sources if s in missing]
+
+    def sources(self, limit: int) -> list[str]:
+        return sorted(s for found in self._all("sources", limit).values() for s in found)[:limit]
+
+    def catalogue(self, filters: Filters = Filters(), offset: int = 0, limit: int | None = None) -> list[dict]:
+        # Each shard's first offset + limit in order hold the collection's page.
+        most = None if limit is None else offset + limit
+        found = sorted((d for part in self._all("catalogue", filters, 0, most).values() for d in part),
+                       key=lambda d: d["source"])
+        return found[offset:most]
+
+    def count_documents(self, filters: Filters = Filters()) -> int:
+        return sum(self._all("count_documents", filters).values())
+
+    def skipped(self, folder: str | None = None, offset: int = 0, limit: int | None = None) -> list:
+        most = None if limit is None else offset + limit
+        found = sorted((s for part in self._all("skipped", folder, 0, most).values() for s in part),
+                       key=lambda s: s.source)
+        return found[offset:most]
+
+    def count_skipped(self, folder: str | None = None) -> int:
+        return sum(self._all("count_skipped", folder).values())
+
+    def count_undated(self, filters: Filters) -> int:
+        return sum(self._all("count_undated", filters).values())
+
+    def absent_terms(self, terms: Sequence[str]) -> list[str]:
+        answers = self._all("absent_terms", list(terms))
+        if not answers:
+            return []
+        return [t for t in terms if all(t in found for found in answers.values())]
+
+    def recent_dated(self, n: int) -> list[tuple[str, str | None]]:
+        newest: dict[str, str | None] = {}
+        for found in self._all("recent_dated", n).values():
+            for title, date in found:
+                if title not in newest or (date or "") > (newest[title] or ""):
+                    newest[title] = date
+        dated = sorted(t for t in newest if newest[t] is not None)
+        dated.sort(key=lambda t: newest[t], reverse=True)  # stable: titles of one date stay in order
+        return [(t, newest[t]) for t in (dated + sorted(t for t in newest if newest[t] is None))[:n]]

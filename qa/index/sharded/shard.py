@@ -1,0 +1,112 @@
+"""One shard of a collection, and how a coordinator reaches it: in this process, or elsewhere (Ray Serve).
+
+A ``Shard`` answers in its own row numbers, with plain data (lists, arrays,
+dataclasses), so its answers can cross a process boundary. A coordinator
+(``ShardedReader``) reaches each shard through a ``ShardClient``: ``submit``
+starts a call, the returned ``Pending``'s ``result`` waits for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+
+from qa.index.protocol import TABLE_READS
+from qa.index.reader import IndexReader
+from qa.records import Filters, Passage
+
+
+class Shard:
+    """One shard's build, answering in its own row numbers: what runs in-process or in a Ray Serve replica.
+
+    Every answer is plain data (lists, arrays, dataclasses) so it can cross a process boundary.
+    """
+
+    #: What a coordinator may call besides the table reads.
+    CALLS = frozenset({"candidates", "sentence_cosines_of", "info"})
+
+    def __init__(self, folder: str | Path):
+        self.reader = IndexReader(Path(folder))
+
+    def call(self, method: str, *args: Any) -> Any:
+        """Run one of the methods below, or a passage-table read, by name."""
+        if method in TABLE_READS:  # the reads IndexView declares (qa/index/protocol.py)
+            return getattr(self.reader.tables, method)(*args)
+        if method in self.CALLS:
+            return getattr(self, method)(*args)
+        raise ValueError(f"a shard does not answer {method!r}")
+
+    def info(self) -> dict:
+        return {"folder": str(self.reader.folder), "passages": self.reader.manifest.passage_count}
+
+    def candidates(self, query: np.ndarray, terms: Sequence[tuple[str, float]], average_tokens: float, depth: int,
+                   filters: Filters, dense: bool, lexical: bool):
+        """This shard's part of ``IndexReader.candidates``, its BM25 on the collection's statistics."""
+        return self.reader.candidates(
+            np.asarray(query, dtype=np.float32), "", depth, filters, dense, lexical, (terms, average_tokens)
+        )
+
+    def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
+        return self.reader.sentence_cosines_of(passages, np.asarray(query, dtype=np.float32))
+
+    def close(self) -> None:
+        self.reader.close()
+
+
+class Pending(Protocol):
+    def result(self, timeout_s: float | None = None) -> Any: ...
+
+
+class ShardClient(Protocol):
+    """How a ``ShardedReader`` reaches one shard: ``submit`` starts a call, its ``result`` waits for it."""
+
+    def submit(self, method: str, *args: Any) -> Pending: ...
+
+    def close(self) -> None: ...
+
+
+class _Done:
+    """A call that already ran: its value, or the exception it raised."""
+
+    def __init__(self, call: Callable[[], Any]):
+        try:
+            self._value, self._error = call(), None
+        except Exception as exc:  # re-raised by result(), where remote errors surface too
+            self._value, self._error = None, exc
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class LocalShard:
+    """A shard opened in this process."""
+
+    def __init__(self, folder: Path):
+        self.shard = Shard(folder)
+
+    def submit(self, method: str, *args: Any) -> Pending:
+        return _Done(lambda: self.shard.call(method, *args))
+
+    def close(self) -> None:
+        self.shard.close()
+
+
+#: Connects to the shards of a collection: given their build folders, returns a client for each.
+Connector = Callable[[Sequence[Path]], Sequence[ShardClient]]
+
+
+def connect_locally(folders: Sequence[Path]) -> list[ShardClient]:
+    """Open every shard in this process."""
+    clients: list[ShardClient] = []
+    try:
+        for folder in folders:
+            clients.append(LocalShard(folder))
+    except BaseException:
+        for client in clients:
+            client.close()
+        raise
+    return clients

@@ -1,0 +1,55 @@
+"""Lexical matching without SQL: a question's content words, the FTS5 query they make, BM25's constants and idf.
+
+Lexical retrieval is BM25 with SQLite FTS5: its ``bm25()`` is Okapi BM25
+(Robertson & Zaragoza, "The Probabilistic Relevance Framework: BM25 and
+Beyond", 2009) with k1 = 1.2 and b = 0.75, negated (smaller is better). Words
+are Porter-stemmed and folded to ASCII, so "treaties" finds "treaty" and
+"Zaporizhzhia" its accented spellings. qa/index/tables.py holds the SQL that
+tokenizes, counts and scores with these.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+#: The tokenizer of the lexical index; questions are cut into index terms with the same one.
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+#: Column weights for bm25(): a title word counts for half a body word.
+BM25_WEIGHTS = (1.0, 0.5)
+#: bm25()'s constants in SQLite 3.40 (fts5_aux.c), which a score computed outside bm25() repeats.
+BM25_K1, BM25_B = 1.2, 0.75
+
+# Function words that only add noise to an OR query.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being
+    below between both but by can could did do does doing down during each few for from further had
+    has have having he her here hers herself him himself his how i if in into is it its itself just
+    me more most my myself no nor not now of off on once only or other our ours ourselves out over own
+    same she should so some such than that the their theirs them themselves then there these they
+    this those through to too under until up very was we were what when where which while who whom
+    why will with would you your yours yourself yourselves""".split()
+)
+# Letters and digits: the underscore, which FTS5's tokenizer splits on, is left out, so each
+# word is one term of the index.
+_WORD = re.compile(r"[^\W_]+")
+
+
+def content_words(question: str) -> list[str]:
+    """Return the question's distinct words, lower-cased, without function words unless it has nothing else."""
+    words = [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS]
+    if not words:
+        words = _WORD.findall(question.lower())
+    return list(dict.fromkeys(words))
+
+
+def match_expression(question: str) -> str | None:
+    """Return an FTS5 query that ORs the question's content words, or None if it has none."""
+    # Quoting makes every word a plain term: no FTS5 operators can be injected.
+    return " OR ".join(f'"{w}"' for w in content_words(question)) or None
+
+
+def idf(total: int, hits: int) -> float:
+    """bm25()'s idf (fts5_aux.c): log((N - n + 0.5) / (n + 0.5)), floored at 1e-6."""
+    value = math.log((total - hits + 0.5) / (hits + 0.5))
+    return value if value > 0 else 1e-6

@@ -1,0 +1,27 @@
+"""Ingest: a documents folder becomes documents (text layers with metadata) and the files passed over.
+
+- ``folder``: the walk (which files are candidates, read safely, fingerprinted);
+- ``formats``: one reader per file format, run in bounded worker processes;
+- ``headers``: the title, date, URL and author a text file's first lines give;
+- ``read``: files into ``Document`` records, or ``Skipped`` ones with their reason;
+- ``watch``: a folder watched for changes, to rebuild the index.
+
+Other stages import this face only.
+"""
+
+from __future__ import annotations
+
+from qa.ingest.folder import MAX_DEPTH, DigestCache, Found, fingerprint, is_candidate, read_folder
+from qa.ingest.formats import (
+    DEFAULT_LIMITS, SUFFIXES, Extracted, Limits, UnreadableDocument, extract, format_of, page_of,
+)
+from qa.ingest.headers import Header, parse_header
+from qa.ingest.read import TEXT_FORMATS, load_documents, parse_document, scan, storable, to_document
+from qa.ingest.watch import FAILED, POLLING, WATCHING, Watcher
+
+__all__ = [
+    "DEFAULT_LIMITS", "FAILED", "MAX_DEPTH", "POLLING", "SUFFIXES", "TEXT_FORMATS", "WATCHING", "DigestCache",
+    "Extracted", "Found", "Header", "Limits", "UnreadableDocument", "Watcher", "extract", "fingerprint",
+    "format_of", "is_candidate", "load_documents", "page_of", "parse_document", "parse_header", "read_folder",
+    "scan", "storable", "to_document",
+]

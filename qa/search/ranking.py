@@ -1,0 +1,83 @@
+"""Rank an index's candidates for one question: fuse the dense and lexical lists, re-score the head.
+
+``dense`` is the cosine of the question and passage vectors, ``lexical`` is BM25,
+``hybrid`` their convex fusion (qa/search/fusion.py), and ``rerank`` (the default)
+is hybrid with a weight fitted to the question, re-scored by each passage's best
+sentence and by how closely it holds the question's words together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qa.index import IndexView, content_words, term_positions
+from qa.records import Filters, Passage
+from qa.search import fusion
+from qa.settings import SearchSettings
+
+
+@dataclass
+class Ranking:
+    """Candidates best first: passage rows, their passages, scores by row, sentence cosines by row."""
+
+    rows: list[int]
+    passages: list[Passage]
+    scores: dict[int, float]
+    sentences: dict[int, list[tuple[int, int, float]]]
+
+
+def rank(
+    reader: IndexView, settings: SearchSettings, question: str, query: np.ndarray, depth: int, mode: str,
+    filters: Filters,
+) -> Ranking:
+    """Rank up to ``depth`` candidates from each retriever of ``reader``, with no de-duplication.
+
+    ``query`` is the question's embedding. Used by ``Searcher.search`` and by evaluation.
+    """
+    dense, lexical_hits, cosine = reader.candidates(
+        query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense"
+    )
+    alpha, sentence_weight = settings.alpha, settings.sentence_weight
+    if settings.adaptive and mode == "rerank":
+        base = settings.adaptive_alpha
+        alpha = fusion.adaptive_alpha(
+            base, list(cosine.values()), [b for _, b in lexical_hits], settings.lexical_margin,
+            settings.dense_margin, settings.lexical_top,
+        )
+        # The sentences are the dense side's evidence: their weight follows the cosine's.
+        sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
+    if mode == "dense":
+        scored = dict(dense)
+    elif mode == "lexical":
+        scored = dict(lexical_hits)
+    elif settings.fusion == "rrf":
+        scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
+    else:
+        scored = fusion.convex(cosine, dict(lexical_hits), alpha)
+    rows = list(scored)
+    fetched = reader.tables.passages(rows)
+    # Equal scores (a passage repeated in a document) go in document order: the same
+    # answer whatever the row numbers, in one build or across shards.
+    ranked = sorted(range(len(rows)), key=lambda i: (-scored[rows[i]], fetched[i].source, fetched[i].start))
+    order = [rows[i] for i in ranked]
+    passages = [fetched[i] for i in ranked]
+    sentences: dict[int, list[tuple[int, int, float]]] = {}
+    if mode == "rerank":
+        head = min(settings.rerank_depth, len(order))
+        for p, row, cosines in zip(passages[:head], order, reader.sentence_cosines_of(passages[:head], query)):
+            sentences[row] = cosines
+            scored[row] = fusion.sentence_rescore(
+                cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
+            )
+        words = content_words(question) if settings.proximity_weight else []
+        if len(words) > 1:
+            terms, found = term_positions(words, [p.text for p in passages[:head]])
+            weighted = list(zip(terms, reader.term_idf(terms)))
+            for row, positions in zip(order, found):
+                scored[row] += settings.proximity_weight * fusion.proximity(weighted, positions, settings.proximity_window)
+        ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
+        order = [order[i] for i in ranked]
+        passages = [passages[i] for i in ranked]
+    return Ranking(order, passages, scored, sentences)

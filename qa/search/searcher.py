@@ -1,0 +1,190 @@
+"""Answer a question with ranked, cited, verbatim passages: the ``Searcher`` every way in shares."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from qa.embed import Embedder, load_query_encoder, model_name
+from qa.errors import BadRequest
+from qa.index import MODELS, Connector, IndexView
+from qa.records import Answer, Filters, Result
+from qa.search import catalogue, fusion
+from qa.search.dedup import best_context, keep_distinct
+from qa.search.ranking import Ranking, rank
+from qa.search.requests import DEFAULT_K, clean_k, clean_mode, clean_question
+from qa.search.served import ServedIndex
+from qa.settings import SearchSettings
+
+# A name: a capitalised word of three letters or more. ALL-CAPS words are left out: acronyms
+# have spelled-out variants ("WWI", "World War I") that a search can still match.
+_NAME = re.compile(r"\b[A-Z][a-z][A-Za-z]+\b")
+
+
+def names_in(question: str) -> list[str]:
+    """Return the names a question asks about: capitalised words after its first."""
+    return list(dict.fromkeys(m.group() for m in _NAME.finditer(question) if m.start() > 0))
+
+
+class Searcher:
+    """A loaded model and index; safe to share between threads, made once per process.
+
+    The index is opened on first use and again whenever ``index/CURRENT`` names
+    a new build (qa/search/served.py), so a long-running server starts without
+    an index (answering 503) and picks up a new one without a restart.
+
+    Args:
+        embedder: a loaded question encoder; by default one is loaded on first use from
+            ``model`` and ``query_encoder`` (``onnx``: the int8 export of the default model).
+        settings: how candidates are gathered, fused, re-scored and flagged.
+        shards: reaches the shards of a sharded collection (default: opened in this process).
+        strict: a shard that does not answer fails a search instead of leaving it partial.
+    """
+
+    def __init__(
+        self,
+        index_dir: Path,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        settings: SearchSettings = SearchSettings(),
+        query_encoder: str = "onnx",
+        shards: Connector | None = None,
+        strict: bool = False,
+    ):
+        self.index_dir = Path(index_dir)
+        self.settings = settings
+        self._embedder = embedder
+        self._model = model
+        self._query_encoder = query_encoder
+        self._lock = threading.Lock()
+        # The model's name is known without loading anything, so a missing index is reported
+        # before the model is loaded or its int8 export written into the index folder.
+        self._served = ServedIndex(
+            self.index_dir, embedder.name if embedder is not None else model_name(model), shards, strict
+        )
+
+    @property
+    def embedder(self) -> Embedder:
+        """Return the question encoder (by default the int8 export of the index's model), loading it once."""
+        if self._embedder is None:
+            with self._lock:
+                if self._embedder is None:
+                    self._embedder = load_query_encoder(
+                        self._model, self.index_dir / MODELS, query_encoder=self._query_encoder
+                    )
+        return self._embedder
+
+    @property
+    def reader(self) -> IndexView:
+        """Return the build in service, loading it when it changed since the last look."""
+        return self._served.current()
+
+    def document(self, source: object, start: object = None, end: object = None) -> dict:
+        """Return a document's text layer, or ``[start:end]`` of it, with its metadata (qa/search/catalogue.py)."""
+        return catalogue.document(self.reader, source, start, end)
+
+    def documents(self, folder: object = None, offset: object = None, limit: object = None) -> dict:
+        """Return a page of the indexed documents and of the skipped files (qa/search/catalogue.py)."""
+        return catalogue.documents(self.reader, folder, offset, limit)
+
+    def sources(self, most: int) -> list[str] | None:
+        """Return every indexed document's source, or None when there are more than ``most``."""
+        return catalogue.sources(self.reader, most)
+
+    def example_questions(self, n: int = 3) -> list[str]:
+        """Return up to ``n`` questions to suggest: the newest documents' titles."""
+        return catalogue.example_questions(self.reader, n)
+
+    def search(
+        self,
+        question: object,
+        k: object = DEFAULT_K,
+        *,
+        since: object = None,
+        until: object = None,
+        source: object = None,
+        folder: object = None,
+        mode: object = None,
+    ) -> Answer:
+        """Return the ``k`` passages that best answer ``question``, best first.
+
+        Args:
+            question: up to 1,000 characters; control characters count as spaces.
+            k: how many passages, 1 to 50.
+            since, until: ISO dates; documents without a date are left out.
+            source: only passages of this file, or of these files (a list).
+            folder: only passages of documents under this folder of the collection.
+            mode: ``dense`` (cosine), ``lexical`` (BM25), ``hybrid`` (their
+                convex fusion) or ``rerank`` (the default: hybrid with a weight
+                fitted to the question, re-scored by each passage's best sentence
+                and by how closely it holds the question's words together).
+
+        Raises:
+            BadRequest: the question or a parameter is not acceptable.
+            IndexUnavailable: there is no usable index.
+        """
+        began = time.perf_counter()
+        question = clean_question(question)
+        k = clean_k(k)
+        mode = clean_mode(mode)
+        filters = Filters.clean(since, until, source, folder)
+        reader = self.reader
+        with reader.tracking() as missing_shards:
+            answer = self._answer(reader, question, k, mode, filters)
+        return replace(answer, took_ms=(time.perf_counter() - began) * 1000, missing_shards=tuple(sorted(missing_shards)))
+
+    def _answer(self, reader: IndexView, question: str, k: int, mode: str, filters: Filters) -> Answer:
+        missing = reader.tables.missing_sources(filters.sources)
+        if missing:
+            raise BadRequest(f"no document named {missing[0]!r} in the index")
+        excluded = reader.tables.count_undated(filters) if filters.by_date else 0
+        query = self.embedder.encode([question])[0]
+        depth = max(self.settings.candidates, k * self.settings.overfetch)
+        ranking = self.rank(reader, question, query, depth, mode, filters)
+        passages, order, scored = ranking.passages, ranking.rows, ranking.scores
+        sentence_scores = ranking.sentences
+
+        results = []
+        best_sentence = -1.0
+
+        def score_sentences(indexes: list[int]) -> None:
+            unscored = [i for i in indexes if order[i] not in sentence_scores]
+            found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
+            sentence_scores.update(zip([order[i] for i in unscored], found))
+
+        def best_span(group: list[int]) -> tuple[int, int] | None:
+            score_sentences(group)
+            spans = [(c, passages[i].start + a, passages[i].start + b) for i in group for a, b, c in sentence_scores[order[i]]]
+            return max(spans)[1:] if spans else None
+
+        kept = best_context(keep_distinct(passages, k), passages, [scored[row] for row in order], best_span)
+        score_sentences(kept)
+        for position, i in enumerate(kept, 1):
+            p, row = passages[i], order[i]
+            sentences = sentence_scores[row]
+            cosines = [c for _, _, c in sentences]
+            best_sentence = max([best_sentence, *cosines])
+            spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
+            results.append(Result(rank=position, score=scored[row], passage=p, highlights=spans))
+        names = names_in(question) if self.settings.flag_unknown_names else []
+        unknown = reader.tables.absent_terms(names) if names else []
+        return Answer(
+            question,
+            results,
+            0.0,
+            mode=mode,
+            low_confidence=best_sentence < self.settings.low_confidence_below or bool(unknown),
+            excluded_undated=excluded,
+            unknown_names=tuple(unknown),
+        )
+
+    def rank(
+        self, reader: IndexView, question: str, query: np.ndarray, depth: int, mode: str, filters: Filters
+    ) -> Ranking:
+        """Rank up to ``depth`` candidates of ``reader`` with this searcher's settings (qa/search/ranking.py)."""
+        return rank(reader, self.settings, question, query, depth, mode, filters)

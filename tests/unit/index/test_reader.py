@@ -1,0 +1,143 @@
+"""A built index read back: vectors against a numpy oracle, sentences, terms, and every way it can be damaged."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from qa import index
+from qa.build import build
+from qa.errors import IndexUnavailable
+from qa.index import layout
+from qa.index import vectors as vectors_module
+
+
+def test_faiss_top_k_equals_numpy_oracle(index_dir, embedder):
+    reader = index.open_index(index_dir)
+    n = reader.manifest.passage_count
+    matrix = reader.reconstruct(list(range(n)))
+    query = embedder.encode(["Anti-Ballistic Missile Treaty withdrawal in 2002"])
+    scores, rows = reader.vectors.search(query, 10)
+    oracle = matrix @ query[0]
+    expected = np.argsort(-oracle, kind="stable")[:10]
+    np.testing.assert_allclose(scores[0], oracle[expected], rtol=1e-5)
+    # Ties may come back in either order; the sets of scores must match.
+    assert sorted(np.round(oracle[rows[0]], 5)) == sorted(np.round(oracle[expected], 5))
+    # Vectors are unit length, so inner product is cosine similarity.
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, rtol=1e-5)
+
+
+def test_sentence_cosines_of_many_passages_equal_each_passage_alone(index_dir, embedder):
+    reader = index.open_index(index_dir)
+    passages = reader.tables.passages(range(reader.manifest.passage_count))
+    query = embedder.encode(["Anti-Ballistic Missile Treaty withdrawal in 2002"])[0]
+    twice = passages * 2  # 124 passages: more than one query's hundred
+    together = reader.sentence_cosines_of(twice, query)
+    assert len(twice) > 100 and len(together) == len(twice) and together[: len(passages)] == together[len(passages) :]
+    for p, got in zip(twice, together):
+        alone = reader.sentence_cosines_of([p], query)[0]
+        assert [(a, b) for a, b, _ in got] == [(a, b) for a, b, _ in alone] and got  # every passage has sentences
+        np.testing.assert_allclose([c for _, _, c in got], [c for _, _, c in alone], atol=1e-6)
+        assert all(0 <= a < b <= len(p.text) for a, b, _ in got)  # offsets relative to the passage
+        rows = [r for r, _, _ in reader.tables.sentences_in([p])[0]]  # each cosine is its stored vector's
+        np.testing.assert_allclose([c for _, _, c in got], np.asarray(reader.sentence_vectors[rows]) @ query, atol=1e-6)
+    assert reader.sentence_cosines_of([], query) == []
+
+
+def test_term_positions_tokenize_as_the_index_does():
+    from qa.index import term_positions
+
+    terms, found = term_positions(["capital", "e-mail", "largest", "city"],
+                                  ["The capital and largest city.", "Largest cities, capitals; no CITY e-mail."])
+    assert terms == ["capit", "e", "largest", "citi"]  # the first term of each word, in order
+    assert found[0] == {"capit": [1], "largest": [3], "citi": [4]}
+    # Stemmed and case-folded like the passages: "cities" and "CITY" are both "citi".
+    assert found[1] == {"largest": [0], "citi": [1, 4], "capit": [2], "e": [5]}
+    assert term_positions([], ["text"]) == ([], [{}])
+    assert term_positions(["city"], []) == (["citi"], [])
+    # The in-memory table is lent again empty: nothing of the last call is left in it.
+    assert term_positions(["capital"], ["no such word"]) == (["capit"], [{}])
+
+
+def test_term_idf_is_bm25_idf_over_the_build(index_dir):
+    from qa.index import idf
+
+    reader = index.open_index(index_dir)
+    weights = dict(zip(["lavrov", "zzzunseen"], reader.term_idf(["lavrov", "zzzunseen"])))
+    total = reader.manifest.passage_count
+    holding = reader.tables._query("SELECT count(*) FROM passages_fts WHERE passages_fts MATCH 'lavrov'")[0][0]
+    assert 0 < holding < total
+    assert weights["lavrov"] == pytest.approx(idf(total, holding))
+    assert weights["zzzunseen"] == pytest.approx(idf(total, 0))
+    reader.close()
+
+
+def test_k_larger_than_index_returns_everything(index_dir, embedder):
+    reader = index.open_index(index_dir)
+    scores, rows = reader.vectors.search(embedder.encode(["Kursk"]), 10_000)
+    assert rows.shape[1] == reader.manifest.passage_count
+
+
+def test_missing_index_names_the_folder(tmp_path):
+    with pytest.raises(IndexUnavailable, match="no index in .*qa index"):
+        index.open_index(tmp_path / "nothing")
+
+
+def test_other_model_is_refused_with_both_names(index_dir):
+    with pytest.raises(IndexUnavailable, match="'hashing:256'.*'all-MiniLM-L6-v2'"):
+        index.open_index(index_dir, model="all-MiniLM-L6-v2")
+
+
+@pytest.mark.parametrize("name", [layout.VECTORS, layout.PASSAGES, layout.MANIFEST, layout.SENTENCES])
+def test_missing_file_is_named(index_dir, name):
+    (index.current_build(index_dir) / name).unlink()
+    with pytest.raises(IndexUnavailable, match=name):
+        index.open_index(index_dir)
+
+
+def test_truncated_faiss_file_is_reported(index_dir):
+    path = index.current_build(index_dir) / layout.VECTORS
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexUnavailable, match="vectors.faiss"):
+        index.open_index(index_dir)
+
+
+def test_manifest_count_mismatch_is_reported(index_dir):
+    path = index.current_build(index_dir) / layout.MANIFEST
+    data = json.loads(path.read_text())
+    data["passage_count"] += 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(IndexUnavailable, match="manifest says"):
+        index.open_index(index_dir)
+
+
+def test_hnsw_above_threshold_agrees_with_exact_search():
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 32))
+    vectors = centres[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, 32))
+    vectors = (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+    exact = vectors_module.FaissVectors.build(vectors, 32, exact_max=10_000)
+    graph = vectors_module.FaissVectors.build(vectors, 32, exact_max=1_000)
+    assert type(exact.index).__name__ == "IndexFlatIP" and type(graph.index).__name__ == "IndexHNSWFlat"
+    queries = vectors[:50] + 0.05 * rng.normal(size=(50, 32)).astype(np.float32)
+    _, truth = exact.search(queries, 10)
+    _, approx = graph.search(queries, 10)
+    recall = np.mean([len(set(t) & set(a)) / 10 for t, a in zip(truth, approx)])
+    assert recall >= 0.95
+    np.testing.assert_allclose(graph.reconstruct(list(range(5))), vectors[:5])
+
+
+def test_filtered_search_on_hnsw_is_exact_over_the_subset(docs, tmp_path, embedder, monkeypatch):
+    monkeypatch.setattr(vectors_module, "EXACT_MAX", 10)  # the seeds make ~60 passages: a graph index
+    build(docs, tmp_path / "index", embedder)
+    reader = index.open_index(tmp_path / "index")
+    assert type(reader.vectors.index).__name__ == "IndexHNSWFlat"
+    rows = [1, 5, 7, 20, 33]
+    query = embedder.encode(["Kursk region"])
+    scores, found = reader.vectors.search(query, 3, rows)
+    matrix = reader.reconstruct(rows)
+    expected = [rows[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
+    assert list(found[0]) == expected
+    assert set(found[0]) <= set(rows)

@@ -1,0 +1,88 @@
+"""PDF text layer: page start offsets, paragraphs rebuilt from print lines, pages without text."""
+
+from __future__ import annotations
+
+import pypdfium2 as pdfium
+import pytest
+from formats_support import FORMATS, SEEDS_PDF, squash
+
+from qa.ingest.formats import UnreadableDocument, extract, page_of
+from qa.ingest.formats.pdf import pdf_date
+
+
+def _raw_pages(path) -> list[str]:
+    """Oracle: PDFium's own text of each page, white space squashed."""
+    pdf = pdfium.PdfDocument(path)
+    try:
+        return [squash(pdf[i].get_textpage().get_text_range().replace("\ufffe", "-")) for i in range(len(pdf))]
+    finally:
+        pdf.close()
+
+
+def test_page_of_maps_offsets_to_pages():
+    pages = (0, 10, 25)
+    assert [page_of(pages, o) for o in (0, 9, 10, 24, 25, 999)] == [1, 1, 2, 2, 3, 3]
+    assert page_of((), 5) is None
+
+
+@pytest.mark.parametrize("path", sorted(SEEDS_PDF.glob("*.pdf")), ids=lambda p: p.name)
+def test_dev_evidence_maps_to_the_page_that_prints_it(path, evidence):
+    result = extract(path.name, path.read_bytes())
+    raw = _raw_pages(path)
+    assert len(result.pages) == len(raw) >= 1
+    for sentence in evidence.get(path.stem, []):
+        offset = squash(result.text).find(squash(sentence))
+        assert offset >= 0, sentence
+        # Map the squashed offset back to the text layer: squash the text up to each candidate offset.
+        start = next(i for i in range(len(result.text)) if len(squash(result.text[:i + 1])) > offset)
+        page = page_of(result.pages, start)
+        assert squash(sentence)[:20] in raw[page - 1]
+
+
+def test_each_page_slice_is_that_pages_text():
+    path = SEEDS_PDF / "004_027c9bdda43207c8.pdf"
+    result = extract(path.name, path.read_bytes())
+    ends = list(result.pages[1:]) + [len(result.text)]
+    for n, (start, end) in enumerate(zip(result.pages, ends)):
+        words = squash(result.text[start:end]).split()
+        assert " ".join(words[:6]) in _raw_pages(path)[n]
+
+
+def test_print_lines_are_joined_into_paragraphs():
+    result = extract("a.pdf", (SEEDS_PDF / "004_027c9bdda43207c8.pdf").read_bytes())
+    # One paragraph wrapped over four print lines, one of them broken at the hyphen of "Anti-Ballistic".
+    assert ("Lavrov noted former U.S. President George W. Bush's move to pull out from the Anti-Ballistic "
+            "Missile (ABM) Treaty in 2002. The key arms-control agreement signed by the United States") in result.text
+    assert "\r" not in result.text and "\ufffe" not in result.text
+    assert result.text.startswith("Russian Foreign Minister: No Difference in Russia's Actions if Trump Elected\n\nBy Angeline Tan")
+
+
+def test_page_without_text_is_noted():
+    result = extract("m.pdf", (FORMATS / "blank-middle-page.pdf").read_bytes())
+    assert result.notes == ("page 2 has no text layer (scanned?)",)
+    third = result.text.index("The third page has text again")
+    assert page_of(result.pages, third) == 3
+    assert page_of(result.pages, result.text.index("The first page")) == 1
+
+
+def test_pdf_without_any_text_layer_is_unreadable():
+    with pytest.raises(UnreadableDocument, match="no text layer: scanned PDF"):
+        extract("scan.pdf", (FORMATS / "no-text-layer.pdf").read_bytes())
+
+
+def test_metadata_falls_back_to_the_xmp_packet():
+    result = extract("x.pdf", (FORMATS / "xmp-only.pdf").read_bytes())
+    # CreateDate 2023-06-30T18:45-07:00 is the 30th where it was made; ModifyDate (2024-02-01) is never used.
+    assert (result.title, result.author, result.date) == ("Mixed pages, described in XMP", "Ada Example", "2023-06-30")
+
+
+@pytest.mark.parametrize("raw,iso", [
+    ("D:20240123093000+00'00'", "2024-01-23"),
+    ("20240123", "2024-01-23"),
+    ("2023-06-30T18:45:00-07:00", "2023-06-30"),
+    ("D:2024", None),  # a year alone is not a date
+    ("D:20241399", None),
+    ("", None),
+])
+def test_pdf_dates(raw, iso):
+    assert pdf_date(raw) == iso

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import pytest
+
+from qa.search.dedup import overlaps
+from qa.errors import BadRequest
+from qa.records import Filters
+from qa.search import MAX_K, Searcher, clean_k, clean_mode, clean_question
+from qa.settings import MODES
+
+
+@pytest.fixture
+def searcher(index_dir, embedder):
+    return Searcher(index_dir, embedder=embedder)
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\x00\x01", None, 42, ["q"], "x" * 1001])
+def test_bad_questions_are_refused(value):
+    with pytest.raises(BadRequest):
+        clean_question(value)
+
+
+def test_question_control_characters_become_spaces():
+    assert clean_question("  what\x00 is\tthis?\n") == "what is this?"
+
+
+@pytest.mark.parametrize("value", [0, -1, MAX_K + 1, 10**9, "abc", "1.5", 2.0, True, None, ""])
+def test_bad_k_is_refused(value):
+    with pytest.raises(BadRequest):
+        clean_k(value)
+
+
+@pytest.mark.parametrize("value, expected", [(1, 1), ("7", 7), (MAX_K, MAX_K)])
+def test_good_k_is_accepted(value, expected):
+    assert clean_k(value) == expected
+
+
+def test_modes_are_checked():
+    assert clean_mode(None) == "rerank" and clean_mode("dense") == "dense"
+    with pytest.raises(BadRequest, match="mode must be one of"):
+        clean_mode("magic")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"since": "2024-1-1"}, "since must be a date"),
+        ({"until": "yesterday"}, "until must be a date"),
+        ({"since": "2024-02-30"}, "not a real date"),
+        ({"since": "2024-02-01", "until": "2024-01-01"}, "since is after until"),
+        ({"since": 20240101}, "since must be a date"),
+        ({"source": 5}, "source must be a string"),
+    ],
+)
+def test_bad_filters_are_refused(kwargs, message):
+    with pytest.raises(BadRequest, match=message):
+        Filters.clean(**kwargs)
+
+
+def test_filters_treat_empty_as_absent_and_select_the_right_rows(index_dir):
+    from qa import index
+
+    assert Filters.clean("", None, "") == Filters() and not Filters().active
+    tables = index.open_index(index_dir).tables
+    everything = tables.passages(range(tables.passage_count))
+    assert tables.rows(Filters()) is None
+    only = tables.rows(Filters(sources=("002_42f21bd48c4da039.txt",)))
+    assert only and {everything[r].source for r in only} == {"002_42f21bd48c4da039.txt"}
+    dated = tables.rows(Filters(since="2024-01-24", until="2024-12-31"))
+    assert dated == [r for r, p in enumerate(everything) if p.date and "2024-01-24" <= p.date <= "2024-12-31"]
+    assert tables.rows(Filters(since="2030-01-01")) == []
+
+
+def test_search_returns_ranked_cited_results(searcher):
+    answer = searcher.search("Kursk region stands apart", k=3)
+    results = [r.as_dict() for r in answer.results]
+    assert [r["rank"] for r in results] == [1, 2, 3]
+    assert results[0]["source"] == "002_42f21bd48c4da039.txt"
+    assert results[0]["date"] == "2025-02-17"
+    assert "The Kursk region stands apart" in results[0]["text"]
+    assert list(results[0]) == [
+        "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
+        "page_end", "start", "end", "highlights",
+    ]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+    assert list(answer.as_dict()) == ["question", "results", "took_ms", "mode", "low_confidence", "excluded_undated", "unknown_names", "missing_shards"]
+
+
+def test_highlight_is_the_matching_sentence(searcher):
+    top = searcher.search("The Kursk region stands apart", k=1).results[0]
+    (start, end), = top.highlights
+    assert top.passage.text[start:end] == "The Kursk region stands apart."
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_answers_without_duplicates(searcher, mode):
+    answer = searcher.search("Lavrov Trump Putin Russia", k=20, mode=mode)
+    assert answer.mode == mode and len(answer.results) >= 10
+    ps = [r.passage for r in answer.results]
+    assert not any(overlaps(a, b) for i, a in enumerate(ps) for b in ps[i + 1 :])
+    texts = [" ".join(p.text.split()) for p in ps]
+    assert len(set(texts)) == len(texts)
+
+
+def test_repeated_article_text_appears_once(searcher):
+    # 003 carries its article twice, once run together and once line by line.
+    question = "Lavrov compared the US stance on military funding for Ukraine to a profitable business project"
+    for mode in ("dense", "rerank"):
+        answer = searcher.search(question, k=10, mode=mode)
+        hits = [r for r in answer.results if "profitable business project" in r.passage.text]
+        assert len(hits) == 1, mode
+
+
+def test_lexical_mode_finds_exact_names(searcher):
+    top = searcher.search("Podolsky USAID", k=1, mode="lexical").results[0]
+    assert "Podolsky" in top.passage.text
+
+
+def test_date_filters_exclude_undated_documents_and_say_how_many(searcher):
+    answer = searcher.search("Lavrov", k=50, since="2024-01-01", until="2024-12-31")
+    assert {r.passage.date for r in answer.results} <= {"2024-01-23", "2024-01-24"}
+    assert answer.excluded_undated == 2  # 000 and 001 carry no date
+    assert searcher.search("Lavrov", k=5).excluded_undated == 0
+
+
+def test_date_filter_with_nothing_in_range_returns_nothing(searcher):
+    answer = searcher.search("Lavrov", since="2030-01-01")
+    assert answer.results == [] and answer.low_confidence
+
+
+def test_source_filter_limits_to_one_file(searcher):
+    answer = searcher.search("Russia", k=50, source="001_197f8570244cbea7.txt")
+    assert answer.results and {r.passage.source for r in answer.results} == {"001_197f8570244cbea7.txt"}
+    with pytest.raises(BadRequest, match="no document named"):
+        searcher.search("Russia", source="missing.txt")
+
+
+def test_unrelated_question_is_low_confidence(searcher):
+    # The hashing embedder shares no words between these and any seed sentence.
+    assert searcher.search("zebra quokka platypus").low_confidence
+    assert not searcher.search("The Kursk region stands apart").low_confidence
+
+
+def test_names_are_capitalised_words_after_the_first_and_not_acronyms():
+    from qa.search import names_in
+
+    assert names_in("What is the range of Russia's Oreshnik missile in WWI and NATO?") == ["Russia", "Oreshnik"]
+    assert names_in("Oreshnik range?") == []
+
+
+def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embedder):
+    from qa.settings import SearchSettings
+
+    flagged = Searcher(index_dir, embedder=embedder).search("What did Lavrov say about the Oreshnik missile?")
+    assert flagged.low_confidence and flagged.unknown_names == ("Oreshnik",)
+    known = Searcher(index_dir, embedder=embedder).search("What did Lavrov say about the ABM Treaty?")
+    assert known.unknown_names == ()
+    off = Searcher(index_dir, embedder=embedder, settings=SearchSettings(flag_unknown_names=False))
+    assert off.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ()
+
+
+def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_path, embedder):
+    from qa.build import build
+    from qa.settings import SearchSettings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # Every word of the question twice, but never two of them next to each other in its order.
+    (docs / "apart.txt").write_text("Azerbaijan has a capital. The city is the largest. Azerbaijan's capital city is its largest.\n")
+    (docs / "together.txt").write_text("Baku is the capital and largest city of Azerbaijan, on the Caspian Sea coast.\n")
+    build(docs, tmp_path / "index", embedder)
+    question = "capital largest city Azerbaijan"
+
+    def ranked(weight: float) -> list[tuple[str, float]]:
+        searcher = Searcher(tmp_path / "index", embedder=embedder, settings=SearchSettings(proximity_weight=weight))
+        return [(r.passage.source, r.score) for r in searcher.search(question).results]
+
+    without, with_it = dict(ranked(0.0)), dict(ranked(0.4))
+    assert ranked(0.0)[0][0] == "apart.txt"  # more matches of each word: BM25 and the hashing cosine prefer it
+    assert ranked(0.4)[0][0] == "together.txt"
+    assert with_it["apart.txt"] == pytest.approx(without["apart.txt"])  # it holds no pair
+    assert with_it["together.txt"] == pytest.approx(without["together.txt"] + 0.4)  # it holds all three
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"proximity_weight": -0.1}, "proximity_weight must not be negative"),
+        ({"proximity_window": 0}, "proximity_window must be at least 1"),
+        ({"rerank_depth": 0}, "rerank_depth and proximity_window must be at least 1"),
+        ({"alpha": 1.5}, "weights between 0 and 1"),
+        ({"fusion": "max"}, "fusion must be one of"),
+    ],
+)
+def test_search_settings_refuse_values_out_of_range(kwargs, message):
+    from qa.settings import SearchSettings
+
+    with pytest.raises(ValueError, match=message):
+        SearchSettings(**kwargs)
