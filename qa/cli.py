@@ -28,7 +28,7 @@ DOCS_OPTION = click.option(
     envvar="QA_DOCS",
     show_default=True,
     show_envvar=True,
-    help="Folder of documents: .txt, .md, .html, .pdf, .docx, .eml.",
+    help="Folder of documents: .txt .md .html .pdf .docx .pptx .xlsx .csv .epub .odt .eml .msg.",
 )
 INDEX_OPTION = click.option(
     "--index",

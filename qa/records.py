@@ -47,9 +47,9 @@ class Passage(Metadata):
     source: str
     start: int
     end: int
-    #: The document's format (qa/ingest/formats): "text", "markdown", "html", "pdf", "docx" or "email".
+    #: The document's format, as qa/ingest/formats names it ("text", "pdf", "docx", "pptx", "email", ...).
     format: str = "text"
-    #: PDF: the pages the passage starts and ends on (the same page unless it spans two); else None.
+    #: Paged formats: the pages (slides, sheets, chapters) the passage starts and ends on; else None.
     page: int | None = None
     page_end: int | None = None
 
@@ -93,9 +93,9 @@ class Document(Metadata):
     sha256: str
     #: Offset where the body starts: date/URL/byline header lines are metadata, not text to search.
     body_start: int = 0
-    #: "text", "markdown", "html", "pdf", "docx" or "email" (qa/ingest/formats).
+    #: The format, as qa/ingest/formats names it ("text", "markdown", "html", "pdf", "docx", "pptx", ...).
     format: str = "text"
-    #: PDF: the offset in ``text`` where page 1, 2, ... starts.
+    #: Paged formats: the offset in ``text`` where page 1, 2, ... starts.
     pages: tuple[int, ...] = ()
     #: Text formats: the encoding the bytes were decoded with.
     encoding: str | None = None

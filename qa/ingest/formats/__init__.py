@@ -1,4 +1,5 @@
-"""Read documents as people keep them: text, Markdown, HTML, PDF, Word (.docx) and e-mail (.eml).
+"""Read documents as people keep them: text, Markdown, HTML, PDF, Word, PowerPoint, Excel and CSV, EPUB,
+OpenDocument text, and e-mail (.eml, Outlook .msg).
 
 ``extract(name, data)`` turns one file's bytes into an :class:`Extracted` text layer
 with the metadata the file itself carries, or raises :class:`UnreadableDocument`
@@ -34,6 +35,12 @@ SUFFIXES: dict[str, str] = {
     ".pdf": "pdf",
     ".docx": "docx",
     ".eml": "email",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".csv": "csv",
+    ".epub": "epub",
+    ".odt": "odt",
+    ".msg": "msg",
 }
 #: Formats read in the caller's process by ``extract_many``: pure Python, bounded by their size.
 IN_PROCESS = frozenset({"text", "markdown"})
@@ -100,6 +107,26 @@ def _read(fmt: str, data: bytes, limits: Limits) -> Extracted:
         from . import docx
 
         return docx.read(data, limits)
+    if fmt == "pptx":
+        from . import pptx
+
+        return pptx.read(data, limits)
+    if fmt in ("xlsx", "csv"):
+        from . import sheet
+
+        return sheet.read(data, limits, format=fmt)
+    if fmt == "epub":
+        from . import epub
+
+        return epub.read(data, limits)
+    if fmt == "odt":
+        from . import odt
+
+        return odt.read(data, limits)
+    if fmt == "msg":
+        from . import msg
+
+        return msg.read(data, limits)
     from . import eml
 
     return eml.read(data, limits)

@@ -15,14 +15,15 @@ class Extracted:
 
     #: The text layer; passages are spans ``text[start:end]``.
     text: str
-    #: "text", "markdown", "html", "pdf", "docx" or "email".
+    #: The format read, as ``SUFFIXES`` names it: "text", "markdown", "html", "pdf", "docx", "pptx",
+    #: "xlsx", "csv", "epub", "odt", "email" or "msg".
     format: str
     title: str | None = None
     #: ISO YYYY-MM-DD: publication or creation date, never the modified date.
     date: str | None = None
     url: str | None = None
     author: str | None = None
-    #: PDF only: the offset in ``text`` where page 1, 2, ... starts.
+    #: Paged formats (PDF pages, slides, sheets, chapters): the offset in ``text`` where page 1, 2, ... starts.
     pages: tuple[int, ...] = ()
     #: Text formats only: the encoding the bytes were decoded with.
     encoding: str | None = None

@@ -46,15 +46,18 @@ def read(data: bytes, limits: Limits) -> Extracted:
     )
 
 
-def check_zip(data: bytes, limits: Limits) -> None:
-    """Refuse a zip whose directory promises more than ``limits.max_unpacked_bytes`` or a bomb's ratio."""
+def check_zip(data: bytes, limits: Limits, kind: str = "Word document") -> None:
+    """Refuse a zip whose directory promises more than ``limits.max_unpacked_bytes`` or a bomb's ratio.
+
+    ``kind`` names the format in the reason (every zip-based format uses this check).
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not a Word document (bad zip: {exc})") from None
+        raise UnreadableDocument(f"not a {kind} (bad zip: {exc})") from None
     if len(members) > MAX_MEMBERS:
-        raise UnreadableDocument(f"zip with {len(members):,} members: not a plausible Word document")
+        raise UnreadableDocument(f"zip with {len(members):,} members: not a plausible {kind}")
     total = sum(m.file_size for m in members)
     if total > limits.max_unpacked_bytes:
         raise UnreadableDocument(

@@ -61,8 +61,11 @@ RETIRE_SHARE = 0.8
 EXIT_OUT_OF_MEMORY = 3
 #: Imported once in the fork server, so each worker starts with the parsers loaded.
 PRELOAD = [
-    "qa.ingest.formats", "qa.ingest.formats.text", "qa.ingest.formats.html", "qa.ingest.formats.pdf", "qa.ingest.formats.docx", "qa.ingest.formats.eml",
-    "trafilatura", "pypdfium2", "docx", "charset_normalizer",
+    "qa.ingest.formats", "qa.ingest.formats.text", "qa.ingest.formats.html", "qa.ingest.formats.pdf",
+    "qa.ingest.formats.docx", "qa.ingest.formats.eml", "qa.ingest.formats.pptx", "qa.ingest.formats.sheet",
+    "qa.ingest.formats.epub", "qa.ingest.formats.odt", "qa.ingest.formats.msg",
+    "trafilatura", "pypdfium2", "docx", "charset_normalizer", "pptx", "olefile", "lxml.html",
+    # openpyxl is left to the first .xlsx: it imports numpy, ~145 MB of each worker's address space.
 ]
 
 

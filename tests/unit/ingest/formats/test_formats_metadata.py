@@ -97,7 +97,9 @@ def test_utf8_text_layer_is_exactly_ingest_decode(stem):
 
 def test_suffixes_map_to_formats_case_insensitively():
     assert format_of("A/B.HTM") == "html" and format_of("x.Docx") == "docx" and format_of("notes") is None
-    assert set(SUFFIXES.values()) == {"text", "markdown", "html", "pdf", "docx", "email"}
+    assert set(SUFFIXES.values()) == {
+        "text", "markdown", "html", "pdf", "docx", "email", "pptx", "xlsx", "csv", "epub", "odt", "msg",
+    }
 
 
 def test_utf8_with_a_few_stray_bytes_stays_utf8_and_says_so():

@@ -1,0 +1,117 @@
+"""PowerPoint .pptx with python-pptx (MIT): each slide's text in slide order, one page per slide.
+
+A slide's title comes first, then its other shapes in the order the file lists
+them (the order they were added, nearly always the reading order); groups are
+read inside; a table gives a line per row, its cells split by tabs (as in
+docx.py); the speaker notes close the slide. A paragraph ends in a line break,
+a shape in a blank line, and slides are joined by a blank line: ``pages[i]`` is
+where slide ``i + 1`` starts, as for a PDF page (a slide without text keeps
+its number). Pictures and charts have no text layer and are skipped.
+
+A .pptx is a zip, checked as docx.py checks a .docx before python-pptx inflates
+anything. A password-protected .pptx is not a zip but an OLE compound file
+holding an ``EncryptedPackage`` stream: it is named as such.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+import zlib
+
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
+from .docx import check_zip
+
+SLIDE_BREAK = "\n\n"
+SHAPE_BREAK = "\n\n"
+#: First bytes of an OLE compound file: an encrypted Office file, or a legacy binary .ppt.
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+#: The stream name (UTF-16LE in the compound file's directory) that Office encryption writes.
+ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
+
+
+def read(data: bytes, limits: Limits) -> Extracted:
+    """Extract the text of each slide (a page each) and the core-property metadata."""
+    _check_package(data, limits)
+    from lxml.etree import XMLSyntaxError
+    from pptx import Presentation
+    from pptx.exc import PackageNotFoundError
+
+    try:
+        presentation = Presentation(io.BytesIO(data))
+        slides = list(presentation.slides)
+    except (PackageNotFoundError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, XMLSyntaxError) as exc:
+        raise UnreadableDocument(f"not a PowerPoint presentation ({type(exc).__name__}: {exc})"[:200]) from None
+    if not slides:
+        raise UnreadableDocument("presentation has no slides")
+    texts: list[str] = []
+    size = 0
+    for slide in slides[: limits.max_pages]:
+        text = slide_text(slide)
+        size += len(text) + len(SLIDE_BREAK)
+        check_chars(size, limits)
+        texts.append(text)
+    notes = []
+    if len(slides) > limits.max_pages:
+        notes.append(f"read the first {limits.max_pages} of {len(slides)} slides (page limit)")
+    starts, offset = [], 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + len(SLIDE_BREAK)
+    props = presentation.core_properties
+    return Extracted(
+        text=SLIDE_BREAK.join(texts),
+        format="pptx",
+        title=clean_field(props.title),
+        author=clean_field(props.author),
+        date=iso_date(props.created),
+        pages=tuple(starts),
+        notes=tuple(notes),
+    )
+
+
+def _check_package(data: bytes, limits: Limits) -> None:
+    """Name an encrypted or legacy file, then refuse a zip bomb from the zip's directory alone."""
+    if data.startswith(OLE_MAGIC):
+        if ENCRYPTED_PACKAGE in data:
+            raise UnreadableDocument("encrypted PowerPoint file (needs a password)")
+        raise UnreadableDocument("not a .pptx: an OLE compound file (a legacy .ppt?)")
+    try:
+        zipfile.ZipFile(io.BytesIO(data)).close()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UnreadableDocument(f"not a PowerPoint presentation (bad zip: {exc})"[:200]) from None
+    check_zip(data, limits, "PowerPoint presentation")
+
+
+def slide_text(slide) -> str:
+    """The slide's title, other shapes and notes, a blank line between them."""
+    title = slide.shapes.title
+    shapes = [title] if title is not None else []
+    shapes += [shape for shape in slide.shapes if title is None or shape.shape_id != title.shape_id]
+    blocks = [block for shape in shapes for block in _shape_blocks(shape)]
+    if slide.has_notes_slide:
+        frame = slide.notes_slide.notes_text_frame
+        if frame is not None:
+            blocks.append(_frame_text(frame))
+    return SHAPE_BREAK.join(block for block in blocks if block.strip())
+
+
+def _shape_blocks(shape):
+    """Yield the text of a shape: its text frame, its table's rows, or a group's members."""
+    from pptx.shapes.group import GroupShape
+
+    if isinstance(shape, GroupShape):
+        # Nesting is bounded by lxml's parser (256 levels), well within Python's recursion limit.
+        for member in shape.shapes:
+            yield from _shape_blocks(member)
+    elif getattr(shape, "has_table", False):
+        rows = ["\t".join(" ".join(cell.text.split()) for cell in row.cells) for row in shape.table.rows]
+        yield "\n".join(row for row in rows if row.strip())
+    elif getattr(shape, "has_text_frame", False):
+        yield _frame_text(shape.text_frame)
+
+
+def _frame_text(frame) -> str:
+    """A text frame's paragraphs, one a line; a soft line break (python-pptx's "\\v") is a line break too."""
+    lines = (p.text.replace("\v", "\n") for p in frame.paragraphs)
+    return "\n".join(line for line in lines if line.strip())
