@@ -307,7 +307,8 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
     """List the indexed documents, and the files that were skipped and why."""
     from qa.search import Searcher
 
-    catalogue = Searcher(index_dir, model=model).documents(folder)
+    searcher = Searcher(index_dir, model=model)
+    catalogue = searcher.documents(folder)
     if as_json:
         click.echo(dumps(catalogue, indent=2))
         return
@@ -318,6 +319,11 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
     for s in catalogue["skipped"]:
         say(f"skipped {s['source']}: {s['reason']}")
     say(f"{len(catalogue['documents'])} documents, {len(catalogue['skipped'])} skipped", err=True)
+    tuned = searcher.tuning()
+    if tuned:
+        changed = ", ".join(f"{k}={v}" for k, v in tuned["settings"].items())
+        say(f"ranking tuned on {tuned['count']} questions ({tuned['questions']}) at {tuned['tuned_at']}: {changed}",
+            err=True)
 
 
 @cli.command("serve")
@@ -445,6 +451,78 @@ def eval_command(
     click.echo(evaluate.format_table(table))
     if json_path is not None:
         json_path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
+
+
+@cli.command("tune")
+@click.argument("questions", type=click.Path(exists=True, path_type=Path), required=False)
+@click.option("--save", is_flag=True, help="Record the chosen settings in the index: every search of it uses them.")
+@click.option("--reset", is_flag=True, help="Forget the index's tuned settings: searches use the defaults again.")
+@click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
+              help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
+@ENCODER_OPTION
+@DOCS_OPTION
+@INDEX_OPTION
+@MODEL_OPTION
+@QUERY_ENCODER_OPTION
+def tune_command(
+    questions: Path | None, save: bool, reset: bool, beir_index, encoder, docs_dir: Path, index_dir: Path, model,
+    query_encoder: str,
+) -> None:
+    """Choose the ranking's settings for this collection on judged QUESTIONS (a .jsonl file or a BEIR folder).
+
+    Prints, on the same questions, every mode, the default, and the cross-validated
+    score of tuning (each fold scored by settings chosen on the others), so a gain
+    can be told from a fit. --save records the chosen settings in the index.
+    """
+    from qa import evaluate, index
+    from qa.embed import load_query_encoder
+    from qa.search import Searcher
+
+    if reset:
+        target = beir_index or (index_dir / "beir" / questions.resolve().name if questions and questions.is_dir()
+                                else index_dir)
+        index.write_tuning(target, None)
+        click.echo(f"{target}: searches use the default settings again")
+        return
+    if questions is None:
+        raise click.UsageError("give QUESTIONS to tune on, or --reset")
+    queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
+    if questions.is_dir():
+        from qa.build import passage_encoder
+
+        target = beir_index or index_dir / "beir" / questions.resolve().name
+        texts, qrels = evaluate.index_beir(questions, target, passage_encoder(target, model, encoder),
+                                           progress=sys.stderr.isatty())
+        asked = evaluate.beir_questions(texts)
+    else:
+        target = index_dir
+        asked, qrels = evaluate.judged_questions(evaluate.load_judged(questions))
+    searcher = Searcher(target, embedder=queries)
+    report = evaluate.tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)
+    click.echo(format_tuning(report))
+    if save:
+        index.write_tuning(target, {
+            "settings": evaluate.describe(report.chosen), "questions": str(questions), "count": report.questions,
+            "cross_validated": round(report.tuned_cv, 4), "default": round(report.default, 4),
+            "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+        click.echo(f"saved in {target / index.TUNED}: qa search, qa serve, qa eval and the library now rank "
+                   "with these settings (qa tune --reset forgets them)")
+
+
+def format_tuning(report) -> str:
+    """Render what qa tune found: every ranking on the same questions, and the chosen settings."""
+    rows = [(name, value) for name, value in report.modes.items()]
+    rows.append((f"tuned, cross-validated ({report.folds} folds)", report.tuned_cv))
+    lines = [f"{report.questions} judged questions; nDCG@10 on them:", "| ranking | nDCG@10 |", "|---|---|"]
+    lines += [f"| {name} | {value:.3f} |" for name, value in rows]
+    verdict = "a real gain" if report.gain > 0.005 else "no gain worth having: keep the default"
+    lines.append(f"tuning against the default on the same folds: {report.gain:+.3f} ({verdict})")
+    from qa.evaluate import describe
+
+    changed = ", ".join(f"{k}={v}" for k, v in describe(report.chosen).items()) or "the defaults"
+    lines.append(f"chosen on all the questions: {changed} ({report.chosen_fit:.3f} on the questions it was chosen on)")
+    return "\n".join(lines)
 
 
 def _shard_connector(ray_address: str | None):

@@ -29,7 +29,8 @@ class Collection:
         model: ``all-MiniLM-L6-v2`` (the default, installed with qa), ``hashing``
             (a deterministic fake for tests), or a local sentence-transformers folder.
         chunking: how documents are cut into passages; recorded in the index.
-        settings: how candidates are fused, re-scored and flagged.
+        settings: how candidates are fused, re-scored and flagged (default: what ``qa tune --save``
+            chose for this index, else ``SearchSettings()``).
         query_encoder: ``onnx`` (int8 export of the default model) or ``torch``.
         encoder: what embeds passages: ``int8`` (the default model's int8 export) or
             ``fp32``; by default the encoder that built the index, and int8 for a new one.
@@ -42,7 +43,7 @@ class Collection:
         *,
         model: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
-        settings: SearchSettings = SearchSettings(),
+        settings: SearchSettings | None = None,
         query_encoder: str = "onnx",
         encoder: str | None = None,
     ):

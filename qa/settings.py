@@ -73,7 +73,7 @@ class ChunkSettings:
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """How candidates are gathered, fused, re-scored and flagged; tuned in README "Retrieval quality"."""
+    """How candidates are gathered, fused, re-scored and flagged; chosen as docs/quality.md says."""
 
     #: Candidates taken from each retriever before fusion and de-duplication.
     candidates: int = 40
@@ -82,22 +82,27 @@ class SearchSettings:
     #: Fused candidates re-scored by their sentences and word proximity (the rest keep their fused order below them).
     rerank_depth: int = 40
     fusion: str = "convex"
-    #: Convex fusion weight of the cosine against max-normalised BM25 (hybrid; rerank when not adaptive).
+    #: Hybrid: convex fusion weight of the cosine against max-normalised BM25.
     alpha: float = 0.5
-    #: Weight of the best sentence's cosine against the fused score in rerank mode when not adaptive.
-    sentence_weight: float = 0.5
-    #: Rerank adapts the fusion weight to each question (qa/search/fusion.py adaptive_alpha): from
-    #: ``adaptive_alpha``, moved by the three weights below, with the sentence weight following
-    #: it from ``adaptive_sentence_weight``. Tuned in README "Retrieval quality".
-    adaptive: bool = True
+    #: Rerank (the default mode): the cosine's weight against BM25, and the best sentence's weight
+    #: against that fusion. 2/3 and 0.4 make the score 0.4 cosine + 0.4 best sentence + 0.2 BM25:
+    #: the dense evidence (passage and sentence) at 0.8, chosen on the tuning sets of docs/quality.md.
+    rerank_alpha: float = 2 / 3
+    sentence_weight: float = 0.4
+    #: Rerank may instead adapt the fusion weight to each question (qa/search/fusion.py adaptive_alpha):
+    #: from ``adaptive_alpha``, moved by the three weights below, the sentence weight following it from
+    #: ``adaptive_sentence_weight``. Off: tuned on lexical-overlap sets, it moved weight to BM25 where
+    #: real questions need it least (docs/quality.md, "measured and not kept").
+    adaptive: bool = False
     adaptive_alpha: float = 0.6
     adaptive_sentence_weight: float = 0.75
     lexical_margin: float = 0.9
     dense_margin: float = 1.0
     lexical_top: float = 0.4
     #: Rerank adds this times the share of the question's neighbouring words a passage holds
-    #: within ``proximity_window`` tokens of each other, in order (qa/search/fusion.py proximity).
-    proximity_weight: float = 0.4
+    #: within ``proximity_window`` tokens of each other, in order (qa/search/fusion.py proximity):
+    #: a fifth of its old weight, in proportion to BM25's share of the score.
+    proximity_weight: float = 0.08
     proximity_window: int = 2
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35
@@ -108,10 +113,30 @@ class SearchSettings:
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:
             raise ValueError(f"fusion must be one of {', '.join(FUSIONS)}")
-        weights = (self.alpha, self.sentence_weight, self.adaptive_alpha, self.adaptive_sentence_weight)
+        weights = (self.alpha, self.rerank_alpha, self.sentence_weight, self.adaptive_alpha, self.adaptive_sentence_weight)
         if not all(0.0 <= w <= 1.0 for w in weights):
-            raise ValueError("alpha, sentence_weight and their adaptive forms are weights between 0 and 1")
+            raise ValueError("alpha, rerank_alpha, sentence_weight and their adaptive forms are weights between 0 and 1")
         if min(self.candidates, self.overfetch, self.rerank_depth, self.proximity_window) < 1:
             raise ValueError("candidates, overfetch, rerank_depth and proximity_window must be at least 1")
         if self.proximity_weight < 0:
             raise ValueError("proximity_weight must not be negative")
+
+    def as_dict(self) -> dict:
+        """Return the settings by name, as a tuned index records them."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, where: str) -> SearchSettings:
+        """Read settings back (``where`` names the file in the error); names it does not know are refused.
+
+        Raises:
+            IndexUnavailable: the values are not search settings.
+        """
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise IndexUnavailable(f"{where} holds unknown search settings {unknown}; run `qa tune --reset`")
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as exc:
+            raise IndexUnavailable(f"{where} holds unusable search settings ({exc}); run `qa tune --reset`") from None

@@ -132,6 +132,7 @@ def healthz():
         "stale": found.get("stale") is not None,
         "stale_reason": public_message(found["stale"]) if found.get("stale") else None,
     }
+    body["tuned"] = get_searcher().tuning()
     if watch is not None:
         body["watch"] = {name: public_message(value) if isinstance(value, str) else value for name, value in watch.items()}
     return jsonify(body)

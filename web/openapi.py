@@ -246,6 +246,8 @@ def openapi_document() -> dict:
                         "built_at": {"type": "string"},
                         "stale": {"type": "boolean", "description": "The documents changed since this build."},
                         "stale_reason": NULLABLE_STRING,
+                        "tuned": {"type": ["object", "null"],
+                                  "description": "The search settings qa tune --save chose for this index, if any."},
                         "watch": {
                             "type": "object",
                             "description": "qa serve --watch only: how the watch of the documents folder goes.",

@@ -2,17 +2,20 @@
 
 - ``judged``: questions with the verbatim evidence a correct passage holds;
 - ``beir``: BEIR folders with graded judgments (corpus indexed, every mode ranked);
-- ``table``: the metrics as a table.
+- ``table``: the metrics as a table;
+- ``tune``: search settings chosen for one collection on its judged questions, by cross-validation.
 """
 
 from __future__ import annotations
 
-from qa.evaluate.beir import BEIR_MEASURES, evaluate_beir, load_beir, write_trec
+from qa.evaluate.beir import BEIR_MEASURES, evaluate_beir, index_beir, load_beir, write_trec
 from qa.evaluate.judged import JUDGED_MEASURES, Judged, evaluate_judged, load_judged
 from qa.evaluate.table import format_table
+from qa.evaluate.tune import MIN_QUESTIONS, TuneReport, beir_questions, describe, judged_questions, tune
 from qa.settings import MODES
 
 __all__ = [
-    "BEIR_MEASURES", "JUDGED_MEASURES", "MODES", "Judged", "evaluate_beir", "evaluate_judged", "format_table",
-    "load_beir", "load_judged", "write_trec",
+    "BEIR_MEASURES", "JUDGED_MEASURES", "MIN_QUESTIONS", "MODES", "Judged", "TuneReport", "beir_questions", "describe",
+    "evaluate_beir", "evaluate_judged", "index_beir", "format_table", "judged_questions", "load_beir", "load_judged", "tune",
+    "write_trec",
 ]

@@ -76,6 +76,16 @@ def _json_lines(path: Path, digest=None):
             yield item, number
 
 
+def index_beir(
+    folder: Path, index_dir: Path, embedder: Embedder | str | None, chunk_settings: ChunkSettings = ChunkSettings(),
+    progress: bool = False, shards: int | None = None,
+) -> tuple[dict[str, str], list[Qrel]]:
+    """Index a BEIR corpus into ``index_dir`` (an up-to-date index is kept); return its queries and judgments."""
+    documents, queries, qrels, digest = load_beir(folder)
+    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
+    return queries, qrels
+
+
 def evaluate_beir(
     folder: Path,
     index_dir: Path,
@@ -85,7 +95,7 @@ def evaluate_beir(
     progress: bool = False,
     query_encoder: Embedder | None = None,
     chunk_settings: ChunkSettings = ChunkSettings(),
-    search_settings: SearchSettings = SearchSettings(),
+    search_settings: SearchSettings | None = None,
     shards: int | None = None,
 ) -> dict[str, dict]:
     """Index a BEIR corpus into ``index_dir`` (reusing an up-to-date one) and score each mode.
@@ -96,8 +106,7 @@ def evaluate_beir(
     Writes TREC run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given;
     ``shards`` splits the index (qa/index/sharded/), as ``build`` does.
     """
-    documents, queries, qrels, digest = load_beir(folder)
-    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
+    queries, qrels = index_beir(folder, index_dir, embedder, chunk_settings, progress, shards)
     if query_encoder is None:
         loaded = embedder is not None and not isinstance(embedder, str)
         query_encoder = embedder if loaded else load_embedder(embedder)

@@ -14,7 +14,7 @@ Other stages import this face only.
 
 from __future__ import annotations
 
-from qa.index.layout import MODELS, Manifest, build_lock, current_build, unreadable
+from qa.index.layout import MODELS, TUNED, Manifest, build_lock, current_build, read_tuning, unreadable, write_tuning
 from qa.index.protocol import IndexView, TableReads
 from qa.index.reader import IndexReader, write_build
 from qa.index.replica import publish_copy
@@ -29,7 +29,7 @@ __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
     "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
     "in_service", "is_sharded", "match_expression", "open_index", "publish_copy", "shard_folder", "shard_of",
-    "term_positions", "unreadable", "write_build", "write_collection",
+    "term_positions", "unreadable", "write_build", "write_collection", "TUNED", "read_tuning", "write_tuning",
 ]
 
 

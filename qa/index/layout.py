@@ -6,6 +6,7 @@ Layout of an index folder::
       CURRENT                  name of the build in service, replaced atomically
       build.lock               held by the one process that is building
       models/                  cached query-encoder exports, kept across builds
+      tuned.json               search settings chosen by `qa tune` for this collection, kept across builds
       builds/<name>/
         manifest.json          format version, model, dimension, counts, fingerprint, chunking
         vectors.faiss          passage vectors; row i is passage row i (qa/index/vectors.py)
@@ -45,6 +46,9 @@ LOCK = "build.lock"
 BUILDS = "builds"
 #: Cached query-encoder exports, kept across builds.
 MODELS = "models"
+#: Search settings `qa tune` chose for the collection: beside the builds, so every new build keeps them.
+TUNED = "tuned.json"
+TUNED_FORMAT = 1
 #: Every file a complete build holds.
 BUILD_FILES = (MANIFEST, VECTORS, PASSAGES, SENTENCES)
 #: Builds kept besides the current one: the one it replaced, for readers that opened it before the switch.
@@ -300,3 +304,33 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def read_tuning(index_dir: Path) -> dict | None:
+    """Return what ``qa tune --save`` recorded for this index (settings, questions, gain), or None.
+
+    Raises:
+        IndexUnavailable: the file exists but cannot be read as a tuning record.
+    """
+    path = index_dir / TUNED
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise IndexUnavailable(f"unreadable tuning {path}: {exc}; run `qa tune --reset`") from None
+    if not isinstance(data, dict) or data.get("format") != TUNED_FORMAT or not isinstance(data.get("settings"), dict):
+        raise IndexUnavailable(f"{path} is not a tuning record this qa reads; run `qa tune --reset`")
+    return data
+
+
+def write_tuning(index_dir: Path, record: dict | None) -> None:
+    """Record ``record`` (``settings`` and how they were chosen) as the index's tuning, atomically; None removes it."""
+    path = index_dir / TUNED
+    with writing(index_dir):
+        if record is None:
+            path.unlink(missing_ok=True)
+            return
+        tmp = index_dir / f".{TUNED}.{os.getpid()}"
+        tmp.write_text(json.dumps({"format": TUNED_FORMAT, **record}, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)

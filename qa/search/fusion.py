@@ -58,7 +58,7 @@ def adaptive_alpha(
     questions about a name ("canadian singer songwriter born 1943 grammy awards")
     and questions that quote a document are where BM25 is sure; descriptions that
     share few words with the answer are where it is not. The weights are tuned
-    on held-apart query sets (bench/tune_adaptive.py). Returns a weight in [0, 1].
+    on held-apart query sets (bench/tuning/adaptive.py); off by default (docs/quality.md). Returns a weight in [0, 1].
     """
     top = sorted(bm25, reverse=True)[:2]
     best = sorted(cosines, reverse=True)[:2]

@@ -39,7 +39,7 @@ def rank(
     dense, lexical_hits, cosine = reader.candidates(
         query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense"
     )
-    alpha, sentence_weight = settings.alpha, settings.sentence_weight
+    alpha, sentence_weight = (settings.rerank_alpha if mode == "rerank" else settings.alpha), settings.sentence_weight
     if settings.adaptive and mode == "rerank":
         base = settings.adaptive_alpha
         alpha = fusion.adaptive_alpha(

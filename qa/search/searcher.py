@@ -12,6 +12,7 @@ import numpy as np
 
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
+from qa import index
 from qa.index import MODELS, Connector, IndexView
 from qa.records import Answer, Filters, Result
 from qa.search import catalogue, fusion
@@ -21,9 +22,13 @@ from qa.search.requests import DEFAULT_K, clean_k, clean_mode, clean_question
 from qa.search.served import ServedIndex
 from qa.settings import SearchSettings
 
-# A name: a capitalised word of three letters or more. ALL-CAPS words are left out: acronyms
-# have spelled-out variants ("WWI", "World War I") that a search can still match.
-_NAME = re.compile(r"\b[A-Z][a-z][A-Za-z]+\b")
+DEFAULTS = SearchSettings()
+
+# A name: a capitalised word of three letters or more, the rest lower case. ALL-CAPS words are
+# left out: acronyms have spelled-out variants ("WWI", "World War I") that a search can still
+# match; so are identifiers with capitals inside ("UreB", "ComYMV"), which documents spell in
+# other ways ("UreA and UreB" as "UreA/B"): they flagged answerable scientific claims.
+_NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
 
 
 def names_in(question: str) -> list[str]:
@@ -41,7 +46,8 @@ class Searcher:
     Args:
         embedder: a loaded question encoder; by default one is loaded on first use from
             ``model`` and ``query_encoder`` (``onnx``: the int8 export of the default model).
-        settings: how candidates are gathered, fused, re-scored and flagged.
+        settings: how candidates are gathered, fused, re-scored and flagged; by default the
+            settings ``qa tune --save`` recorded in the index, else ``SearchSettings()``.
         shards: reaches the shards of a sharded collection (default: opened in this process).
         strict: a shard that does not answer fails a search instead of leaving it partial.
     """
@@ -51,13 +57,13 @@ class Searcher:
         index_dir: Path,
         embedder: Embedder | None = None,
         model: str | None = None,
-        settings: SearchSettings = SearchSettings(),
+        settings: SearchSettings | None = None,
         query_encoder: str = "onnx",
         shards: Connector | None = None,
         strict: bool = False,
     ):
         self.index_dir = Path(index_dir)
-        self.settings = settings
+        self._settings = settings
         self._embedder = embedder
         self._model = model
         self._query_encoder = query_encoder
@@ -78,6 +84,17 @@ class Searcher:
                         self._model, self.index_dir / MODELS, query_encoder=self._query_encoder
                     )
         return self._embedder
+
+    @property
+    def settings(self) -> SearchSettings:
+        """Return the settings searches use: those given, else the index's tuned ones, else the defaults."""
+        if self._settings is not None:
+            return self._settings
+        return self._served.tuned() or DEFAULTS
+
+    def tuning(self) -> dict | None:
+        """Return what ``qa tune --save`` recorded for this index (settings changed, how chosen), or None."""
+        return index.read_tuning(self.index_dir) if self._settings is None else None
 
     @property
     def reader(self) -> IndexView:
@@ -135,17 +152,19 @@ class Searcher:
         filters = Filters.clean(since, until, source, folder)
         reader = self.reader
         with reader.tracking() as missing_shards:
-            answer = self._answer(reader, question, k, mode, filters)
+            answer = self._answer(reader, self.settings, question, k, mode, filters)
         return replace(answer, took_ms=(time.perf_counter() - began) * 1000, missing_shards=tuple(sorted(missing_shards)))
 
-    def _answer(self, reader: IndexView, question: str, k: int, mode: str, filters: Filters) -> Answer:
+    def _answer(
+        self, reader: IndexView, settings: SearchSettings, question: str, k: int, mode: str, filters: Filters
+    ) -> Answer:
         missing = reader.tables.missing_sources(filters.sources)
         if missing:
             raise BadRequest(f"no document named {missing[0]!r} in the index")
         excluded = reader.tables.count_undated(filters) if filters.by_date else 0
         query = self.embedder.encode([question])[0]
-        depth = max(self.settings.candidates, k * self.settings.overfetch)
-        ranking = self.rank(reader, question, query, depth, mode, filters)
+        depth = max(settings.candidates, k * settings.overfetch)
+        ranking = rank(reader, settings, question, query, depth, mode, filters)
         passages, order, scored = ranking.passages, ranking.rows, ranking.scores
         sentence_scores = ranking.sentences
 
@@ -171,14 +190,14 @@ class Searcher:
             best_sentence = max([best_sentence, *cosines])
             spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
             results.append(Result(rank=position, score=scored[row], passage=p, highlights=spans))
-        names = names_in(question) if self.settings.flag_unknown_names else []
+        names = names_in(question) if settings.flag_unknown_names else []
         unknown = reader.tables.absent_terms(names) if names else []
         return Answer(
             question,
             results,
             0.0,
             mode=mode,
-            low_confidence=best_sentence < self.settings.low_confidence_below or bool(unknown),
+            low_confidence=best_sentence < settings.low_confidence_below or bool(unknown),
             excluded_undated=excluded,
             unknown_names=tuple(unknown),
         )

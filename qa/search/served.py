@@ -13,6 +13,7 @@ from pathlib import Path
 
 from qa import index
 from qa.index import Connector, IndexView
+from qa.settings import SearchSettings
 
 #: Seconds an index that was replaced stays open for searches already running on it.
 RETIRE_AFTER_S = 30.0
@@ -35,6 +36,7 @@ class ServedIndex:
         self._lock = threading.Lock()
         self._reader: IndexView | None = None
         self._build: Path | None = None
+        self._tuned: tuple[float | None, SearchSettings | None] = (None, None)
 
     def current(self) -> IndexView:
         """Return the build in service, opening it when it changed since the last look."""
@@ -52,3 +54,16 @@ class ServedIndex:
                         timer.daemon = True
                         timer.start()
         return self._reader
+
+    def tuned(self) -> SearchSettings | None:
+        """Return the search settings ``qa tune --save`` chose for this index, or None; re-read when the file changes."""
+        path = self.index_dir / index.TUNED
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._tuned[0]:
+            record = index.read_tuning(self.index_dir) if stamp is not None else None
+            settings = SearchSettings.from_dict(record["settings"], str(path)) if record else None
+            self._tuned = (stamp, settings)
+        return self._tuned[1]

@@ -1,0 +1,131 @@
+"""Every retrieval mode on every judged set, on both builds, with the default's slack: the quality table of docs/quality.md.
+
+    python -m bench.quality.modes [--builds int8 fp32] [--sets NAME ...]
+
+For each set and each build (passages embedded by the int8 export or by fp32
+torch), the index is built once under bench/.cache/idx/ and every mode is
+scored as ``qa eval`` scores it (nDCG@10; documents ranked by their best
+passage). The slack of a set is ``default - max(dense, lexical)``: the default
+mode against the better single retriever on that set. The last lines give the
+minimum slack over the sets, the development questions' first@1, and the false
+out-of-corpus flags. Sets are labelled by where their queries come from
+(``real``: written by people; ``lexical overlap``: written from the target's
+own text) and by their role in the protocol (``tune``: choices are made on it;
+``held out``: the other half of a tuned collection; ``unseen``: a whole
+collection no choice looked at).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, loadavg, log
+from qa import evaluate
+from qa.build import build, passage_encoder
+from qa.embed import load_query_encoder
+from qa.search import Searcher
+from qa.settings import DEFAULT_MODE, MODES, SearchSettings
+
+SHARED = ROOT.parent / "shared" / "eval"
+
+
+@dataclass(frozen=True)
+class JudgedSet:
+    """A BEIR folder to score, where its queries come from, and its role in the protocol."""
+
+    name: str
+    folder: Path
+    origin: str  # "real" or "lexical overlap"
+    role: str  # "tune", "held out" or "unseen"
+
+
+#: The sets of docs/quality.md. Tuning halves are for choosing; the rest only report.
+SETS = [
+    JudgedSet("nq-tune", CACHE / "nq-halves" / "nq-tune", "real", "tune"),
+    JudgedSet("nq", CACHE / "nq-halves" / "nq", "real", "held out"),
+    JudgedSet("msmarco-dl19-5k", SHARED / "msmarco-dl19-5k", "real", "unseen"),
+    JudgedSet("dbpedia-entity-5k", DBPEDIA, "real", "unseen"),
+    JudgedSet("scifact-2k", SHARED / "scifact-2k", "real", "unseen"),
+    JudgedSet("wiki-beir-tune", CACHE / "wiki-beir-tune", "lexical overlap", "tune"),
+    JudgedSet("wiki-beir", CACHE / "wiki-beir", "lexical overlap", "held out"),
+    JudgedSet("wiki-entity-tune", CACHE / "wiki-entity-tune", "lexical overlap", "tune"),
+    JudgedSet("wiki-entity", CACHE / "wiki-entity", "lexical overlap", "held out"),
+    JudgedSet("wiki-question-tune", CACHE / "wiki-question-tune", "lexical overlap", "tune"),
+    JudgedSet("wiki-question", CACHE / "wiki-question", "lexical overlap", "held out"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=["int8", "fp32"])
+    parser.add_argument("--sets", nargs="+", help="only these sets (by name)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    args = parser.parse_args()
+    sets = [s for s in SETS if not args.sets or s.name in args.sets]
+    missing = [s.name for s in sets if not (s.folder / "corpus.jsonl").is_file()]
+    if missing:
+        parser.error(f"missing sets {missing}: run python -m bench.datasets.wiki_beir, bench.datasets.wiki_sets "
+                     "and bench.datasets.real first")
+    table: dict = {"loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {}}
+    for encoder in args.builds:
+        queries = load_query_encoder(None, CACHE / "idx" / "models")
+        for judged in sets:
+            log(f"{judged.name} on the {encoder} build")
+            index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{encoder}"
+            scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, None, encoder), MODES,
+                                            query_encoder=queries)
+            table["sets"].setdefault(judged.name, {"origin": judged.origin, "role": judged.role})[encoder] = scores
+        table.setdefault("dev", {})[encoder] = dev_figures(encoder, queries)
+    table["loadavg_end"] = loadavg()
+    print(format_table(table, args.builds))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(table, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nfigures written to {args.out}")
+
+
+def _corpus_key(judged: JudgedSet) -> str:
+    """Sets over one corpus share its index (the halves of a collection, the three Wikipedia sets)."""
+    if judged.name.startswith("wiki-"):
+        return "wiki-beir"
+    return "nq-clapnq-5k" if judged.name.startswith("nq") else judged.name
+
+
+def dev_figures(encoder: str, queries) -> dict:
+    """The development questions over the seeds: first@1, highlight hits and false flags, by mode."""
+    index_dir = CACHE / "idx" / f"seeds-{encoder}"
+    build(SEEDS, index_dir, passage_encoder(index_dir, None, encoder), wait=True)
+    searcher = Searcher(index_dir, embedder=queries)
+    table = evaluate.evaluate_judged(searcher, evaluate.load_judged(DEV), MODES)
+    return {mode: {k: v for k, v in row.items() if k != "ranks"} for mode, row in table.items()}
+
+
+def slack(scores: dict) -> float:
+    """The default mode's nDCG@10 against the better single retriever's."""
+    nd = {mode: scores[mode]["nDCG@10"] for mode in MODES}
+    return nd[DEFAULT_MODE] - max(nd["dense"], nd["lexical"])
+
+
+def format_table(table: dict, builds: list[str]) -> str:
+    lines = ["| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
+             "|---|---|---|---|" + "---|" * (len(MODES) + 2)]
+    worst = {b: [] for b in builds}
+    for name, row in table["sets"].items():
+        for b in builds:
+            scores = row[b]
+            worst[b].append((slack(scores), name))
+            cells = [f"{scores[m]['nDCG@10']:.3f}" for m in MODES]
+            lines.append(f"| {name} | {row['origin']} | {row['role']} | {b} | " + " | ".join(cells)
+                         + f" | {slack(scores):+.3f} | {scores[DEFAULT_MODE].get('false flags', '')} |")
+    for b in builds:
+        value, name = min(worst[b])
+        dev = table["dev"][b][DEFAULT_MODE]
+        lines.append(f"\n{b}: minimum slack {value:+.3f} ({name}); dev first@1 {dev['first@1']}, "
+                     f"false flags {dev['false flags']}, out-of-corpus flagged {dev['OOC flagged']}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Ranking rules scored offline on every set at once, with each set's slack against the better single retriever.
+
+    python -m bench.tuning.rules --build int8 [--rules ...]
+
+A rule is a function from one query's ``Candidates`` (bench/tuning/candidates.py)
+to a score per candidate. For every set it prints nDCG@10 and the slack
+``rule - max(dense, lexical)``; the protocol (docs/quality.md) picks on the
+tuning sets only and reports the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Callable
+
+import numpy as np
+
+from bench.tuning.candidates import Candidates
+from qa.search.fusion import proximity
+
+Rule = Callable[[Candidates], np.ndarray]
+
+
+def dense(item: Candidates) -> np.ndarray:
+    return item.cos
+
+
+def lexical(item: Candidates) -> np.ndarray:
+    return item.bm25
+
+
+def _max_norm(x: np.ndarray) -> np.ndarray:
+    top = x.max() if len(x) else 0.0
+    return x / top if top > 0 else np.zeros_like(x)
+
+
+def _min_max(x: np.ndarray) -> np.ndarray:
+    lo, hi = (x.min(), x.max()) if len(x) else (0.0, 0.0)
+    return (x - lo) / (hi - lo) if hi > lo else np.zeros_like(x)
+
+
+def _near(item: Candidates, window: int = 2) -> np.ndarray:
+    cache = item.__dict__.setdefault("_near", {})
+    if window not in cache:
+        cache[window] = np.array([proximity(item.terms, p, window) for p in item.positions])
+    return cache[window]
+
+
+def convex(alpha: float, normalise: str = "max") -> Rule:
+    """alpha * cosine + (1 - alpha) * BM25, BM25 max-normalised (qa's hybrid) or both min-max over the candidates."""
+    def score(item: Candidates) -> np.ndarray:
+        if normalise == "max":
+            return alpha * item.cos + (1 - alpha) * _max_norm(item.bm25)
+        return alpha * _min_max(item.cos) + (1 - alpha) * _min_max(item.bm25)
+    return score
+
+
+def rrf(k: int = 60) -> Rule:
+    def score(item: Candidates) -> np.ndarray:
+        out = np.zeros(len(item.cos))
+        for values in (item.cos, item.bm25):
+            order = np.argsort(-values, kind="stable")
+            ranks = np.empty(len(values))
+            ranks[order] = np.arange(1, len(values) + 1)
+            out += np.where(values > 0, 1.0 / (k + ranks), 0.0) if values is item.bm25 else 1.0 / (k + ranks)
+        return out
+    return score
+
+
+def with_sentences(base: Rule, weight: float) -> Rule:
+    """(1 - w) * base + w * the best sentence's cosine."""
+    def score(item: Candidates) -> np.ndarray:
+        return (1 - weight) * base(item) + weight * item.sent
+    return score
+
+
+def with_proximity(base: Rule, weight: float, window: int = 2) -> Rule:
+    def score(item: Candidates) -> np.ndarray:
+        return base(item) + weight * _near(item, window)
+    return score
+
+
+def default_family(dense_weight: float, margin: float, proximity_weight: float) -> Rule:
+    """The family the default was chosen from: dense evidence (passage and best sentence cosines, averaged)
+    against max-normalised BM25, the dense weight lowered by ``margin`` times BM25's lead of its best
+    passage over its second, plus word proximity in proportion to BM25's weight."""
+    def score(item: Candidates) -> np.ndarray:
+        top = np.sort(item.bm25)[::-1]
+        lead = (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0
+        a = float(np.clip(dense_weight - margin * lead, 0.0, 1.0))
+        return a * (item.cos + item.sent) / 2 + (1 - a) * _max_norm(item.bm25) + proximity_weight * (1 - a) * _near(item)
+    return score
+
+
+GRID = {"dense_weight": (0.5, 0.6, 0.7, 0.8, 0.9), "margin": (0.0, 0.5, 1.0, 1.5),
+        "proximity_weight": (0.0, 0.2, 0.4, 0.6)}
+
+
+def main() -> None:
+    import itertools
+
+    from bench.common import CACHE
+    from bench.quality.modes import SETS, _corpus_key
+    from bench.tuning.candidates import cached
+    from qa.embed import load_query_encoder
+    from qa.search import Searcher
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", default="int8", choices=["int8", "fp32"])
+    args = parser.parse_args()
+    queries = load_query_encoder(None, CACHE / "idx" / "models")
+    gathered = {
+        judged.name: (judged, cached(judged.folder, CACHE / "idx" / f"{_corpus_key(judged)}-{args.build}",
+                                     lambda index_dir: Searcher(index_dir, embedder=queries)))
+        for judged in SETS
+    }
+    bounds = {name: max(qs.ndcg(dense), qs.ndcg(lexical)) for name, (_, qs) in gathered.items()}
+
+    def slacks(rule: Rule, role) -> dict[str, float]:
+        return {name: qs.ndcg(rule) - bounds[name] for name, (judged, qs) in gathered.items() if role(judged.role)}
+
+    tried = []
+    for values in itertools.product(*GRID.values()):
+        tuning = slacks(default_family(*values), lambda role: role == "tune")
+        tried.append((min(tuning.values()), sum(tuning.values()), values))
+    tried.sort(reverse=True)
+    print("| dense weight | margin | proximity | min tuning slack | mean |\n|---|---|---|---|---|")
+    for worst, total, values in tried[:10]:
+        print("| " + " | ".join(map(str, values)) + f" | {worst:+.3f} | {total / 4:+.3f} |")
+    chosen = tried[0][2]
+    print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}; the others, never looked at:")
+    for name, value in slacks(default_family(*chosen), lambda role: role != "tune").items():
+        print(f"  {name}: {value:+.3f}")
+
+
+if __name__ == "__main__":
+    main()
