@@ -1,5 +1,5 @@
 """Read documents as people keep them: text, Markdown, HTML, PDF, Word, PowerPoint, Excel and CSV, EPUB,
-OpenDocument text, and e-mail (.eml, Outlook .msg).
+OpenDocument text, e-mail (.eml, Outlook .msg), and scanned pages (PNG, JPEG, TIFF; read by OCR, an extra).
 
 ``extract(name, data)`` turns one file's bytes into an :class:`Extracted` text layer
 with the metadata the file itself carries, or raises :class:`UnreadableDocument`
@@ -41,6 +41,12 @@ SUFFIXES: dict[str, str] = {
     ".epub": "epub",
     ".odt": "odt",
     ".msg": "msg",
+    # Scans and photos of text, read by OCR (pip install 'qa[ocr]'; without it they are skipped, saying so).
+    ".png": "image",
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".tif": "image",
+    ".tiff": "image",
 }
 #: Formats read in the caller's process by ``extract_many``: pure Python, bounded by their size.
 IN_PROCESS = frozenset({"text", "markdown"})
@@ -127,6 +133,10 @@ def _read(fmt: str, data: bytes, limits: Limits) -> Extracted:
         from . import msg
 
         return msg.read(data, limits)
+    if fmt == "image":
+        from . import image
+
+        return image.read(data, limits)
     from . import eml
 
     return eml.read(data, limits)

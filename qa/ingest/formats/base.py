@@ -16,14 +16,14 @@ class Extracted:
     #: The text layer; passages are spans ``text[start:end]``.
     text: str
     #: The format read, as ``SUFFIXES`` names it: "text", "markdown", "html", "pdf", "docx", "pptx",
-    #: "xlsx", "csv", "epub", "odt", "email" or "msg".
+    #: "xlsx", "csv", "epub", "odt", "email", "msg" or "image" (PNG, JPEG, TIFF read by OCR).
     format: str
     title: str | None = None
     #: ISO YYYY-MM-DD: publication or creation date, never the modified date.
     date: str | None = None
     url: str | None = None
     author: str | None = None
-    #: Paged formats (PDF pages, slides, sheets, chapters): the offset in ``text`` where page 1, 2, ... starts.
+    #: Paged formats (PDF pages, slides, sheets, chapters, TIFF frames): where page 1, 2, ... starts in ``text``.
     pages: tuple[int, ...] = ()
     #: Text formats only: the encoding the bytes were decoded with.
     encoding: str | None = None
@@ -45,7 +45,7 @@ class Limits:
     max_seconds: float = 30.0
     #: Address space of a worker process (RLIMIT_AS), imports included.
     max_memory: int = 1024 * MIB
-    #: PDF pages read; a longer PDF is read up to here and says so in ``notes``.
+    #: PDF pages and TIFF frames read; a longer file is read up to here and says so in ``notes``.
     max_pages: int = 2000
     #: Total uncompressed size of the parts of a DOCX (a zip): 1,000x a 64 KiB bomb is caught here.
     max_unpacked_bytes: int = 256 * MIB

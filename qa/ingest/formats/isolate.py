@@ -64,8 +64,11 @@ PRELOAD = [
     "qa.ingest.formats", "qa.ingest.formats.text", "qa.ingest.formats.html", "qa.ingest.formats.pdf",
     "qa.ingest.formats.docx", "qa.ingest.formats.eml", "qa.ingest.formats.pptx", "qa.ingest.formats.sheet",
     "qa.ingest.formats.epub", "qa.ingest.formats.odt", "qa.ingest.formats.msg",
-    "trafilatura", "pypdfium2", "docx", "charset_normalizer", "pptx", "olefile", "lxml.html",
+    "qa.ingest.formats.ocr", "qa.ingest.formats.image",
+    "trafilatura", "pypdfium2", "docx", "charset_normalizer", "pptx", "olefile", "lxml.html", "PIL.Image",
     # openpyxl is left to the first .xlsx: it imports numpy, ~145 MB of each worker's address space.
+    # The OCR engine is left to the first scan: numpy, OpenCV and ONNX Runtime take ~330 MiB of a worker's
+    # address space (with the OpenBLAS setting ocr.py makes), and a worker that has run OCR peaks at 780-840 MiB.
 ]
 
 

@@ -5,6 +5,9 @@ paragraphs from their geometry: a line that starts within ``PARAGRAPH_GAP`` line
 heights of the one above continues its paragraph (joined by a space), a wider gap
 starts a new one (a blank line). So the chunker sees sentences, not print lines.
 Pages are joined by a blank line; ``pages[i]`` is where page ``i + 1`` starts.
+
+A page with no text layer (a scan) is rendered and read by OCR (``ocr.py``) when
+the engine is installed, within the file's time limit; the notes say which pages.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 
+from . import ocr
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
 
 #: Baseline-to-baseline distance, in line heights, past which a new paragraph starts.
@@ -60,7 +64,8 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
     count = len(pdf)
     if count == 0:
         raise UnreadableDocument("PDF has no pages")
-    deadline = time.monotonic() + limits.max_seconds
+    start = time.monotonic()
+    deadline = start + limits.max_seconds
     texts: list[str] = []
     size = 0
     for index in range(min(count, limits.max_pages)):
@@ -74,12 +79,11 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
         size += len(text) + len(PAGE_BREAK)
         check_chars(size, limits)
         texts.append(text)
-    empty = [n for n, text in enumerate(texts, 1) if not text.strip()]
-    if len(empty) == len(texts):
-        raise UnreadableDocument("no text layer: scanned PDF?")
-    notes = []
-    if empty:
-        notes.append(f"{_page_ranges(empty)} no text layer (scanned?)")
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    notes, why = _read_by_ocr(pdf, texts, empty, limits, ocr.deadline_for(limits, start)) if empty else ([], "")
+    check_chars(sum(len(text) + len(PAGE_BREAK) for text in texts), limits)
+    if not any(text.strip() for text in texts):
+        raise UnreadableDocument(f"no text layer: scanned PDF? ({why})")
     if count > limits.max_pages:
         notes.append(f"read the first {limits.max_pages} of {count} pages (page limit)")
     starts, offset = [], 0
@@ -88,6 +92,31 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
         offset += len(text) + len(PAGE_BREAK)
     meta = _metadata(pdf, data)
     return Extracted(text=PAGE_BREAK.join(texts), format="pdf", pages=tuple(starts), notes=tuple(notes), **meta)
+
+
+def _read_by_ocr(pdf, texts: list[str], empty: list[int], limits: Limits, deadline: float) -> tuple[list[str], str]:
+    """OCR the pages without a text layer (0-based ``empty``) into ``texts``.
+
+    Returns notes saying which pages were read, and why none were, for the error when no page has text.
+    """
+    try:
+        done = ocr.ocr_pdf_pages(pdf, empty, limits, deadline)
+    except ocr.NotInstalled:
+        notes = [f"{_page_ranges([i + 1 for i in empty])} no text layer (scanned?)"]
+        return notes, f"to read it by OCR: {ocr.INSTALL_HINT}"
+    for index, text in zip(empty, done.texts):
+        texts[index] = text
+    read = [i + 1 for i, text in zip(empty, done.texts) if text.strip()]
+    blank = [i + 1 for i, text in zip(empty, done.texts) if not text.strip()]
+    left = [i + 1 for i in empty[len(done.texts):]]
+    notes = []
+    if read:
+        notes.append(f"{_page_ranges(read)} no text layer: read by OCR")
+    if blank:
+        notes.append(f"{_page_ranges(blank)} no text layer (scanned?)")
+    if left:
+        notes.append(f"{_page_ranges(left)} no text layer, not read by OCR ({done.stopped})")
+    return notes, f"not read by OCR: {done.stopped}" if left else "OCR found no text"
 
 
 def page_text(page) -> str:
@@ -116,9 +145,7 @@ def _paragraphs(textpage, raw: str) -> str:
         text = line.strip()
         if not text:
             continue
-        first = start + (len(line) - len(line.lstrip()))
-        _, bottom, _, top = textpage.get_charbox(first, loose=True)
-        height = max(top - bottom, 1e-3)
+        bottom, height = _line_box(textpage, start, line)
         if previous is not None:
             gap = previous[0] - bottom  # PDF y grows upwards: the next line is lower
             resized = abs(height - previous[1]) > FONT_CHANGE * previous[1]
@@ -129,6 +156,24 @@ def _paragraphs(textpage, raw: str) -> str:
         out.append(text + ("-" if hyphen else ""))
         previous = (bottom, height)
     return "".join(out)
+
+
+#: Characters of a line whose boxes say its baseline and height.
+LINE_SAMPLE = 9
+
+
+def _line_box(textpage, start: int, line: str) -> tuple[float, float]:
+    """Return a print line's baseline and height: the median over its first visible characters.
+
+    One glyph says too little: a ligature ("fi") or a small capital that opens a line has
+    a shorter box, and the line then read as a change of font, a new paragraph mid-sentence.
+    """
+    lead = len(line) - len(line.lstrip())
+    boxes = [textpage.get_charbox(start + i, loose=True) for i in range(lead, len(line)) if not line[i].isspace()]
+    boxes = boxes[:LINE_SAMPLE] or [textpage.get_charbox(start + lead, loose=True)]
+    bottoms = sorted(box[1] for box in boxes)
+    heights = sorted(max(box[3] - box[1], 1e-3) for box in boxes)
+    return bottoms[len(bottoms) // 2], heights[len(heights) // 2]
 
 
 def _lines(raw: str):

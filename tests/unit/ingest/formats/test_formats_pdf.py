@@ -86,3 +86,32 @@ def test_metadata_falls_back_to_the_xmp_packet():
 ])
 def test_pdf_dates(raw, iso):
     assert pdf_date(raw) == iso
+
+
+class _TextPage:
+    """Char boxes as PDFium gives them: each character (left, bottom, right, top), by index into ``raw``."""
+
+    def __init__(self, lines: list[tuple[str, float, dict[int, float]]]):
+        self.raw, self.boxes = "", []
+        for n, (text, bottom, short) in enumerate(lines):
+            for i, _ in enumerate(text):
+                height = short.get(i, 10.0)
+                self.boxes.append((0.0, bottom, 5.0, bottom + height))
+            self.raw += text
+            if n < len(lines) - 1:
+                self.raw += "\r\n"
+                self.boxes += [(0.0, bottom, 0.0, bottom), (0.0, bottom, 0.0, bottom)]
+
+    def get_charbox(self, index, loose=False):
+        return self.boxes[index]
+
+
+def test_a_line_that_opens_with_a_ligature_stays_in_its_paragraph():
+    from qa.ingest.formats.pdf import _paragraphs
+
+    # The second line opens with an "fi" ligature whose box is 6 units tall against 10.
+    page = _TextPage([("The committee agreed to the", 100.0, {}), ("final text of the treaty.", 88.0, {0: 6.0})])
+    assert _paragraphs(page, page.raw) == "The committee agreed to the final text of the treaty."
+    # A real change of size (a heading) still starts a paragraph.
+    page = _TextPage([("Findings", 100.0, {i: 16.0 for i in range(8)}), ("The committee agreed.", 86.0, {})])
+    assert _paragraphs(page, page.raw) == "Findings\n\nThe committee agreed."
