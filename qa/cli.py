@@ -15,7 +15,7 @@ import click
 
 from qa.errors import BadRequest, QAError
 from qa.settings import DEFAULT_MODE, MODES, SENTENCE_VECTORS, ChunkSettings
-from qa.terminal import dumps, printable
+from qa.terminal import dumps, format_answer, printable
 
 # Kept here rather than imported from qa.embed, so that `qa --help` loads neither numpy nor FAISS.
 QUERY_ENCODERS = ("onnx", "torch")
@@ -171,9 +171,14 @@ def index_command(
         model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder))
     else:
         model = passage_encoder(index_dir, model, encoder)
+    try:
+        report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
+                       shards=shards)
+    except KeyboardInterrupt:
+        say(f"interrupted: nothing was published; {_in_service(index_dir)}", err=True)
+        sys.exit(130)
+    _report(report)
     if watch:
-        _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
-                      shards=shards))
         from qa.ingest import FAILED
 
         watcher = start_watching(docs_dir, index_dir, model, settings)
@@ -185,8 +190,18 @@ def index_command(
             return
         watcher.stop()
         raise click.ClickException(f"the watch cannot go on: {watcher.error}")
-    _report(build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
-                  shards=shards))
+
+
+def _in_service(index_dir: Path) -> str:
+    """Say what a stopped build left in service: the build before it, or nothing."""
+    from qa import index
+
+    manifest, shards = index.in_service(index_dir)
+    if manifest is None:
+        return f"{index_dir} holds no index yet"
+    parts = f" in {shards} shards" if shards > 1 else ""
+    return (f"the index in service is unchanged: {manifest.document_count} documents, {manifest.passage_count} "
+            f"passages{parts}, built {manifest.built_at}")
 
 
 def _report(report) -> None:
@@ -239,7 +254,9 @@ def search_command(
     **options,
 ) -> None:
     """Print the passages that best answer QUESTION."""
-    if (question is None) == (queries is None):
+    if question is None and queries is None:
+        raise click.UsageError("give a QUESTION, or --queries FILE with one question per line")
+    if question is not None and queries is not None:
         raise click.UsageError("give a QUESTION or --queries FILE, not both")
     from qa.search import Searcher
 
@@ -255,7 +272,7 @@ def search_command(
     if as_json:
         click.echo(dumps(answer.as_dict(), indent=2))
     else:
-        click.echo(format_answer(answer.as_dict()))
+        click.echo(format_answer(answer.as_dict(), bold=sys.stdout.isatty()))
 
 
 @cli.command("publish")
@@ -293,7 +310,8 @@ def show_command(source: str, start: int | None, end: int | None, as_json: bool,
         click.echo(dumps(document, indent=2))
         return
     pages = f", {len(document['pages'])} pages" if document["pages"] else ""
-    say(f"{document['source']} ({document['format']}{pages}), characters {document['start']}-{document['end']} "
+    encoding = f", read as {document['encoding']}" if document["encoding"] not in (None, "utf-8") else ""
+    say(f"{document['source']} ({document['format']}{encoding}{pages}), characters {document['start']}-{document['end']} "
         f"of {document['length']}", err=True)
     click.echo(printable(document["text"]))
 
@@ -314,7 +332,8 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
         return
     for d in catalogue["documents"]:
         pages = f", {d['pages']} pages" if d["pages"] else ""
-        line = f"{d['source']}  [{d['format']}{pages}, {d['passages']} passages]  {d['date'] or 'no date'}  "
+        encoding = f", {d['encoding']}" if d["encoding"] not in (None, "utf-8") else ""
+        line = f"{d['source']}  [{d['format']}{encoding}{pages}, {d['passages']} passages]  {d['date'] or 'no date'}  "
         say(line + (d["title"] or "(untitled)") + (f" - {d['author']}" if d["author"] else ""))
     for s in catalogue["skipped"]:
         say(f"skipped {s['source']}: {s['reason']}")
@@ -370,6 +389,7 @@ def serve_command(
     from qa.web.serve import serve, served_hosts
 
     hosts = served_hosts(host, allowed_hosts)
+    check_port(host, port)
     if token_file is not None:
         if token:
             raise click.UsageError("give --token or --token-file, not both")
@@ -398,14 +418,23 @@ def serve_command(
         shared = app.extensions["qa.status"]  # read by every worker's /healthz
         watcher = start_watching(docs_dir, index_dir, builder, settings, on_state=lambda st: shared.update(watch=st))
         shared.update(watch=watcher.status())
+    status = None
     try:
         # Ray's client aborts under gevent: shards on Ray Serve are served by threaded workers.
         serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=not ray_address)
+    except SystemExit as exc:  # gunicorn's master leaves by sys.exit, on Ctrl-C too
+        status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
     finally:
         if watcher is not None:
             watcher.stop()
         if metrics:
             shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+    if status is not None:
+        # The server has stopped and nothing is left to write: leave now, without the interpreter's
+        # teardown of watchdog's threads, onnxruntime and the extraction fork server.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
 
 @cli.command("eval")
@@ -551,9 +580,10 @@ def _run_queries(searcher, lines, k: int, options: dict) -> int:
         qid = None
         try:
             item = json.loads(line)
+            if isinstance(item, dict):
+                qid = item.get("id")  # known before anything else is checked, so an error line keeps it
             if not isinstance(item, dict) or "question" not in item:
                 raise BadRequest('each line must be a JSON object with a "question"')
-            qid = item.get("id")
             answer = searcher.search(item["question"], item.get("k", k), **options)
             out = {"id": qid, **answer.as_dict()}
         except (ValueError, BadRequest) as exc:
@@ -563,37 +593,6 @@ def _run_queries(searcher, lines, k: int, options: dict) -> int:
     return failed
 
 
-def format_answer(answer: dict) -> str:
-    """Render an answer for reading in a terminal; document text cannot drive the terminal."""
-    notes = []
-    if answer["excluded_undated"]:
-        notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
-    if answer["missing_shards"]:
-        notes.append(f"(partial answer: shards {', '.join(map(str, answer['missing_shards']))} did not answer)")
-    if not answer["results"]:
-        return "\n".join(notes + ["No passages found."])
-    if answer["unknown_names"]:
-        notes.append(f"(no document mentions {', '.join(answer['unknown_names'])}: the documents may not answer this)")
-    elif answer["low_confidence"]:
-        notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
-    blocks = ["\n".join(notes)] if notes else []
-    for r in answer["results"]:
-        field = {name: printable(r[name], keep_newlines=False) if r[name] else r[name] for name in _FIELDS}
-        cite = " | ".join(x for x in (field["source"], field["date"], field["author"]) if x)
-        where = f"p. {r['page']}" + (f"-{r['page_end']}" if r["page_end"] != r["page"] else "") + "  " if r["page"] else ""
-        lines = [
-            f"{r['rank']}. [{r['score']:.3f}] {field['title'] or '(untitled)'}",
-            f"   {cite}  {where}chars {r['start']}-{r['end']}",
-        ]
-        if field["url"]:
-            lines.append(f"   {field['url']}")
-        text = printable(" ".join(r["text"].split()))
-        lines.append(textwrap.indent(textwrap.fill(text, 88), "   "))
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
-
-
-_FIELDS = ("title", "source", "date", "author", "url")
 
 
 def start_watching(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, on_state=None):
@@ -623,6 +622,26 @@ def start_watching(docs_dir: Path, index_dir: Path, model, settings: ChunkSettin
     watcher.check()
     say(f"watching {docs_dir} for changes", err=True)
     return watcher
+
+
+def check_port(host: str, port: int) -> None:
+    """Stop with a clear message when ``host:port`` cannot be listened on, before any work is done.
+
+    gunicorn would print that it is serving, then retry for five seconds and exit.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"port {port} on {host} is taken by another program: stop it, or "
+                                           "choose another with --port") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def read_token(path: Path) -> str:

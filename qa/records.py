@@ -63,6 +63,8 @@ class Result:
     passage: Passage
     #: ``[start, end]`` pairs relative to ``passage.text`` of the best-matching sentences.
     highlights: tuple[tuple[int, int], ...] = ()
+    #: Paged formats: the page of the best-matching sentence (a passage may span two pages).
+    sentence_page: int | None = None
 
     def as_dict(self) -> dict:
         """Return the one result shape shared by ``qa search --json`` and the HTTP API."""
@@ -78,6 +80,7 @@ class Result:
             "format": p.format,
             "page": p.page,
             "page_end": p.page_end,
+            "sentence_page": self.sentence_page,
             "start": p.start,
             "end": p.end,
             "highlights": [list(span) for span in self.highlights],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import textwrap
 
 #: Bidirectional embeddings, overrides, isolates and marks (Unicode TR9), shown as <U+XXXX>.
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
@@ -43,3 +44,59 @@ def dumps(value, indent: int | None = None) -> str:
     """Return ``value`` as JSON that round-trips exactly and prints no raw control characters."""
     text = json.dumps(value, ensure_ascii=False, indent=indent)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+#: The best sentences of a result on a terminal: bold on, bold off.
+BOLD, PLAIN = "\033[1m", "\033[0m"
+# Stand-ins for BOLD and PLAIN while the text is wrapped: private-use characters, which
+# ``printable`` leaves alone and documents cannot put there (they were made printable first).
+_ON, _OFF = "\ue000", "\ue001"
+_FIELDS = ("title", "source", "date", "author", "url")
+
+
+def format_answer(answer: dict, bold: bool = False) -> str:
+    """Render an answer for reading in a terminal; document text cannot drive the terminal.
+
+    With ``bold`` (stdout is a terminal) the highlighted sentences are bold; piped, the text stays plain.
+    """
+    notes = []
+    if answer["excluded_undated"]:
+        notes.append(f"({answer['excluded_undated']} undated documents left out by the date filter)")
+    if answer["missing_shards"]:
+        notes.append(f"(partial answer: shards {', '.join(map(str, answer['missing_shards']))} did not answer)")
+    if not answer["results"]:
+        return "\n".join(notes + ["No passages found."])
+    if answer["unknown_names"]:
+        notes.append(f"(no document mentions {', '.join(answer['unknown_names'])}: the documents may not answer this)")
+    elif answer["low_confidence"]:
+        notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
+    return "\n\n".join((["\n".join(notes)] if notes else []) + [_format_result(r, bold) for r in answer["results"]])
+
+
+def _format_result(r: dict, bold: bool) -> str:
+    field = {name: printable(r[name], keep_newlines=False) if r[name] else r[name] for name in _FIELDS}
+    cite = " | ".join(x for x in (field["source"], field["date"], field["author"]) if x)
+    where = ""
+    if r["page"]:
+        where = f"p. {r['page']}" + (f"-{r['page_end']} (sentence p. {r['sentence_page']})"
+                                      if r["page_end"] != r["page"] else "") + "  "
+    lines = [f"{r['rank']}. [{r['score']:.3f}] {field['title'] or '(untitled)'}", f"   {cite}  {where}chars {r['start']}-{r['end']}"]
+    if field["url"]:
+        lines.append(f"   {field['url']}")
+    text = " ".join(_marked(r["text"], r["highlights"]).split())
+    wrapped = textwrap.indent(textwrap.fill(text, 88), "   ")
+    lines.append(wrapped.replace(_ON, BOLD if bold else "").replace(_OFF, PLAIN if bold else ""))
+    return "\n".join(lines)
+
+
+def _marked(text: str, highlights: list) -> str:
+    """The passage made printable, its highlighted spans between the bold stand-ins."""
+    out, pos = [], 0
+    for start, end in sorted(highlights):
+        start = max(start, pos)
+        if start >= end:
+            continue
+        out += [printable(text[pos:start]), _ON, printable(text[start:end]), _OFF]
+        pos = end
+    out.append(printable(text[pos:]))
+    return "".join(out)

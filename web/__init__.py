@@ -70,12 +70,13 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
             Path(app.config["QA_DOCS"]), index_dir, status, app.config["QA_STALE_CHECK_EVERY"]
         ).start()
 
-    from qa.web import api, metrics, pages
+    from qa.web import api, files, metrics, pages
 
     app.before_request(guard)
     metrics.init_app(app)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(files.bp)
     # Outermost: a body arrives whole and in time before any of the app runs (web/body.py).
     app.wsgi_app = BodyReader(app.wsgi_app, MAX_BODY_BYTES)
     app.register_error_handler(HTTPException, _http_error)

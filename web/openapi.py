@@ -23,7 +23,7 @@ def _result_schema() -> dict:
         "type": "object",
         "required": [
             "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
-            "page_end", "start", "end", "highlights",
+            "page_end", "sentence_page", "start", "end", "highlights",
         ],
         "properties": {
             "rank": {"type": "integer", "minimum": 1},
@@ -36,8 +36,11 @@ def _result_schema() -> dict:
             "url": NULLABLE_STRING,
             "author": NULLABLE_STRING,
             "format": {"enum": list(FORMATS), "description": "How the document was read (qa/ingest/formats)."},
-            "page": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page the passage starts on."},
-            "page_end": {"type": ["integer", "null"], "minimum": 1, "description": "PDF: the page it ends on."},
+            "page": {"type": ["integer", "null"], "minimum": 1,
+                     "description": "Paged formats (PDF pages, slides, sheets, chapters): the page the passage starts on."},
+            "page_end": {"type": ["integer", "null"], "minimum": 1, "description": "Paged formats: the page it ends on."},
+            "sentence_page": {"type": ["integer", "null"], "minimum": 1,
+                              "description": "Paged formats: the page of the best-matching (highlighted) sentence."},
             "start": {"type": "integer", "minimum": 0},
             "end": {"type": "integer", "minimum": 0},
             "highlights": {
@@ -262,8 +265,8 @@ def openapi_document() -> dict:
                 },
                 "Document": {
                     "type": "object",
-                    "required": ["source", "title", "date", "url", "author", "format", "pages", "length", "start",
-                                 "end", "text"],
+                    "required": ["source", "title", "date", "url", "author", "format", "encoding", "pages", "length",
+                                 "start", "end", "text"],
                     "properties": {
                         "source": {"type": "string"},
                         "title": NULLABLE_STRING,
@@ -271,6 +274,9 @@ def openapi_document() -> dict:
                         "url": NULLABLE_STRING,
                         "author": NULLABLE_STRING,
                         "format": {"enum": list(FORMATS)},
+                        "encoding": {"type": ["string", "null"],
+                                     "description": "Text formats: the encoding the file was read in (utf-8, or a "
+                                                    "legacy one detected, such as cp1252)."},
                         "pages": {"type": "array", "items": {"type": "integer", "minimum": 0},
                                   "description": "PDF: where page 1, 2, ... starts in the layer."},
                         "length": {"type": "integer", "minimum": 0},

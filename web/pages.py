@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, render_template, request
 
-from qa.errors import QAError
+from qa.errors import BadRequest, QAError
 from qa.ingest import page_of
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
 from qa.web import get_searcher, public_message, stale_reason
@@ -66,11 +68,13 @@ def index():
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:
-        answer = get_searcher().search(question, k, **filters).as_dict()
+        # The mode is checked as the API checks it: "semantic" is a 400 here too, never a silent default.
+        answer = get_searcher().search(question, k, mode=request.args.get("mode"), **filters).as_dict()
     except QAError as exc:
         return render_template("index.html", error=public_message(str(exc)), **context), exc.status
     for result in answer["results"]:
         result["segments"] = segments(result["text"], result["highlights"])
+        result["best_span"] = "-".join(map(str, result["highlights"][0])) if result["highlights"] else None
         result["safe_url"] = result["url"] if (result["url"] or "").startswith(("https://", "http://")) else None
     return render_template("index.html", answer=answer, **context)
 
@@ -81,20 +85,56 @@ CONTEXT_CHARS = 3000
 
 @bp.get("/document")
 def document():
-    """Show a passage inside its document's text layer, highlighted, with the text around it."""
-    source, start, end = (request.args.get(name) for name in ("source", "start", "end"))
+    """Show a passage inside its document's text layer: the passage and its best sentence highlighted,
+    page boundaries marked, with a link back to the answers of the question that led here."""
+    args = request.args
+    unknown = sorted(set(args) - {"source", "start", "end", "q", "hl"})
+    if unknown:
+        raise BadRequest(f"unknown query parameter: {', '.join(unknown)}")
     searcher = get_searcher()
-    span = searcher.document(source if source is not None else "", start, end)
+    span = searcher.document(args.get("source", ""), args.get("start"), args.get("end"))
     around = (max(0, span["start"] - CONTEXT_CHARS), min(span["length"], span["end"] + CONTEXT_CHARS))
     whole = searcher.document(span["source"], *around)
-    before = whole["text"][: span["start"] - whole["start"]]
-    after = whole["text"][span["end"] - whole["start"] :]
-    page = page_of(span["pages"], span["start"])
+    sentence = _sentence_span(args.get("hl"), span)
+    marks = [(span["start"], span["end"], "passage")] + ([(*sentence, "sentence")] if sentence else [])
+    question = args.get("q", "")
     return render_template(
-        "document.html", doc=span, before=before, after=after, page=page,
-        page_end=page_of(span["pages"], max(span["start"], span["end"] - 1)),
+        "document.html", doc=span, pieces=layer_pieces(whole["text"], whole["start"], span["pages"], marks),
+        page=page_of(span["pages"], span["start"]), page_end=page_of(span["pages"], max(span["start"], span["end"] - 1)),
+        sentence_page=page_of(span["pages"], sentence[0]) if sentence else None,
         clipped_before=whole["start"] > 0, clipped_after=whole["end"] < span["length"],
+        question=question if 0 < len(question) <= MAX_QUESTION_CHARS else None,
     )
+
+
+def _sentence_span(value: str | None, span: dict) -> tuple[int, int] | None:
+    """Read ``hl=a-b`` (offsets into the passage) as a span of the layer; None when absent or not inside it."""
+    match = re.fullmatch(r"([0-9]{1,9})-([0-9]{1,9})", value or "")
+    if not match:
+        return None
+    a, b = (span["start"] + int(n) for n in match.groups())
+    return (a, b) if span["start"] <= a < b <= span["end"] else None
+
+
+def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int, int, str]]) -> list[tuple[str, str]]:
+    """Cut ``text`` (the layer from ``offset``) into (piece, kind) runs for the template.
+
+    Kinds: "" plain, "passage", "sentence" (inside the passage), and "page" (no text:
+    the number of the page that starts there).
+    """
+    cuts = {0, len(text)}
+    for start, end, _ in marks:
+        cuts.update((min(max(start - offset, 0), len(text)), min(max(end - offset, 0), len(text))))
+    starts = {p - offset: n for n, p in enumerate(pages, 1) if offset < p < offset + len(text)}
+    cuts.update(starts)
+    pieces = []
+    ordered = sorted(cuts)
+    for a, b in zip(ordered, ordered[1:]):
+        if a in starts:
+            pieces.append((str(starts[a]), "page"))
+        kinds = [kind for start, end, kind in marks if start - offset <= a and b <= end - offset]
+        pieces.append((text[a:b], "sentence" if "sentence" in kinds else kinds[0] if kinds else ""))
+    return pieces
 
 
 #: Documents (and skipped files) per page of /documents.

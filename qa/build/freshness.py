@@ -54,6 +54,9 @@ def ensure_index(
     reason = _why_build(docs_dir, index_dir, model_name(model), settings, shards)
     if reason is None:
         return
+    if not docs_dir.is_dir() and index.current_build(index_dir) is None:
+        # Said first: "no index, run qa index" would send the user the wrong way.
+        raise NoDocuments(f"documents folder not found: {docs_dir}, and {index_dir} holds no index to serve")
     log(f"building the index: {reason}")
     try:
         report = build(docs_dir, index_dir, model, settings, progress=sys.stderr.isatty(), wait=True, shards=shards)

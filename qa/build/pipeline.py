@@ -21,7 +21,7 @@ from qa.build.sharded import build_sharded
 from qa.embed import Embedder, LazyEmbedder
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.index import IndexReader, IndexView
-from qa.ingest import DigestCache, fingerprint, scan
+from qa.ingest import DigestCache, fingerprint, scan, supported_types
 from qa.records import Document, Skipped
 from qa.settings import ChunkSettings
 
@@ -73,8 +73,9 @@ def build(
             docs_dir, reuse=read_before.tables.known if read_before else None, exclude=(index_dir,)
         )
         if not documents:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5])
-            raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else ""))
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5] if not s.reason.startswith("unsupported"))
+            raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else "")
+                              + f"; qa reads {supported_types()}")
         report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
                           progress)
     report.seconds = time.perf_counter() - began

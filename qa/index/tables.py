@@ -321,6 +321,14 @@ class Tables:
             **{m: r[m] for m in METADATA},
         )
 
+    def document_pages(self, sources: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        """Return where each page of each of ``sources`` starts in its text layer (paged formats only)."""
+        if not sources:
+            return {}
+        marks = ",".join("?" * len(sources))
+        rows = self._query(f"SELECT source, pages FROM documents WHERE source IN ({marks})", tuple(sources))
+        return {r["source"]: tuple(json.loads(r["pages"])) for r in rows if r["pages"] != "[]"}
+
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         """Return those of ``sources`` the index holds no document for."""
         if not sources:
@@ -338,7 +346,8 @@ class Tables:
         of them), with their metadata, format, size and passage count."""
         where, params = _where(filters)
         sql = (
-            "SELECT d.source, d.title, d.date, d.url, d.author, d.format, d.chars, json_array_length(d.pages) AS pages, "
+            "SELECT d.source, d.title, d.date, d.url, d.author, d.format, d.encoding, d.chars, "
+            "json_array_length(d.pages) AS pages, "
             "(SELECT count(*) FROM passages p WHERE p.source = d.source) AS passages FROM documents d"
             + (f" WHERE {where}" if where else "")
             + " ORDER BY d.source LIMIT ? OFFSET ?"

@@ -209,7 +209,29 @@ def _walk(root: Path, excluded: set[str] = frozenset()) -> list[tuple[Path, str 
                 found.append((Path(entry.path), "symbolic link to a folder: not followed"))
             elif is_candidate(Path(entry.name)):
                 found.append((Path(entry.path), None))
+            elif not is_editor_leftover(entry.name):
+                found.append((Path(entry.path), unsupported(entry.name)))
     return sorted(found, key=lambda item: os.fsencode(item[0].relative_to(root)))
+
+
+def unsupported(name: str) -> str:
+    """The reason a file of a type qa does not read is skipped, naming the types it reads."""
+    dot = name.rfind(".")
+    kind = f"file type {name[dot:][:20]!r}" if dot > 0 else "file without a type (no .suffix)"
+    return f"unsupported {kind}: qa reads {supported_types()}"
+
+
+def supported_types() -> str:
+    """The file types qa reads, as a user types them."""
+    from qa.ingest.formats import SUFFIXES
+
+    return " ".join(SUFFIXES)
+
+
+def is_editor_leftover(name: str) -> bool:
+    """Say whether ``name`` is an editor's backup, lock or probe file: not a document, not worth a mention."""
+    return name.endswith("~") or (name.startswith("#") and name.endswith("#")) or name == "4913" or \
+        name.startswith(".~lock.")
 
 
 def is_candidate(relative: Path, is_directory: bool = False) -> bool:
@@ -225,3 +247,27 @@ def _utf8(name: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def read_original(folder: str | Path, source: str, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> bytes:
+    """Return the bytes of the document ``source`` of ``folder``, read with the walk's own safety checks.
+
+    ``source`` is a path relative to the folder, as results name it. It is read
+    only when it names a regular file whose real path lies inside the folder:
+    no ``..``, no absolute path, no link leading out, no link swapped in.
+
+    Raises:
+        FileNotFoundError: the file is not there, or may not be read (the reason is the message).
+    """
+    relative = Path(source)
+    if relative.is_absolute() or not relative.parts or any(part in ("..", ".") for part in relative.parts):
+        raise FileNotFoundError(f"not a document path: {source!r}")
+    if any(part.startswith(".") for part in relative.parts):
+        raise FileNotFoundError(f"hidden files are not documents: {source!r}")
+    path = Path(folder) / relative
+    if not path.exists() and not path.is_symlink():
+        raise FileNotFoundError(f"no longer in the documents folder: {source!r}")
+    data, _, problem = _read_inside(path, os.path.realpath(folder), set(), max_bytes, None)
+    if data is None:
+        raise FileNotFoundError(f"{source!r} cannot be served: {problem}")
+    return data

@@ -32,6 +32,7 @@ def document(reader: IndexView, source: object, start: object = None, end: objec
         "source": found.source,
         **found.metadata(),
         "format": found.format,
+        "encoding": found.encoding,
         "pages": list(found.pages),
         "length": length,
         "start": start,

@@ -1,9 +1,11 @@
 """Rank an index's candidates for one question: fuse the dense and lexical lists, re-score the head.
 
-``dense`` is the cosine of the question and passage vectors, ``lexical`` is BM25,
-``hybrid`` their convex fusion (qa/search/fusion.py), and ``rerank`` (the default)
-is hybrid with a weight fitted to the question, re-scored by each passage's best
-sentence and by how closely it holds the question's words together.
+``dense`` is the cosine of the question and passage vectors, ``lexical`` is BM25
+relative to the question's best match, ``hybrid`` their convex fusion
+(qa/search/fusion.py), and ``rerank`` (the default) their fusion re-scored by each
+passage's best sentence and by how closely it holds the question's words together.
+Every mode's score is on one scale: at most 1 (a perfect match), cosines below 0
+possible for passages unrelated to the question.
 """
 
 from __future__ import annotations
@@ -51,7 +53,9 @@ def rank(
     if mode == "dense":
         scored = dict(dense)
     elif mode == "lexical":
-        scored = dict(lexical_hits)
+        # BM25 relative to the question's best match: 1 at the top, like every other mode's scale.
+        top = max((b for _, b in lexical_hits), default=0.0)
+        scored = {row: b / top if top > 0 else 0.0 for row, b in lexical_hits}
     elif settings.fusion == "rrf":
         scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
     else:
@@ -76,7 +80,9 @@ def rank(
             terms, found = term_positions(words, [p.text for p in passages[:head]])
             weighted = list(zip(terms, reader.term_idf(terms)))
             for row, positions in zip(order, found):
-                scored[row] += settings.proximity_weight * fusion.proximity(weighted, positions, settings.proximity_window)
+                near = fusion.proximity(weighted, positions, settings.proximity_window)
+                # Divided back to the fused scale: a passage that matches everything scores 1, not 1.08.
+                scored[row] = (scored[row] + settings.proximity_weight * near) / (1 + settings.proximity_weight)
         ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))
         order = [order[i] for i in ranked]
         passages = [passages[i] for i in ranked]

@@ -14,6 +14,7 @@ from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
 from qa import index
 from qa.index import MODELS, Connector, IndexView
+from qa.ingest import page_of
 from qa.records import Answer, Filters, Result
 from qa.search import catalogue, fusion
 from qa.search.dedup import best_context, keep_distinct
@@ -165,31 +166,9 @@ class Searcher:
         query = self.embedder.encode([question])[0]
         depth = max(settings.candidates, k * settings.overfetch)
         ranking = rank(reader, settings, question, query, depth, mode, filters)
-        passages, order, scored = ranking.passages, ranking.rows, ranking.scores
-        sentence_scores = ranking.sentences
-
-        results = []
-        best_sentence = -1.0
-
-        def score_sentences(indexes: list[int]) -> None:
-            unscored = [i for i in indexes if order[i] not in sentence_scores]
-            found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
-            sentence_scores.update(zip([order[i] for i in unscored], found))
-
-        def best_span(group: list[int]) -> tuple[int, int] | None:
-            score_sentences(group)
-            spans = [(c, passages[i].start + a, passages[i].start + b) for i in group for a, b, c in sentence_scores[order[i]]]
-            return max(spans)[1:] if spans else None
-
-        kept = best_context(keep_distinct(passages, k), passages, [scored[row] for row in order], best_span)
-        score_sentences(kept)
-        for position, i in enumerate(kept, 1):
-            p, row = passages[i], order[i]
-            sentences = sentence_scores[row]
-            cosines = [c for _, _, c in sentences]
-            best_sentence = max([best_sentence, *cosines])
-            spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
-            results.append(Result(rank=position, score=scored[row], passage=p, highlights=spans))
+        kept = _pick(reader, ranking, query, k)
+        results = _results(reader, ranking, kept)
+        best_sentence = max((c for i in kept for _, _, c in ranking.sentences[ranking.rows[i]]), default=-1.0)
         names = names_in(question) if settings.flag_unknown_names else []
         unknown = reader.tables.absent_terms(names) if names else []
         return Answer(
@@ -207,3 +186,44 @@ class Searcher:
     ) -> Ranking:
         """Rank up to ``depth`` candidates of ``reader`` with this searcher's settings (qa/search/ranking.py)."""
         return rank(reader, self.settings, question, query, depth, mode, filters)
+
+
+def _pick(reader: IndexView, ranking: Ranking, query: np.ndarray, k: int) -> list[int]:
+    """Return the positions in ``ranking`` of the ``k`` passages to show: distinct, each in its best context.
+
+    Every kept passage has its sentence cosines in ``ranking.sentences`` afterwards.
+    """
+    passages, order, sentence_scores = ranking.passages, ranking.rows, ranking.sentences
+
+    def score_sentences(indexes: list[int]) -> None:
+        unscored = [i for i in indexes if order[i] not in sentence_scores]
+        found = reader.sentence_cosines_of([passages[i] for i in unscored], query)
+        sentence_scores.update(zip([order[i] for i in unscored], found))
+
+    def best_span(group: list[int]) -> tuple[int, int] | None:
+        score_sentences(group)
+        spans = [(c, passages[i].start + a, passages[i].start + b) for i in group for a, b, c in sentence_scores[order[i]]]
+        return max(spans)[1:] if spans else None
+
+    kept = best_context(keep_distinct(passages, k), passages, [ranking.scores[row] for row in order], best_span)
+    score_sentences(kept)
+    return kept
+
+
+def _results(reader: IndexView, ranking: Ranking, kept: list[int]) -> list[Result]:
+    """Make the results of the kept passages: highlights, and the page of the best sentence for paged formats."""
+    spanning = {ranking.passages[i].source for i in kept if ranking.passages[i].page != ranking.passages[i].page_end}
+    pages = reader.tables.document_pages(sorted(spanning)) if spanning else {}
+    results = []
+    for position, i in enumerate(kept, 1):
+        p, row = ranking.passages[i], ranking.rows[i]
+        sentences = ranking.sentences[row]
+        cosines = [c for _, _, c in sentences]
+        spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
+        sentence_page = p.page
+        if p.source in pages and cosines:
+            best = sentences[int(np.argmax(cosines))]
+            sentence_page = page_of(pages[p.source], p.start + best[0])
+        results.append(Result(rank=position, score=ranking.scores[row], passage=p, highlights=spans,
+                              sentence_page=sentence_page))
+    return results

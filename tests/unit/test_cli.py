@@ -199,6 +199,7 @@ def test_serving_beyond_this_machine_without_a_token_warns(run, monkeypatch, hos
 
     served = {}
     monkeypatch.setattr(qa.web.serve, "serve", lambda app, *args, **kwargs: served.update(app=app))
+    monkeypatch.setattr("qa.cli.check_port", lambda host, port: None)  # 192.0.2.7 is no address of this machine
     run("index")
     result = run("serve", "--host", host)
     assert result.exit_code == 0, result.output
@@ -222,4 +223,63 @@ def test_a_file_name_that_is_not_utf8_crashes_no_command(run, docs, monkeypatch)
     searched = run("search", "INF Treaty", "--json")
     assert searched.exit_code == 0 and json.loads(searched.stdout)["results"]
     monkeypatch.setattr(qa.web.serve, "serve", lambda app, *args, **kwargs: None)
+    monkeypatch.setattr("qa.cli.check_port", lambda host, port: None)
     assert run("serve").exit_code == 0
+
+
+def test_a_taken_port_is_said_at_once(run):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = run("serve", "--port", str(taken.getsockname()[1]))
+    assert result.exit_code == 1 and "is taken by another program" in result.output
+    assert "serving" not in result.output and "building" not in result.output
+
+
+def test_serving_a_missing_folder_without_an_index_names_the_folder_first(run, tmp_path):
+    result = CliRunner().invoke(cli, ["serve", "--docs", str(tmp_path / "missing"), "--index", str(tmp_path / "none"),
+                                      "--model", "hashing", "--port", "0"])
+    assert result.exit_code == 1 and "documents folder not found" in result.output
+    assert "run `qa index` first" not in result.output
+
+
+def test_search_without_a_question_says_what_to_give(run):
+    result = run("search")
+    assert result.exit_code == 2 and "give a QUESTION, or --queries FILE" in result.output and "not both" not in result.output
+
+
+def test_a_queries_line_without_a_question_keeps_its_id(run, tmp_path):
+    run("index")
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "q7", "text": "no question field"}\n{"id": "q8", "question": "treaty", "k": 2}\n',
+                       encoding="utf-8")
+    result = run("search", "--queries", str(queries))
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    assert first["id"] == "q7" and "error" in first and second["id"] == "q8"
+
+
+def test_a_question_scores_the_same_alone_and_in_a_batch_whatever_k(run, tmp_path):
+    run("index")
+    alone = json.loads(run("search", "When did the US suspend the INF Treaty?", "-k", "1", "--json").stdout)
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"id": "a", "question": "When did the US suspend the INF Treaty?", "k": 20}\n', encoding="utf-8")
+    batch = json.loads(run("search", "--queries", str(queries)).stdout)
+    assert batch["results"][0]["score"] == alone["results"][0]["score"]
+
+
+def test_every_mode_scores_at_most_one(run):
+    run("index")
+    for mode in ("dense", "lexical", "hybrid", "rerank"):
+        answer = json.loads(run("search", "INF Treaty suspended", "-k", "10", "--mode", mode, "--json").stdout)
+        assert all(r["score"] <= 1.0 for r in answer["results"]), mode
+
+
+def test_the_best_sentences_are_bold_on_a_terminal_and_plain_in_a_pipe(run):
+    from qa.terminal import BOLD, format_answer
+
+    run("index")
+    answer = json.loads(run("search", "INF Treaty suspended", "-k", "1", "--json").stdout)
+    assert BOLD in format_answer(answer, bold=True) and "\x1b" not in format_answer(answer, bold=False)
+    assert "\x1b" not in run("search", "INF Treaty suspended", "-k", "1").stdout  # CliRunner is no terminal

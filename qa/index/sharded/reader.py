@@ -180,6 +180,13 @@ class ShardedTables:
     def known(self, source: str, sha256: str):
         return self._one(source, "known", source, sha256)
 
+    def document_pages(self, sources: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        by_shard: dict[int, list[str]] = {}
+        for source in sources:
+            by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
+        answers = self._reader._gather("document_pages", lambda i: (by_shard[i],), shards=sorted(by_shard))
+        return {source: pages for found in answers.values() for source, pages in found.items()}
+
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         by_shard: dict[int, list[str]] = {}
         for source in sources:

@@ -124,20 +124,34 @@ def test_a_legacy_encoded_file_is_read_and_says_its_encoding():
     assert result.title == "Café au lait" and result.text.endswith("s’il vous plaît.")
 
 
-def test_load_reports_skipped_and_ignores_other_suffixes(tmp_path):
+def test_load_reports_every_file_it_skips_unsupported_types_included(tmp_path):
     (tmp_path / "good.md").write_text("Title\n\nBody.", encoding="utf-8")
     (tmp_path / "empty.txt").write_bytes(b"")
-    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    (tmp_path / "drawing.svg").write_bytes(b"<svg/>")
+    (tmp_path / "Makefile").write_text("all:", encoding="utf-8")
+    for leftover in ("good.md~", "#good.md#", "4913", ".~lock.good.md#"):  # an editor's: not mentioned
+        (tmp_path / leftover).write_bytes(b"x")
     (tmp_path / ".hidden.txt").write_text("secret", encoding="utf-8")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "deep.txt").write_text("Deep\n\nText.", encoding="utf-8")
     (tmp_path / "dangling.txt").symlink_to(tmp_path / "nowhere.txt")
     documents, skipped = load_documents(tmp_path)
     assert [d.source for d in documents] == ["good.md", "sub/deep.txt"]
-    assert {(s.source, s.reason) for s in skipped} == {
-        ("empty.txt", "empty file"),
-        ("dangling.txt", "broken symbolic link"),
-    }
+    reasons = {s.source: s.reason for s in skipped}
+    assert reasons.keys() == {"empty.txt", "dangling.txt", "drawing.svg", "Makefile"}
+    assert reasons["empty.txt"] == "empty file" and reasons["dangling.txt"] == "broken symbolic link"
+    assert reasons["drawing.svg"].startswith("unsupported file type '.svg': qa reads .txt .md")
+    assert reasons["Makefile"].startswith("unsupported file without a type")
+
+
+def test_a_folder_with_nothing_to_read_names_what_qa_reads(tmp_path, embedder):
+    from qa.build import build
+    from qa.errors import NoDocuments
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "photo.heic").write_bytes(b"x")
+    with pytest.raises(NoDocuments, match=r"qa reads \.txt \.md .* \.pdf \.docx"):
+        build(tmp_path / "docs", tmp_path / "index", embedder)
 
 
 def test_fingerprint_changes_with_any_document(tmp_path):

@@ -80,7 +80,7 @@ def test_search_returns_ranked_cited_results(searcher):
     assert "The Kursk region stands apart" in results[0]["text"]
     assert list(results[0]) == [
         "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
-        "page_end", "start", "end", "highlights",
+        "page_end", "sentence_page", "start", "end", "highlights",
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
@@ -179,8 +179,9 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
     without, with_it = dict(ranked(0.0)), dict(ranked(0.4))
     assert ranked(0.0)[0][0] == "apart.txt"  # more matches of each word: BM25 and the hashing cosine prefer it
     assert ranked(0.4)[0][0] == "together.txt"
-    assert with_it["apart.txt"] == pytest.approx(without["apart.txt"])  # it holds no pair
-    assert with_it["together.txt"] == pytest.approx(without["together.txt"] + 0.4)  # it holds all three
+    # Proximity is added, then the sum put back on the fused scale (a perfect match scores 1).
+    assert with_it["apart.txt"] == pytest.approx(without["apart.txt"] / 1.4)  # it holds no pair
+    assert with_it["together.txt"] == pytest.approx((without["together.txt"] + 0.4) / 1.4)  # it holds all three
 
 
 @pytest.mark.parametrize(
@@ -198,3 +199,20 @@ def test_search_settings_refuse_values_out_of_range(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         SearchSettings(**kwargs)
+
+
+def test_a_passage_over_two_pages_cites_the_page_of_its_best_sentence(tmp_path, embedder):
+    from qa.build import build_documents
+    from qa.records import Document
+
+    first = "The committee met in spring to discuss the budget. Members agreed on the agenda.\n\n"
+    second = "Zebras were seen crossing the river near the old bridge."
+    text = first + second
+    document = Document(source="report.pdf", text=text, sha256="0" * 64, format="pdf", pages=(0, len(first)))
+    build_documents([document], [], "digest", tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    (result,) = searcher.search("zebras crossing the river", k=1).results
+    assert (result.passage.page, result.passage.page_end) == (1, 2)
+    assert result.sentence_page == 2 and result.as_dict()["sentence_page"] == 2
+    (result,) = searcher.search("committee budget agenda", k=1).results
+    assert result.sentence_page == 1

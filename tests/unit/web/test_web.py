@@ -487,7 +487,7 @@ def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir
     data = client.get("/api/documents").get_json()
     assert [d["source"] for d in data["documents"]] == sorted(p.name for p in docs.glob("0*.txt"))
     first = data["documents"][0]
-    assert set(first) == {"source", "title", "date", "url", "author", "format", "chars", "pages", "passages"}
+    assert set(first) == {"source", "title", "date", "url", "author", "format", "encoding", "chars", "pages", "passages"}
     assert first["passages"] > 0 and first["format"] == "text"
     assert data["skipped"] == [{"source": "empty.txt", "reason": "empty file"}]
     html = client.get("/documents").get_data(as_text=True)
@@ -570,3 +570,10 @@ def test_the_source_list_gives_way_to_a_text_box_for_large_collections(client, m
     monkeypatch.setattr(pages, "MAX_PICKABLE", 3)  # the seeds are 5 documents
     html = client.get("/").get_data(as_text=True)
     assert '<select id="source"' not in html and '<input id="source" name="source" type="text"' in html
+
+
+def test_the_page_and_the_api_check_the_mode_alike(client):
+    assert client.get("/api/search?q=treaty&mode=semantic").status_code == 400
+    page = client.get("/?q=treaty&mode=semantic")
+    assert page.status_code == 400 and b"ode must be one of dense, lexical, hybrid, rerank" in page.data
+    assert client.get("/?q=treaty&mode=lexical").status_code == 200
