@@ -484,7 +484,9 @@ def eval_command(
 
 @cli.command("tune")
 @click.argument("questions", type=click.Path(exists=True, path_type=Path), required=False)
-@click.option("--save", is_flag=True, help="Record the chosen settings in the index: every search of it uses them.")
+@click.option("--save", is_flag=True, help="Record the chosen settings in the index: every search of it uses them "
+              "(only when tuning beats the default on questions it was not chosen on; --force saves anyway).")
+@click.option("--force", is_flag=True, help="With --save: record the chosen settings even without a gain.")
 @click.option("--reset", is_flag=True, help="Forget the index's tuned settings: searches use the defaults again.")
 @click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
               help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
@@ -494,8 +496,8 @@ def eval_command(
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
 def tune_command(
-    questions: Path | None, save: bool, reset: bool, beir_index, encoder, docs_dir: Path, index_dir: Path, model,
-    query_encoder: str,
+    questions: Path | None, save: bool, force: bool, reset: bool, beir_index, encoder, docs_dir: Path,
+    index_dir: Path, model, query_encoder: str,
 ) -> None:
     """Choose the ranking's settings for this collection on judged QUESTIONS (a .jsonl file or a BEIR folder).
 
@@ -529,7 +531,10 @@ def tune_command(
     searcher = Searcher(target, embedder=queries)
     report = evaluate.tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)
     click.echo(format_tuning(report))
-    if save:
+    if save and report.gain <= MIN_GAIN and not force:
+        click.echo(f"not saved: tuning gains {report.gain:+.3f} on questions it was not chosen on, so the chosen "
+                   "settings would fit these questions, not the collection (--force saves them anyway)")
+    elif save:
         index.write_tuning(target, {
             "settings": evaluate.describe(report.chosen), "questions": str(questions), "count": report.questions,
             "cross_validated": round(report.tuned_cv, 4), "default": round(report.default, 4),
@@ -539,13 +544,17 @@ def tune_command(
                    "with these settings (qa tune --reset forgets them)")
 
 
+#: Cross-validated nDCG@10 over the default below which tuned settings are not worth saving.
+MIN_GAIN = 0.005
+
+
 def format_tuning(report) -> str:
     """Render what qa tune found: every ranking on the same questions, and the chosen settings."""
     rows = [(name, value) for name, value in report.modes.items()]
     rows.append((f"tuned, cross-validated ({report.folds} folds)", report.tuned_cv))
     lines = [f"{report.questions} judged questions; nDCG@10 on them:", "| ranking | nDCG@10 |", "|---|---|"]
     lines += [f"| {name} | {value:.3f} |" for name, value in rows]
-    verdict = "a real gain" if report.gain > 0.005 else "no gain worth having: keep the default"
+    verdict = "a real gain" if report.gain > MIN_GAIN else "no gain worth having: keep the default"
     lines.append(f"tuning against the default on the same folds: {report.gain:+.3f} ({verdict})")
     from qa.evaluate import describe
 

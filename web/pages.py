@@ -116,11 +116,11 @@ def _sentence_span(value: str | None, span: dict) -> tuple[int, int] | None:
     return (a, b) if span["start"] <= a < b <= span["end"] else None
 
 
-def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int, int, str]]) -> list[tuple[str, str]]:
-    """Cut ``text`` (the layer from ``offset``) into (piece, kind) runs for the template.
+def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int, int, str]]) -> list[tuple[str, str, bool]]:
+    """Cut ``text`` (the layer from ``offset``) into (piece, kind, inside the passage) runs for the template.
 
-    Kinds: "" plain, "passage", "sentence" (inside the passage), and "page" (no text:
-    the number of the page that starts there).
+    Kinds: "" plain, "sentence" (the best sentence), and "page" (no text: the number
+    of the page that starts there).
     """
     cuts = {0, len(text)}
     for start, end, _ in marks:
@@ -130,10 +130,10 @@ def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int
     pieces = []
     ordered = sorted(cuts)
     for a, b in zip(ordered, ordered[1:]):
+        kinds = {kind for start, end, kind in marks if start - offset <= a and b <= end - offset}
         if a in starts:
-            pieces.append((str(starts[a]), "page"))
-        kinds = [kind for start, end, kind in marks if start - offset <= a and b <= end - offset]
-        pieces.append((text[a:b], "sentence" if "sentence" in kinds else kinds[0] if kinds else ""))
+            pieces.append((str(starts[a]), "page", "passage" in kinds))
+        pieces.append((text[a:b], "sentence" if "sentence" in kinds else "", "passage" in kinds))
     return pieces
 
 

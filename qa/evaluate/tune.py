@@ -59,7 +59,10 @@ def grid(default: SearchSettings = SearchSettings()) -> list[SearchSettings]:
 
 
 class _Memo:
-    """An IndexView that remembers what one question asked of it: every setting ranks the same candidates."""
+    """An IndexView that remembers what one question asked of it: every setting ranks the same candidates.
+
+    One per question: the sentence cosines it keeps are that question's.
+    """
 
     def __init__(self, reader: IndexView):
         self._reader = reader
@@ -127,18 +130,19 @@ def tune(reader: IndexView, questions: Sequence[Question], vectors: np.ndarray, 
             "settings fitted to fewer would fit their noise"
         )
     vectors = {q.id: v for q, v in zip(questions, vectors)}
-    memo = _Memo(reader)
     settings = grid(default)
     modes = {mode: default for mode in ("dense", "lexical", "hybrid")}
-    per_question = {}  # (setting index or mode) -> {question id: nDCG@10}
-    for key, setting, mode in [*((i, s, "rerank") for i, s in enumerate(settings)),
-                               *((m, s, m) for m, s in modes.items())]:
-        run = []
-        for question in questions:
+    rankings = [*((i, s, "rerank") for i, s in enumerate(settings)), *((m, s, m) for m, s in modes.items())]
+    runs: dict = {key: [] for key, _, _ in rankings}
+    for question in questions:
+        memo = _Memo(reader)  # one question's candidates, sentences and terms, for every ranking of it
+        for key, setting, mode in rankings:
             ranking: Ranking = rank(memo, setting, question.text, vectors[question.id], DEPTH, mode, Filters())
             names = question.name(ranking.passages)
-            run += [ScoredDoc(question.id, name, float(len(names) - i)) for i, name in enumerate(names)]
-        per_question[key] = {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, run)}
+            runs[key] += [ScoredDoc(question.id, name, float(len(names) - i)) for i, name in enumerate(names)]
+    per_question = {  # (setting index or mode) -> {question id: nDCG@10}
+        key: {m.query_id: m.value for m in ir_measures.iter_calc([nDCG @ 10], qrels, run)} for key, run in runs.items()
+    }
     folds = min(folds, len(questions) // 2)
     fold_of = {q.id: int(hashlib.sha256(q.id.encode()).hexdigest(), 16) % folds for q in questions}
     held_scores, default_scores = [], []

@@ -47,6 +47,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`qa serve` with the real default model on a free local port; yields its base URL."""
     root = tmp_path_factory.mktemp("server")
     shutil.copytree(SEEDS, root / "docs")
+    # A multi-page PDF too: its results open the original at the page of their best sentence.
+    shutil.copy(SEEDS.parent / "tests" / "fixtures" / "seeds-pdf" / "003_693562d2949a8d6d.pdf", root / "docs" / "lavrov.pdf")
     # The test checks what a user sees, so it must use the real model, not the hashing fake.
     with testing.Server(root / "docs", root / "index", root / "serve.log", workers=1) as running:
         try:
@@ -160,7 +162,7 @@ def test_the_documents_view_lists_the_collection_and_opens_a_document(server, dr
     driver.get(f"{server}/")
     driver.find_element(By.LINK_TEXT, "Documents").click()
     rows = driver.find_elements(By.CSS_SELECTOR, "table.catalogue tbody tr")
-    assert len(rows) == 5
+    assert len(rows) == 6  # the five seeds and one PDF
     names = [row.find_element(By.CSS_SELECTOR, "td.source").text for row in rows]
     assert SOURCE in names
     save_screenshot(driver, tmp_path, "documents.png")
@@ -218,3 +220,29 @@ def test_empty_page_focuses_the_question_and_tab_reaches_ask(server, driver):
     WebDriverWait(driver, 5).until(lambda d: d.execute_script(FOCUSED) == "q", "autofocus never reached #q")
     ActionChains(driver).send_keys(Keys.TAB).perform()
     assert driver.execute_script(FOCUSED) == "BUTTON:Ask"
+
+
+def test_a_cited_pdf_opens_at_the_page_of_its_sentence_and_the_document_view_leads_back(server, driver, tmp_path):
+    """"open the original" shows the PDF itself at the sentence's page; the document view marks the best
+    sentence and page breaks, and its back link returns to the same answers."""
+    import urllib.request
+
+    from selenium.webdriver.common.by import By
+
+    question = "Which treaty did Bush withdraw from in 2002?"
+    driver.get(f"{server}/?q={quote_plus(question)}&k=5&source=lavrov.pdf")
+    (first, *_) = wait_for_results(driver)
+    link = first.find_element(By.LINK_TEXT, "open the original").get_attribute("href")
+    assert "/file?source=lavrov.pdf#page=" in link
+    with urllib.request.urlopen(link.split("#")[0], timeout=30) as response:
+        assert response.headers["Content-Type"] == "application/pdf"
+        assert response.read() == (SEEDS.parent / "tests" / "fixtures" / "seeds-pdf" /
+                                   "003_693562d2949a8d6d.pdf").read_bytes()
+    # (Headless Chromium has no PDF viewer to draw it: the bytes, type and link are what is checked.)
+    driver.get(f"{server}/?q={quote_plus(question)}&k=5&source=lavrov.pdf")
+    wait_for_results(driver)[0].find_element(By.LINK_TEXT, "show in the document").click()
+    assert driver.find_element(By.CSS_SELECTOR, "mark#passage mark.sentence").text.strip()
+    assert driver.find_elements(By.CSS_SELECTOR, ".layer .pagebreak")
+    save_screenshot(driver, tmp_path, "document.png")
+    driver.find_element(By.CSS_SELECTOR, "a.back").click()
+    assert wait_for_results(driver) and "Bush" in driver.find_element(By.ID, "q").get_attribute("value")

@@ -120,6 +120,9 @@ def test_saved_settings_are_used_kept_across_builds_shown_and_reset(tmp_path):
     assert refused.exit_code == 2 and "at least 10 judged questions" in refused.output
     out = runner.invoke(cli, ["tune", str(questions), "--save"], env=env)
     assert out.exit_code == 0, out.output
+    if "a real gain" not in out.output:  # no gain on questions it was not chosen on: nothing recorded
+        assert "not saved" in out.output and not (index / "tuned.json").exists()
+        out = runner.invoke(cli, ["tune", str(questions), "--save", "--force"], env=env)
     assert "cross-validated" in out.output and "saved in" in out.output
     record = json.loads((index / "tuned.json").read_text(encoding="utf-8"))
     assert record["count"] == 15 and "cross_validated" in record
@@ -147,3 +150,29 @@ def test_saved_settings_are_used_kept_across_builds_shown_and_reset(tmp_path):
     assert runner.invoke(cli, ["tune", "--reset"], env=env).exit_code == 0
     assert not (index / "tuned.json").exists()
     assert Searcher(index, embedder=HashingEmbedder()).settings == SearchSettings()
+
+
+def test_every_ranking_of_a_question_is_scored_on_that_question_s_own_candidates(tmp_path):
+    """The candidates gathered once are one question's: reused for another, they score the wrong passages."""
+    import ir_measures
+    from ir_measures import ScoredDoc, nDCG
+
+    from qa import evaluate
+    from qa.build import build
+    from qa.records import Filters
+    from qa.search import Searcher, rank
+    from qa.settings import SearchSettings
+
+    embedder = SynonymEmbedder()
+    docs, questions = collection(tmp_path, words_in_documents=True)
+    build(docs, tmp_path / "index", embedder)
+    asked, qrels = evaluate.judged_questions(evaluate.load_judged(questions))
+    reader = Searcher(tmp_path / "index", embedder=embedder).reader
+    vectors = embedder.encode([q.text for q in asked])
+    report = evaluate.tune(reader, asked, vectors, qrels)
+    run = []
+    for question, vector in zip(asked, vectors):  # each question ranked alone, nothing remembered
+        names = question.name(rank(reader, SearchSettings(), question.text, vector, 40, "rerank", Filters()).passages)
+        run += [ScoredDoc(question.id, n, float(len(names) - i)) for i, n in enumerate(names)]
+    alone = ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
+    assert report.modes["rerank (default)"] == pytest.approx(alone)
