@@ -26,6 +26,7 @@ from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, loadavg, log
 from qa import evaluate
 from qa.build import build, passage_encoder
 from qa.embed import load_query_encoder
+from qa.index import layout, terms
 from qa.search import Searcher
 from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
@@ -63,18 +64,25 @@ def main() -> None:
     parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=["int8", "fp32"])
     parser.add_argument("--sets", nargs="+", help="only these sets (by name)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
+    parser.add_argument("--budget-share", type=float,
+                        help="set the lexical postings budget to this share of each set's passages: what the "
+                             "budget changes where it binds (0.2 is how it binds at a million passages)")
     args = parser.parse_args()
     sets = [s for s in SETS if not args.sets or s.name in args.sets]
     missing = [s.name for s in sets if not (s.folder / "corpus.jsonl").is_file()]
     if missing:
         parser.error(f"missing sets {missing}: run python -m bench.datasets.wiki_beir, bench.datasets.wiki_sets "
                      "and bench.datasets.real first")
-    table: dict = {"loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {}}
+    table: dict = {"loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {},
+                   "budget_share": args.budget_share}
     for encoder in args.builds:
         queries = load_query_encoder(None, CACHE / "idx" / "models")
         for judged in sets:
             log(f"{judged.name} on the {encoder} build")
             index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{encoder}"
+            if args.budget_share:
+                passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
+                terms.POSTINGS_BUDGET = int(args.budget_share * passages)
             scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, None, encoder), MODES,
                                             query_encoder=queries)
             table["sets"].setdefault(judged.name, {"origin": judged.origin, "role": judged.role})[encoder] = scores

@@ -174,7 +174,7 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
     began = time.perf_counter()
     reader = index.open_index(base_index)
     base_vectors = reader.reconstruct(range(len(reader.vectors)))
-    base_sentence_vectors = np.asarray(reader.sentence_vectors, dtype=np.float32)
+    base_sentence_vectors = np.asarray(reader.sentence_vectors, dtype=np.float32)  # stored as float16
     base_split = [builder.split(d, CHUNKING) for d in base_docs]
     base_passages = [p for ps, _ in base_split for p in ps]
     base_sentences = [s for _, ss in base_split for s in ss]
@@ -213,7 +213,8 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
         passages += copy_p
         sentences += copy_s
         pv.append(base_vectors[:p_off] if copy == 0 else noisy(base_vectors[:p_off]))
-        sv.append(base_sentence_vectors[:s_off] if copy == 0 else noisy(base_sentence_vectors[:s_off]))
+        sentence_block = base_sentence_vectors[:s_off] if copy == 0 else noisy(base_sentence_vectors[:s_off])
+        sv.append(sentence_block.astype(np.float16))
         copy += 1
     vectors = np.concatenate(pv)
     sentence_vectors = np.concatenate(sv)

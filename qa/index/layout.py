@@ -7,10 +7,11 @@ Layout of an index folder::
       build.lock               held by the one process that is building
       models/                  cached query-encoder exports, kept across builds
       tuned.json               search settings chosen by `qa tune` for this collection, kept across builds
+      resume/<key>/            vectors embedded by a build not yet published (qa/build/resume.py)
       builds/<name>/
         manifest.json          format version, model, dimension, counts, fingerprint, chunking
         vectors.faiss          passage vectors; row i is passage row i (qa/index/vectors.py)
-        sentences.npy          one vector per sentence row, memory-mapped when read
+        sentences.npy          one float16 vector per sentence row, memory-mapped when read
         passages.sqlite        documents, passages, sentences, FTS5 index (qa/index/tables.py)
 
 A build is written into a fresh folder and published by replacing ``CURRENT``

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 
 from qa.errors import IndexUnavailable
 from qa.index.layout import unreadable
-from qa.index.terms import BM25_B, BM25_K1, BM25_WEIGHTS, TOKENIZER, match_expression
+from qa.index.terms import BM25_B, BM25_K1, BM25_WEIGHTS, TOKENIZER, bounded, content_words, match_expression
 from qa.records import METADATA, Document, Filters, Passage, Skipped
 
 _SCHEMA = f"""
@@ -374,8 +374,15 @@ class Tables:
         return [r for (r,) in self._query(sql, params)]
 
     def lexical(self, question: str, k: int, filters: Filters) -> list[tuple[int, float]]:
-        """Return up to ``k`` (row, BM25 score) pairs, best first, among the rows ``filters`` allow."""
-        expression = match_expression(question)
+        """Return up to ``k`` (row, BM25 score) pairs, best first, among the rows ``filters`` allow.
+
+        Only the question's rarest words are matched, within ``terms.POSTINGS_BUDGET``
+        postings (``terms.bounded``): a question of common words costs no more than any other.
+        """
+        words = content_words(question)
+        found = index_terms(words)
+        counts = self.term_passages(*[t or "" for t in found]) if words else []
+        expression = match_expression([words[i] for i in bounded(counts)])
         if expression is None:
             return []
         sql = (
@@ -422,10 +429,12 @@ class Tables:
 
     def term_passages(self, *terms: str) -> list[int]:
         """Return how many passages hold each of ``terms`` (index terms, as ``fts_tokens`` makes them)."""
-        found = dict(self._query(
-            f"SELECT term, doc FROM temp.term_rows WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})", terms
-        ))
-        return [found.get(t, 0) for t in terms]
+        # One term at a time: the vocabulary seeks to an equal term, and scans the whole of it for IN.
+        found = {}
+        for term in dict.fromkeys(terms):
+            rows = self._query("SELECT doc FROM temp.term_rows WHERE term = ?", (term,)) if term else []
+            found[term] = rows[0][0] if rows else 0
+        return [found[t] for t in terms]
 
     def token_total(self) -> int:
         """Return the tokens of every passage together, as FTS5 counts them."""
@@ -483,7 +492,19 @@ def fts_tokens(words: Sequence[str]) -> list[str]:
     A query's words are tokenized exactly as the passages were (stemmed, folded),
     by an FTS5 table in memory with the same tokenizer.
     """
-    return term_positions(words, [])[0]
+    return [term for term in index_terms(words) if term]
+
+
+def index_terms(words: Sequence[str]) -> list[str | None]:
+    """Return the first index term of each of ``words``, or None for a word that makes none."""
+    if not words:
+        return []
+    with _tokenizer() as db:
+        db.executemany("INSERT INTO words(rowid, text) VALUES (?, ?)", enumerate(words))
+        first: dict[int, str] = {}
+        for doc, term in db.execute("SELECT doc, term FROM temp.word_terms ORDER BY doc, offset"):
+            first.setdefault(doc, term)
+    return [first.get(i) for i in range(len(words))]
 
 
 def term_positions(words: Sequence[str], texts: Sequence[str]) -> tuple[list[str], list[dict[str, list[int]]]]:
@@ -494,20 +515,15 @@ def term_positions(words: Sequence[str], texts: Sequence[str]) -> tuple[list[str
     under a millisecond for a question and forty passages.
     """
     found: list[dict[str, list[int]]] = [{} for _ in texts]
-    if not words:
-        return [], found
+    terms = fts_tokens(words)
+    if not texts or not terms:
+        return terms, found
     with _tokenizer() as db:
-        db.executemany("INSERT INTO words(rowid, text) VALUES (?, ?)", enumerate(words))
-        first: dict[int, str] = {}
-        for doc, term in db.execute("SELECT doc, term FROM temp.word_terms ORDER BY doc, offset"):
-            first.setdefault(doc, term)
-        terms = [first[doc] for doc in sorted(first)]
-        if texts and terms:
-            db.executemany("INSERT INTO texts(rowid, text) VALUES (?, ?)", enumerate(texts))
-            for term in dict.fromkeys(terms):
-                # One term at a time: the vocabulary seeks to an equal term, and scans for IN.
-                for doc, offset in db.execute("SELECT doc, offset FROM temp.text_terms WHERE term = ?", (term,)):
-                    found[doc].setdefault(term, []).append(offset)
+        db.executemany("INSERT INTO texts(rowid, text) VALUES (?, ?)", enumerate(texts))
+        for term in dict.fromkeys(terms):
+            # One term at a time: the vocabulary seeks to an equal term, and scans for IN.
+            for doc, offset in db.execute("SELECT doc, offset FROM temp.text_terms WHERE term = ?", (term,)):
+                found[doc].setdefault(term, []).append(offset)
     return terms, found
 
 

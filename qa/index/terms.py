@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Sequence
 
 #: The tokenizer of the lexical index; questions are cut into index terms with the same one.
 TOKENIZER = "porter unicode61 remove_diacritics 2"
@@ -43,10 +44,40 @@ def content_words(question: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
-def match_expression(question: str) -> str | None:
-    """Return an FTS5 query that ORs the question's content words, or None if it has none."""
+def match_expression(question: str | Sequence[str]) -> str | None:
+    """Return an FTS5 query that ORs the question's content words (or the words given), or None if none."""
+    words = content_words(question) if isinstance(question, str) else question
     # Quoting makes every word a plain term: no FTS5 operators can be injected.
-    return " OR ".join(f'"{w}"' for w in content_words(question)) or None
+    return " OR ".join(f'"{w}"' for w in words) or None
+
+
+#: At most this many (passage, term) postings are ranked by one lexical search,
+#: the rarest terms first, so its cost does not grow with the collection or with
+#: how common the question's words are. Below ~200,000 passages it never binds
+#: for a question of a few words; docs/speed-and-scale.md has its cost and
+#: docs/quality.md what it changes where it binds.
+POSTINGS_BUDGET = 200_000
+
+
+def bounded(counts: Sequence[int], budget: int | None = None) -> list[int]:
+    """Return the indices of the terms a lexical search matches, given how many passages
+    hold each: the rarest first while their postings fit ``budget`` (``POSTINGS_BUDGET``).
+
+    The terms left out are the commonest, whose idf is smallest. A question made
+    only of words that hundreds of thousands of passages hold has no lexical
+    candidates; its dense candidates still answer it.
+    """
+    budget = POSTINGS_BUDGET if budget is None else budget
+    kept, postings = [], 0
+    for i in sorted(range(len(counts)), key=lambda i: (counts[i], i)):
+        n = counts[i]
+        if n == 0:
+            continue
+        if postings + n > budget:
+            break
+        kept.append(i)
+        postings += n
+    return sorted(kept)
 
 
 def idf(total: int, hits: int) -> float:

@@ -23,7 +23,7 @@ from qa.errors import IndexUnavailable
 from qa.index import tables
 from qa.index.sharded.plan import SHARDS_FILE, TERMS_FILE, ShardPlan, shard_of
 from qa.index.sharded.shard import Connector, connect_locally
-from qa.index.terms import content_words, idf
+from qa.index.terms import bounded, content_words, idf
 from qa.records import Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,11 @@ class ShardedReader:
     def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
         """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
         terms = tables.fts_tokens(content_words(question))
-        weighted = list(zip(terms, self.term_idf(terms))) if terms else []
-        return weighted, self.plan.tokens / max(self.manifest.passage_count, 1)
+        counts = self.terms.passages(*terms) if terms else []
+        total = max(self.manifest.passage_count, 1)
+        # The rarest terms within the postings budget, as one build's lexical search matches.
+        weighted = [(terms[i], idf(total, counts[i])) for i in bounded(counts)]
+        return weighted, self.plan.tokens / total
 
     def term_idf(self, terms: Sequence[str]) -> list[float]:
         """``IndexReader.term_idf`` over the whole collection."""

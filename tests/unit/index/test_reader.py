@@ -46,6 +46,14 @@ def test_sentence_cosines_of_many_passages_equal_each_passage_alone(index_dir, e
     assert reader.sentence_cosines_of([], query) == []
 
 
+def test_sentence_vectors_are_stored_in_half_precision_and_stay_unit_length(index_dir):
+    reader = index.open_index(index_dir)
+    stored = np.load(reader.folder / layout.SENTENCES, mmap_mode="r")
+    assert stored.dtype == np.float16 and stored.shape == (reader.tables.sentence_count, reader.manifest.dimension)
+    # Rounding to float16 moves a unit vector's length by well under 1e-3: cosines stay cosines.
+    np.testing.assert_allclose(np.linalg.norm(np.asarray(stored, np.float32), axis=1), 1.0, atol=1e-3)
+
+
 def test_term_positions_tokenize_as_the_index_does():
     from qa.index import term_positions
 

@@ -18,6 +18,7 @@ from qa.index import sharded
 from qa.index.sharded import shard
 from qa.index import fts_tokens
 from qa.index import content_words
+from qa.index import terms
 from qa.search import Searcher
 
 QUESTIONS = [
@@ -80,7 +81,9 @@ def test_a_documents_shard_is_stable_and_in_range():
     assert sharded.shard_of("caf\udce9.txt", 2) in (0, 1)  # a name that is not UTF-8
 
 
-def test_a_sharded_collection_ranks_as_one_build(index_dir: Path, sharded_dir: Path, embedder):
+@pytest.mark.parametrize("budget", [terms.POSTINGS_BUDGET, 12])  # 12: the budget binds on common words
+def test_a_sharded_collection_ranks_as_one_build(index_dir: Path, sharded_dir: Path, embedder, budget, monkeypatch):
+    monkeypatch.setattr(terms, "POSTINGS_BUDGET", budget)
     one = Searcher(index_dir, embedder=embedder)
     three = Searcher(sharded_dir, embedder=embedder)
     assert isinstance(three.reader, index.ShardedReader) and three.reader.count == 3

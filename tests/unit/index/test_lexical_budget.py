@@ -1,0 +1,48 @@
+"""The lexical stage ranks at most ``terms.POSTINGS_BUDGET`` postings, rarest terms first (qa/index/terms.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa import index
+from qa.index import terms
+from qa.index.terms import bounded
+from qa.search import Searcher
+
+
+def test_the_rarest_terms_are_kept_while_their_postings_fit():
+    assert bounded([50, 5, 30, 0, 10], budget=45) == [1, 2, 4]  # 5 + 10 + 30; 50 does not fit
+    assert bounded([50, 5, 30, 0, 10], budget=14) == [1]  # 5; then 10 would pass the budget
+    assert bounded([50, 60], budget=40) == []  # only common words: nothing to rank
+    assert bounded([0, 0], budget=40) == []  # words no passage holds are not matched
+    assert bounded([7, 7, 7], budget=14) == [0, 1]  # ties in question order
+    assert bounded([]) == []
+
+
+def test_a_question_of_only_common_words_ranks_no_postings_and_is_still_answered(index_dir, embedder, monkeypatch):
+    reader = index.open_index(index_dir)
+    tables = reader.tables
+    common, rare = "ukraine russia", "zaporizhzhia"
+    held = dict(zip(["ukrain", "russia", "zaporizhzhia"], tables.term_passages("ukrain", "russia", "zaporizhzhia")))
+    assert min(held["ukrain"], held["russia"]) > 3 * held["zaporizhzhia"] > 0, held
+    everything = reader.lexical(f"{common} {rare}", 500)
+    assert len(everything) > held["zaporizhzhia"]  # unbounded, the common words bring their passages
+    # A budget the common words do not fit in, but the rare one does.
+    monkeypatch.setattr(terms, "POSTINGS_BUDGET", min(held["ukrain"], held["russia"]) - 1)
+    assert reader.lexical(common, 500) == []
+    assert reader.lexical(f"{common} {rare}", 500) == reader.lexical(rare, 500) != []
+    found = Searcher(index_dir, embedder=embedder).search(common, 5)
+    assert found.results  # the dense candidates answer it
+
+
+@pytest.mark.parametrize("budget", [10, 1000])
+def test_the_budget_bounds_the_rows_ranked_not_the_answers_k(index_dir, budget, monkeypatch):
+    monkeypatch.setattr(terms, "POSTINGS_BUDGET", budget)
+    reader = index.open_index(index_dir)
+    question = "grain exports minister Europe shelling nuclear plant"
+    words = terms.content_words(question)
+    counts = reader.tables.term_passages(*index.fts_tokens(words))
+    kept = bounded(counts, budget)
+    assert sum(counts[i] for i in kept) <= budget
+    # Every row ranked holds one of the kept words: no more rows than their postings.
+    assert len(reader.lexical(question, 10_000)) <= sum(counts[i] for i in kept)
