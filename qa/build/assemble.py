@@ -17,6 +17,7 @@ import numpy as np
 from qa import index
 from qa.build import chunk
 from qa.build.report import BuildReport
+from qa.build.resume import ResumeStore, digest, embed_resumably
 from qa.embed import Embedder
 from qa.index import IndexReader
 from qa.ingest import page_of
@@ -82,7 +83,9 @@ def build_one(
             build.add(document, settings)
     passage_matrix, sentence_matrix = build.matrices()
     texts = {d.source: d.text for d in documents}
-    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress)
+    # Slices kept as they are embedded: a build killed or failed here resumes where it stopped.
+    store = ResumeStore(index_dir, {"model": embedder.name, "dimension": dimension, **settings.as_manifest()})
+    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress, store)
     report.encoded = len(build.new_passages)
     report.passages = len(build.passages)
     manifest = index.Manifest(
@@ -99,6 +102,7 @@ def build_one(
         index_dir, manifest, passage_matrix, documents, build.passages, build.sentences, sentence_matrix,
         report.skipped,
     )
+    store.clear()
     return report
 
 
@@ -121,7 +125,8 @@ class _Assembly:
         self.passages.extend(replace(p, **document.metadata()) for _, p in kept)
         self.sentences.extend((document.source, start, end) for _, start, end in old_sentences)
         self.passage_vectors.append(previous.reconstruct([row for row, _ in kept]))
-        self.sentence_vectors.append(previous.sentence_vectors[[row for row, _, _ in old_sentences]])
+        rows = [row for row, _, _ in old_sentences]
+        self.sentence_vectors.append(np.asarray(previous.sentence_vectors[rows], np.float16))
         return len(kept)
 
     def add(self, document: Document, settings: ChunkSettings) -> None:
@@ -132,10 +137,10 @@ class _Assembly:
         self.passages.extend(passages)
         self.sentences.extend(sentences)
         self.passage_vectors.append(np.zeros((len(passages), self.dimension), np.float32))
-        self.sentence_vectors.append(np.zeros((len(sentences), self.dimension), np.float32))
+        self.sentence_vectors.append(np.zeros((len(sentences), self.dimension), np.float16))
 
     def matrices(self) -> tuple[np.ndarray, np.ndarray]:
-        return _stack(self.passage_vectors, self.dimension), _stack(self.sentence_vectors, self.dimension)
+        return _stack(self.passage_vectors, self.dimension), _stack(self.sentence_vectors, self.dimension, np.float16)
 
 
 def _embed(
@@ -146,8 +151,9 @@ def _embed(
     sentence_matrix: np.ndarray,
     settings: ChunkSettings,
     progress: bool,
+    store: ResumeStore | None = None,
 ) -> None:
-    """Fill in the vectors of new passages and sentences.
+    """Fill in the vectors of new passages and sentences, keeping them in ``store`` as they are made.
 
     With a model that exposes token embeddings, a sentence's vector is pooled
     from the forward pass of the first passage holding it, so the sentences
@@ -159,26 +165,43 @@ def _embed(
         return
     if settings.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
         holder, spans = _holders(passages, sentences, new_passages, left)
-        vectors, pooled = embedder.encode_with_spans(
-            [passages[i].text for i in new_passages], [spans[i] for i in new_passages], progress=progress
-        )
-        passage_matrix[new_passages] = vectors
-        position = {i: n for n, i in enumerate(new_passages)}
+
+        def encode(part: list[int]) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+            chosen = [new_passages[n] for n in part]
+            return embedder.encode_with_spans([passages[i].text for i in chosen], [spans[i] for i in chosen])
+
+        digests = [digest(passages[i].text, spans[i]) for i in new_passages]
+        pooled: dict[int, list[np.ndarray | None]] = {}
+        for n, vector, span_vectors in embed_resumably(digests, encode, store, progress):
+            passage_matrix[new_passages[n]] = vector
+            pooled[new_passages[n]] = span_vectors
         unpooled = []
         for s in left:
             found = holder.get(s)
-            vector = pooled[position[found[0]]][found[1]] if found else None
+            vector = pooled[found[0]][found[1]] if found else None
             if vector is None:
                 unpooled.append(s)
             else:
                 sentence_matrix[s] = vector
         left = unpooled
     elif new_passages:
-        passage_matrix[new_passages] = embedder.encode([passages[i].text for i in new_passages], progress=progress)
+        _fill(passage_matrix, new_passages, [passages[i].text for i in new_passages], embedder, store, progress)
     if left:
-        sentence_matrix[left] = embedder.encode(
-            [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], progress=progress
-        )
+        _fill(sentence_matrix, left, [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], embedder,
+              store, progress, "sentences")
+
+
+def _fill(
+    matrix: np.ndarray, rows: list[int], texts: list[str], embedder: Embedder, store: ResumeStore | None,
+    progress: bool, what: str = "passages",
+) -> None:
+    """Embed ``texts`` alone into ``rows`` of ``matrix``, keeping them in ``store``."""
+
+    def encode(part: list[int]) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
+        return embedder.encode([texts[n] for n in part]), [[] for _ in part]
+
+    for n, vector, _ in embed_resumably([digest(t) for t in texts], encode, store, progress, what):
+        matrix[rows[n]] = vector
 
 
 def _holders(
@@ -202,5 +225,5 @@ def _holders(
     return holder, spans
 
 
-def _stack(blocks: list[np.ndarray], dimension: int) -> np.ndarray:
-    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), np.float32)
+def _stack(blocks: list[np.ndarray], dimension: int, dtype: type = np.float32) -> np.ndarray:
+    return np.concatenate(blocks) if blocks else np.zeros((0, dimension), dtype)

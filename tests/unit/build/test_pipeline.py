@@ -86,7 +86,7 @@ def test_only_changed_documents_are_embedded_again(docs, index_dir):
         rows = new.tables.sentences_of(source)
         full = (docs / source).read_text(encoding="utf-8")
         expected = counting.encode([full[a:b] for _, a, b in rows])
-        np.testing.assert_allclose(new.sentence_vectors[[r for r, _, _ in rows]], expected, atol=1e-6)
+        np.testing.assert_allclose(new.sentence_vectors[[r for r, _, _ in rows]], expected, atol=1e-3)  # stored as float16
 
 
 def test_rebuild_flag_embeds_everything(docs, index_dir):
