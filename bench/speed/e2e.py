@@ -22,7 +22,10 @@ Sections, all in one process run:
    build_documents again, unchanged.
 2. In-process query latency: a Searcher with the default (int8 ONNX) query
    encoder, after warm-up; mode=hybrid, mode=rerank, and encode + dense search
-   alone, interleaved question by question.
+   alone, interleaved question by question. Then the costliest questions within
+   the limits (bench/speed/queries.py worst_questions): only common words,
+   1,000 characters of rare terms, 1,000 characters of common words; with the
+   lexical stage's time with and without its postings budget.
 3. HTTP latency: `qa serve --workers 2` on each index, 1/4/16 concurrent
    clients of GET /api/search?q=...&k=5, each on a kept-alive connection; then
    one client against the same searches in this process, like for like, in
@@ -53,7 +56,7 @@ from pathlib import Path
 from bench.common import CACHE, RESULTS, ROOT, T0, file_mib, loadavg, log, own_rss_mib, table
 from bench.load.http import bench_http
 from bench.speed.corpus import CHUNKING, bench_build, build_synthetic, take_until, text_copies
-from bench.speed.queries import bench_queries, profile_queries
+from bench.speed.queries import bench_queries, bench_worst, profile_queries
 from qa import build as builder
 from qa import index
 from qa.evaluate import load_beir
@@ -229,6 +232,8 @@ def time_queries(run: Run):
     for n in run.sizes:
         log(f"[2] in-process queries at {n} ({run.kinds[n]})")
         figures["queries"][str(n)] = bench_queries(run.index_dirs[n], encoder, run.questions, args.warmup, args.k)
+        log(f"[2w] the costliest questions at {n}")
+        figures.setdefault("worst", {})[str(n)] = bench_worst(run.index_dirs[n], encoder, args.k)
     figures["rss_after_queries"] = own_rss_mib()
     # Run now, before the servers take memory.
     largest = run.sizes[-1]
@@ -319,6 +324,12 @@ def print_report(f: dict, sizes: list[int], kinds: dict) -> None:
                 f"{f['settings']['warmup']} warm-up; int8 ONNX query encoder)",
                 ["size", "index", "hybrid p50", "p95", "p99 (<150 @100k)", "rerank p50", "p95", "p99",
                  "encode p50", "enc+dense p50", "p99", "results"], rows))
+    rows = [[n, name, w["chars"], w["content_words"], w["postings"], w["postings_ranked"], w["lexical_unbounded_ms"],
+             w["lexical_ms"], w["median_ms"], w["max_ms"]]
+            for n in sizes for name, w in f.get("worst", {}).get(str(n), {}).items()]
+    print(table("2w. The costliest questions, default mode, in-process, ms (5 runs after one)",
+                ["size", "question", "chars", "words", "postings", "ranked", "lexical unbounded", "lexical",
+                 "median", "max (≤1000)"], rows))
     rows = []
     for n in sizes:
         h = f["http"][str(n)]

@@ -84,3 +84,72 @@ def profile_queries(index_dir: Path, encoder, questions: list[str], mode: str, k
     return {"mode": mode, "questions": len(questions), "wall_s": round(wall, 3),
             "per_query_ms": round(1000 * wall / len(questions), 2), "top_tottime": rows[:top],
             "text": buffer.getvalue()}
+
+
+#: Words most English passages hold, none of them a function word qa drops.
+COMMON_WORDS = ("first year also time one two new known state world people part became called used name "
+                "city many later three including since well made")
+
+
+def worst_questions(index_dir: Path) -> dict[str, str]:
+    """The costliest questions within the limits: only common words; 1,000 characters of the rarest
+    terms; 1,000 characters of common words."""
+    import sqlite3
+
+    from qa.index import current_build, layout
+    from qa.search import MAX_QUESTION_CHARS
+
+    # The build's own vocabulary: terms a single passage holds.
+    db = sqlite3.connect(f"file:{current_build(index_dir) / layout.PASSAGES}?mode=ro", uri=True)
+    db.execute("CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, passages_fts, row)")
+    rare = [t for (t,) in db.execute("SELECT term FROM temp.vocabulary WHERE doc = 1 AND term GLOB '[a-z]*' "
+                                     "AND length(term) > 5 LIMIT 400")]
+    db.close()
+
+    def fill(words: list[str]) -> str:
+        text = ""
+        for w in words * (MAX_QUESTION_CHARS // max(1, sum(map(len, words)) + len(words)) + 1):
+            if len(text) + len(w) + 1 > MAX_QUESTION_CHARS:
+                break
+            text = f"{text} {w}".strip()
+        return text
+
+    common = COMMON_WORDS.split()
+    return {
+        "common words only": "Which year was the first time one new state became known as part of the world?",
+        "1,000 characters of rare terms": fill(rare),
+        "1,000 characters of common words": fill(common),
+    }
+
+
+def bench_worst(index_dir: Path, encoder, k: int, repeats: int = 5) -> dict:
+    """Default-mode latency of each of ``worst_questions``: ``repeats`` times each, after one warm-up."""
+    from qa.index import content_words, fts_tokens, terms
+
+    searcher = Searcher(index_dir, embedder=encoder)
+    out = {}
+    for name, question in worst_questions(index_dir).items():
+        words = content_words(question)
+        counts = searcher.reader.tables.term_passages(*fts_tokens(words))
+        searcher.search(question, k)
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            searcher.search(question, k)
+            times.append((time.perf_counter() - began) * 1000)
+        lexical_began = time.perf_counter()
+        searcher.reader.lexical(question, 100)
+        lexical_ms = (time.perf_counter() - lexical_began) * 1000
+        budget, terms.POSTINGS_BUDGET = terms.POSTINGS_BUDGET, 10**12  # what the budget saves
+        try:
+            unbounded_began = time.perf_counter()
+            searcher.reader.lexical(question, 100)
+            unbounded_ms = (time.perf_counter() - unbounded_began) * 1000
+        finally:
+            terms.POSTINGS_BUDGET = budget
+        out[name] = {"chars": len(question), "content_words": len(words), "postings": int(sum(counts)),
+                     "postings_ranked": int(sum(counts[i] for i in terms.bounded(counts))),
+                     "lexical_ms": round(lexical_ms, 1), "lexical_unbounded_ms": round(unbounded_ms, 1),
+                     "median_ms": round(float(np.median(times)), 1), "max_ms": round(max(times), 1)}
+    searcher.reader.close()
+    return out
