@@ -23,12 +23,12 @@ from qa.index.sharded import (
     MAX_SHARDS, Connector, ShardedReader, ShardPlan, is_sharded, shard_folder, shard_of, write_collection,
 )
 from qa.index.tables import MAX_LAYER_CHARS, fts_tokens, term_positions
-from qa.index.terms import content_words, idf, match_expression
+from qa.index.terms import content_words, idf, match_expression, names_in
 
 __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
     "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
-    "in_service", "is_sharded", "match_expression", "open_index", "publish_copy", "shard_folder", "shard_of",
+    "in_service", "is_sharded", "match_expression", "names_in", "open_index", "publish_copy", "shard_folder", "shard_of",
     "term_positions", "unreadable", "write_build", "write_collection", "TUNED", "read_tuning", "write_tuning",
 ]
 

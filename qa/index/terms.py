@@ -44,6 +44,18 @@ def content_words(question: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+# A name: a capitalised word of three letters or more, the rest lower case. ALL-CAPS words are
+# left out: acronyms have spelled-out variants ("WWI", "World War I") that a search can still
+# match; so are identifiers with capitals inside ("UreB", "ComYMV"), which documents spell in
+# other ways ("UreA and UreB" as "UreA/B"): they flagged answerable scientific claims.
+_NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
+
+
+def names_in(question: str) -> list[str]:
+    """Return the names a question asks about: capitalised words after its first."""
+    return list(dict.fromkeys(m.group() for m in _NAME.finditer(question) if m.start() > 0))
+
+
 def match_expression(question: str | Sequence[str]) -> str | None:
     """Return an FTS5 query that ORs the question's content words (or the words given), or None if none."""
     words = content_words(question) if isinstance(question, str) else question

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import replace
@@ -13,7 +12,7 @@ import numpy as np
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
 from qa import index
-from qa.index import MODELS, Connector, IndexView
+from qa.index import MODELS, Connector, IndexView, names_in
 from qa.ingest import page_of
 from qa.records import Answer, Filters, Result
 from qa.search import catalogue, fusion
@@ -24,18 +23,6 @@ from qa.search.served import ServedIndex
 from qa.settings import SearchSettings
 
 DEFAULTS = SearchSettings()
-
-# A name: a capitalised word of three letters or more, the rest lower case. ALL-CAPS words are
-# left out: acronyms have spelled-out variants ("WWI", "World War I") that a search can still
-# match; so are identifiers with capitals inside ("UreB", "ComYMV"), which documents spell in
-# other ways ("UreA and UreB" as "UreA/B"): they flagged answerable scientific claims.
-_NAME = re.compile(r"\b[A-Z][a-z]{2,}\b")
-
-
-def names_in(question: str) -> list[str]:
-    """Return the names a question asks about: capitalised words after its first."""
-    return list(dict.fromkeys(m.group() for m in _NAME.finditer(question) if m.start() > 0))
-
 
 class Searcher:
     """A loaded model and index; safe to share between threads, made once per process.

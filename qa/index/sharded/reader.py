@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -23,13 +24,29 @@ from qa.errors import IndexUnavailable
 from qa.index import tables
 from qa.index.sharded.plan import SHARDS_FILE, TERMS_FILE, ShardPlan, shard_of
 from qa.index.sharded.shard import Connector, connect_locally
-from qa.index.terms import bounded, content_words, idf
+from qa.index.terms import bounded, content_words, idf, names_in
 from qa.records import Filters, Passage
 
 log = logging.getLogger(__name__)
 
 # Shards that did not answer during the current search (one set per thread or greenlet).
 _missing: contextvars.ContextVar[set[int] | None] = contextvars.ContextVar("qa_missing_shards", default=None)
+
+
+@dataclass
+class _Prefetched:
+    """What the shards sent with their candidates, kept for the rest of one search: the passages,
+    sentence cosines, pages and absent names it then reads cost no further round trip."""
+
+    query: np.ndarray | None = None
+    passages: dict[int, Passage] = field(default_factory=dict)  # by collection row
+    sentences: dict[str, list[tuple[int, int, float]]] = field(default_factory=dict)  # by passage id
+    pages: dict[str, tuple[int, ...]] = field(default_factory=dict)  # by source
+    names: frozenset[str] = frozenset()
+    absent: dict[int, set[str]] = field(default_factory=dict)  # by shard that answered
+
+
+_prefetched: contextvars.ContextVar[_Prefetched | None] = contextvars.ContextVar("qa_prefetched", default=None)
 
 
 class ShardedReader:
@@ -68,11 +85,12 @@ class ShardedReader:
     def tracking(self) -> Iterator[set[int]]:
         """Collect, for the searches inside the block, the shards that did not answer."""
         missing: set[int] = set()
-        token = _missing.set(missing)
+        token, prefetched = _missing.set(missing), _prefetched.set(_Prefetched())
         try:
             yield missing
         finally:
             _missing.reset(token)
+            _prefetched.reset(prefetched)
 
     # -- fanning out -----------------------------------------------------------------
 
@@ -129,11 +147,26 @@ class ShardedReader:
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
         lexical: bool = True,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
-        """``IndexReader.candidates`` over every shard, in one round trip to each."""
+        """``IndexReader.candidates`` over every shard, in one round trip to each.
+
+        Inside ``tracking`` (a search), each shard sends with its candidates all else the
+        search will read of them (``Shard.search_part``), kept for the rest of the search.
+        """
         weighted, average = self._weighted_terms(question) if lexical else ([], 1.0)
-        answers = self._gather(
-            "candidates", lambda i: (query, weighted, average, depth, filters, dense, lexical and bool(weighted))
-        )
+        args = (query, weighted, average, depth, filters, dense, lexical and bool(weighted))
+        prefetched = _prefetched.get()
+        if prefetched is None:
+            answers = self._gather("candidates", lambda i: args)
+        else:
+            names = names_in(question)
+            parts = self._gather("search_part", lambda i: (*args, names))
+            answers = {i: (part.nearest, part.matched, part.cosines) for i, part in parts.items()}
+            prefetched.query, prefetched.names = query, frozenset(names)
+            for i, part in parts.items():
+                prefetched.passages.update((row * self.count + i, p) for row, p in part.passages.items())
+                prefetched.sentences.update((part.passages[row].id, c) for row, c in part.sentences.items())
+                prefetched.pages.update(part.pages)
+                prefetched.absent[i] = set(part.absent)
         nearest = self._merge({i: found[0] for i, found in answers.items()}, depth)
         matched = self._merge({i: found[1] for i, found in answers.items()}, depth)
         cosines = {row * self.count + i: c for i, found in answers.items() for row, c in found[2].items()}
@@ -141,15 +174,18 @@ class ShardedReader:
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:
         """Return the sentence cosines of each of ``passages`` (as IndexReader.sentence_cosines_of):
-        one call to each shard holding some."""
+        those the search's candidates brought, and one call to each shard holding the rest."""
+        prefetched = _prefetched.get()
+        known = prefetched.sentences if prefetched and np.array_equal(prefetched.query, query) else {}
+        out: list[list[tuple[int, int, float]]] = [known.get(p.id, []) for p in passages]
         grouped: dict[int, list[int]] = {}
         for n, passage in enumerate(passages):
-            grouped.setdefault(shard_of(passage.source, self.count), []).append(n)
+            if passage.id not in known:
+                grouped.setdefault(shard_of(passage.source, self.count), []).append(n)
         answers = self._gather(
             "sentence_cosines_of", lambda i: ([passages[n] for n in grouped[i]], query), shards=sorted(grouped),
             required=True,
         )
-        out: list[list[tuple[int, int, float]]] = [[] for _ in passages]
         for i, found in answers.items():
             for n, cosines in zip(grouped[i], found):
                 out[n] = cosines
@@ -172,9 +208,11 @@ class ShardedTables:
 
     def passages(self, rows: Sequence[int]) -> list[Passage]:
         count = self._reader.count
-        grouped = self._reader._by_shard(rows)
+        prefetched = _prefetched.get()
+        found = dict(prefetched.passages) if prefetched else {}
+        grouped = self._reader._by_shard([row for row in rows if row not in found])
         answers = self._reader._gather("passages", lambda i: (grouped[i],), shards=sorted(grouped), required=True)
-        found = {local * count + i: p for i, ps in answers.items() for local, p in zip(grouped[i], ps)}
+        found.update((local * count + i, p) for i, ps in answers.items() for local, p in zip(grouped[i], ps))
         return [found[row] for row in rows]
 
     def document(self, source: str, sha256: str | None = None):
@@ -184,11 +222,16 @@ class ShardedTables:
         return self._one(source, "known", source, sha256)
 
     def document_pages(self, sources: Sequence[str]) -> dict[str, tuple[int, ...]]:
+        prefetched = _prefetched.get()
+        known = prefetched.pages if prefetched else {}
         by_shard: dict[int, list[str]] = {}
         for source in sources:
-            by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
+            if source not in known:
+                by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
         answers = self._reader._gather("document_pages", lambda i: (by_shard[i],), shards=sorted(by_shard))
-        return {source: pages for found in answers.values() for source, pages in found.items()}
+        found = {source: known[source] for source in sources if source in known}
+        found.update((source, pages) for part in answers.values() for source, pages in part.items())
+        return found
 
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         by_shard: dict[int, list[str]] = {}
@@ -225,7 +268,11 @@ class ShardedTables:
         return sum(self._all("count_undated", filters).values())
 
     def absent_terms(self, terms: Sequence[str]) -> list[str]:
-        answers = self._all("absent_terms", list(terms))
+        prefetched = _prefetched.get()
+        if prefetched and prefetched.query is not None and set(terms) <= prefetched.names:
+            answers = {i: list(absent) for i, absent in prefetched.absent.items()}  # the shards that answered
+        else:
+            answers = self._all("absent_terms", list(terms))
         if not answers:
             return []
         return [t for t in terms if all(t in found for found in answers.values())]

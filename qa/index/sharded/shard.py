@@ -8,6 +8,7 @@ starts a call, the returned ``Pending``'s ``result`` waits for it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -18,6 +19,19 @@ from qa.index.reader import IndexReader
 from qa.records import Filters, Passage
 
 
+@dataclass
+class SearchPart:
+    """A shard's answer to ``Shard.search_part``, in its own row numbers."""
+
+    nearest: list[tuple[int, float]]
+    matched: list[tuple[int, float]]
+    cosines: dict[int, float]
+    passages: dict[int, Passage]
+    sentences: dict[int, list[tuple[int, int, float]]]
+    pages: dict[str, tuple[int, ...]]
+    absent: list[str]
+
+
 class Shard:
     """One shard's build, answering in its own row numbers: what runs in-process or in a Ray Serve replica.
 
@@ -25,7 +39,7 @@ class Shard:
     """
 
     #: What a coordinator may call besides the table reads.
-    CALLS = frozenset({"candidates", "sentence_cosines_of", "info"})
+    CALLS = frozenset({"candidates", "search_part", "sentence_cosines_of", "info"})
 
     def __init__(self, folder: str | Path):
         self.reader = IndexReader(Path(folder))
@@ -46,6 +60,23 @@ class Shard:
         """This shard's part of ``IndexReader.candidates``, its BM25 on the collection's statistics."""
         return self.reader.candidates(
             np.asarray(query, dtype=np.float32), "", depth, filters, dense, lexical, (terms, average_tokens)
+        )
+
+    def search_part(self, query: np.ndarray, terms: Sequence[tuple[str, float]], average_tokens: float, depth: int,
+                    filters: Filters, dense: bool, lexical: bool, names: Sequence[str]) -> SearchPart:
+        """All a search asks of this shard, in one answer: ``candidates``, and for every candidate row its
+        passage and sentence cosines, the pages of its documents that span pages, and which of
+        ``names`` this shard does not hold."""
+        query = np.asarray(query, dtype=np.float32)
+        nearest, matched, cosines = self.candidates(query, terms, average_tokens, depth, filters, dense, lexical)
+        rows = list(cosines)
+        passages = self.reader.tables.passages(rows)
+        sentences = self.reader.sentence_cosines_of(passages, query)
+        spanning = sorted({p.source for p in passages if p.page != p.page_end})
+        return SearchPart(
+            nearest, matched, cosines, dict(zip(rows, passages)), dict(zip(rows, sentences)),
+            self.reader.tables.document_pages(spanning) if spanning else {},
+            self.reader.tables.absent_terms(list(names)) if names else [],
         )
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:

@@ -209,3 +209,41 @@ def test_a_damaged_shard_list_is_named(sharded_dir: Path):
     plan.write_text('{"format": 1, "builds": ["../../etc"], "tokens": 1, "manifest": {}}', encoding="utf-8")
     with pytest.raises(IndexUnavailable, match="shards.json"):
         index.open_index(sharded_dir)
+
+
+def _counting(calls: list[str]):
+    """Shards opened in this process, every call they are sent noted in ``calls``."""
+
+    def connect(folders):
+        clients = shard.connect_locally(folders)
+        for client in clients:
+            submit = client.submit
+            client.submit = lambda method, *args, submit=submit: (calls.append(method), submit(method, *args))[1]
+        return clients
+
+    return connect
+
+
+def test_a_sharded_search_asks_each_shard_once_and_answers_as_one_build(tmp_path: Path, embedder):
+    pdfs = Path(__file__).parents[2] / "fixtures" / "seeds-pdf"
+    build(pdfs, tmp_path / "one", embedder)
+    build(pdfs, tmp_path / "three", embedder, shards=3)
+    one = Searcher(tmp_path / "one", embedder=embedder)
+    calls: list[str] = []
+    three = Searcher(tmp_path / "three", embedder=embedder, shards=_counting(calls))
+    three.reader  # opened before counting
+    spanning = 0
+    for question in [*QUESTIONS, "What did Lavrov say about the Oreshnik missile?", "Zaporizhzhia plant"]:
+        for mode in ("rerank", "hybrid", "dense", "lexical"):
+            calls.clear()
+            a, b = one.search(question, 10, mode=mode), three.search(question, 10, mode=mode)
+            assert calls == ["search_part"] * 3, (question, mode, calls)
+            assert a.as_dict()["results"] == b.as_dict()["results"], (question, mode)
+            assert a.unknown_names == b.unknown_names and a.low_confidence == b.low_confidence
+            spanning += sum(r.passage.page != r.passage.page_end for r in b.results)
+    assert spanning  # passages that span pages had their best sentence's page from the prefetched pages
+    assert one.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ("Oreshnik",)
+    # Outside a search (evaluation ranks directly), the calls are made as they are needed.
+    calls.clear()
+    three.rank(three.reader, "grain exports", embedder.encode(["grain exports"])[0], 40, "rerank", Filters())
+    assert calls[:3] == ["candidates"] * 3
