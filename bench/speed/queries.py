@@ -99,11 +99,11 @@ def worst_questions(index_dir: Path) -> dict[str, str]:
     from qa.index import current_build, layout
     from qa.search import MAX_QUESTION_CHARS
 
-    # The build's own vocabulary: terms a single passage holds.
+    # The build's own vocabulary: the terms the fewest passages hold.
     db = sqlite3.connect(f"file:{current_build(index_dir) / layout.PASSAGES}?mode=ro", uri=True)
     db.execute("CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, passages_fts, row)")
-    rare = [t for (t,) in db.execute("SELECT term FROM temp.vocabulary WHERE doc = 1 AND term GLOB '[a-z]*' "
-                                     "AND length(term) > 5 LIMIT 400")]
+    rare = [t for (t,) in db.execute("SELECT term FROM temp.vocabulary WHERE term GLOB '[a-z]*' "
+                                     "AND length(term) > 5 ORDER BY doc LIMIT 400")]
     db.close()
 
     def fill(words: list[str]) -> str:
