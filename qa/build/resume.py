@@ -53,6 +53,7 @@ class ResumeStore:
         self.key = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
         self.root = index_dir / FOLDER
         self.folder = self.root / self.key
+        self.keeping = True
 
     def load(self) -> Kept:
         """Return every text kept under this key; slices kept under any other key are removed."""
@@ -71,8 +72,9 @@ class ResumeStore:
     def save(
         self, digests: Sequence[bytes], vectors: np.ndarray, pooled: Sequence[Sequence[np.ndarray | None]]
     ) -> None:
-        """Write one slice: whole or not at all."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Write one slice, whole or not at all; after one cannot be written, keep none (the build goes on)."""
+        if not self.keeping:
+            return
         counts = np.array([len(p) for p in pooled], np.int32)
         flat = [v for p in pooled for v in p]
         present = np.array([v is not None for v in flat], bool)
@@ -82,12 +84,20 @@ class ResumeStore:
                 spans[n] = v
         name = f"slice-{time.time_ns():020d}-{os.getpid()}"
         tmp = self.folder / f".{name}.npz"
-        with open(tmp, "wb") as out:
-            np.savez(out, digests=np.frombuffer(b"".join(digests), np.uint8).reshape(-1, DIGEST_SIZE),
-                     vectors=vectors.astype(np.float32), counts=counts, present=present, spans=spans)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.folder / f"{name}.npz")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as out:
+                np.savez(out, digests=np.frombuffer(b"".join(digests), np.uint8).reshape(-1, DIGEST_SIZE),
+                         vectors=vectors.astype(np.float32), counts=counts, present=present, spans=spans)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.folder / f"{name}.npz")
+        except OSError as exc:
+            # A full disk, most often: the build itself reports it when it writes, as it always has.
+            self.keeping = False
+            tmp.unlink(missing_ok=True)
+            log.warning("cannot keep embedded slices in %s (%s): an interrupted build will embed them again",
+                        self.folder, exc.strerror or exc)
 
     def clear(self) -> None:
         """Remove every slice: the build they were for is published."""

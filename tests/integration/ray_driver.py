@@ -54,7 +54,9 @@ def same_builds(ray_index: Path, local_index: Path) -> None:
     assert ray_manifest == local_manifest, (ray_manifest, local_manifest)
     assert ray_ids == local_ids
     assert np.abs(ray_vectors - local_vectors).max() < 1e-5, np.abs(ray_vectors - local_vectors).max()
-    assert np.abs(ray_sentences - local_sentences).max() < 1e-5
+    # Sentence vectors are stored as float16: a 1e-6 difference can round to the next step, 2**-11 below 1.
+    sentence_gap = np.abs(ray_sentences.astype(np.float32) - local_sentences.astype(np.float32)).max()
+    assert sentence_gap <= 2**-11, sentence_gap
 
 
 def main(seeds: Path, work: Path) -> None:

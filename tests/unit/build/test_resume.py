@@ -99,6 +99,21 @@ def test_slices_of_other_settings_are_removed_not_used_and_a_damaged_one_is_pass
     assert not kept.exists()
 
 
+def test_a_slice_that_cannot_be_kept_does_not_fail_the_build(docs, tmp_path, small_slices, monkeypatch, caplog):
+    written = []
+
+    def full_disk(out, **arrays):
+        written.append(out.name)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(resume.np, "savez", full_disk)
+    build(docs, tmp_path / "index", LateHashing())
+    assert len(written) == 1  # after the first failure no slice is tried again
+    assert "cannot keep embedded slices" in caplog.text and "No space left on device" in caplog.text
+    assert not list((tmp_path / "index" / resume.FOLDER).glob("*/.slice-*"))  # no half-written slice
+    assert index.current_build(tmp_path / "index") is not None
+
+
 def test_a_build_killed_half_way_resumes_to_the_same_index(docs, tmp_path):
     """A real SIGKILL in the middle of embedding, then `build` again."""
     folder = tmp_path / "index"
