@@ -75,6 +75,12 @@ CREATE TABLE lengths (
     row INTEGER PRIMARY KEY,
     tokens INTEGER NOT NULL
 );
+-- How many passages hold each term (bm25()'s idf), read with one seek: FTS5's own vocabulary
+-- counts them by reading every posting of the term, a million for a common word.
+CREATE TABLE term_passages (
+    term TEXT PRIMARY KEY,
+    passages INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
 _PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.page_end, d.format, " + ", ".join(
@@ -121,6 +127,8 @@ def write(
         )
         sizes = db.execute("SELECT id, sz FROM passages_fts_docsize").fetchall()
         db.executemany("INSERT INTO lengths VALUES (?, ?)", ((row, sum(_varints(sz))) for row, sz in sizes))
+        db.execute("CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, passages_fts, row)")
+        db.execute("INSERT INTO term_passages SELECT term, doc FROM temp.vocabulary")
         db.commit()
 
 
@@ -179,6 +187,8 @@ class Tables:
         self._connections_lock = threading.Lock()
         (self.passage_count,) = self._query("SELECT count(*) FROM passages")[0]
         (self.sentence_count,) = self._query("SELECT count(*) FROM sentences")[0]
+        # Builds before the table of term counts count a term's passages in FTS5's vocabulary.
+        self._counted = bool(self._query("SELECT 1 FROM sqlite_master WHERE name = 'term_passages'"))
 
     def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         """Run a read query on a borrowed connection; a missing or damaged table is IndexUnavailable.
@@ -429,6 +439,12 @@ class Tables:
 
     def term_passages(self, *terms: str) -> list[int]:
         """Return how many passages hold each of ``terms`` (index terms, as ``fts_tokens`` makes them)."""
+        if self._counted:
+            found = dict(self._query(
+                f"SELECT term, passages FROM term_passages WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})",
+                terms,
+            ))
+            return [found.get(t, 0) for t in terms]
         # One term at a time: the vocabulary seeks to an equal term, and scans the whole of it for IN.
         found = {}
         for term in dict.fromkeys(terms):

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
+
 import pytest
 
 from qa import index
 from qa.index import terms
+from qa.index.tables import Tables
 from qa.index.terms import bounded
 from qa.search import Searcher
 
@@ -46,3 +50,24 @@ def test_the_budget_bounds_the_rows_ranked_not_the_answers_k(index_dir, budget, 
     assert sum(counts[i] for i in kept) <= budget
     # Every row ranked holds one of the kept words: no more rows than their postings.
     assert len(reader.lexical(question, 10_000)) <= sum(counts[i] for i in kept)
+
+
+def test_term_counts_are_written_with_the_build_and_equal_fts5s_own(index_dir):
+    reader = index.open_index(index_dir)
+    db = sqlite3.connect(f"file:{reader.tables.path}?mode=ro", uri=True)
+    db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, passages_fts, row)")
+    vocabulary = dict(db.execute("SELECT term, doc FROM temp.v"))
+    assert len(vocabulary) > 500 and dict(db.execute("SELECT term, passages FROM term_passages")) == vocabulary
+    db.close()
+    some = sorted(vocabulary)[::37] + ["nosuchterm", ""]
+    assert reader.tables.term_passages(*some) == [vocabulary.get(t, 0) for t in some]
+
+
+def test_a_build_without_term_counts_counts_in_fts5s_vocabulary(index_dir, tmp_path):
+    path = tmp_path / "old.sqlite"
+    shutil.copy(index.open_index(index_dir).tables.path, path)
+    with sqlite3.connect(path) as db:
+        expected = dict(db.execute("SELECT term, passages FROM term_passages"))
+        db.execute("DROP TABLE term_passages")
+    some = sorted(expected)[::41] + ["nosuchterm"]
+    assert Tables(path).term_passages(*some) == [expected.get(t, 0) for t in some]
