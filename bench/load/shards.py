@@ -32,16 +32,18 @@ from bench.common import CACHE
 BEIR = CACHE / "wiki-beir"
 
 
-def timings(searcher: Searcher, questions: list[str]) -> tuple[float, float]:
+def timings(searcher: Searcher, questions: list[str]) -> tuple[float, float, list]:
+    """Median and p95 ms of a default search of each question, and the answers' results."""
     for question in questions[:5]:
         searcher.search(question, 5)  # warm: connections, caches
-    took = []
+    took, answers = [], []
     for question in questions:
         began = time.perf_counter()
-        searcher.search(question, 5)
+        answer = searcher.search(question, 5)
         took.append((time.perf_counter() - began) * 1000)
+        answers.append(answer.as_dict()["results"])
     took.sort()
-    return statistics.median(took), took[int(len(took) * 0.95)]
+    return statistics.median(took), took[int(len(took) * 0.95)], answers
 
 
 def main() -> None:
@@ -57,7 +59,7 @@ def main() -> None:
     encoder = load_embedder()
     _, queries, _, _ = evaluate.load_beir(args.beir)
     questions = list(queries.values())[: args.questions]
-    rows = []
+    rows, answers = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         single = Path(tmp) / "1"
         shutil.copytree(args.index, single)
@@ -68,33 +70,45 @@ def main() -> None:
             shutil.copytree(args.index, folder)
             table = evaluate.evaluate_beir(args.beir, folder, encoder, MODES, query_encoder=encoder, shards=count)
             rows.append({"shards": count, "where": "in-process", **_quality(table),
-                         **_times(Searcher(folder, embedder=encoder), questions)})
+                         **_times(Searcher(folder, embedder=encoder), questions, answers, count)})
         if args.ray:
-            rows.extend(_on_ray(Path(tmp), args.shards, encoder, questions))
+            rows.extend(_on_ray(Path(tmp), args.shards, encoder, questions, answers))
     base = rows[0]
     for row in rows:
         row["max |ΔnDCG@10|"] = round(max(abs(row[m] - base[m]) for m in MODES if m in row), 4) if MODES[0] in row else None
         row["p50 ratio"] = round(row["p50 ms"] / base["p50 ms"], 2)
+        local = next(r for r in rows if r["shards"] == row["shards"] and r["where"] == "in-process")
+        row["p50 / in-process, same shards"] = round(row["p50 ms"] / local["p50 ms"], 2)
     print(json.dumps(rows, indent=2))
-    print("\n| shards | where | " + " | ".join(f"{m} nDCG@10" for m in MODES) + " | max abs. diff | p50 ms | p95 ms | p50 ratio |")
-    print("|---" * (len(MODES) + 6) + "|")
+    print("\n| shards | where | " + " | ".join(f"{m} nDCG@10" for m in MODES)
+          + " | max abs. diff | p50 ms | p95 ms | p50 ratio | / in-process, same shards (≤1.3) | identical answers |")
+    print("|---" * (len(MODES) + 8) + "|")
     for row in rows:
         quality = " | ".join(f"{row[m]:.4f}" if m in row else "=" for m in MODES)
         print(f"| {row['shards']} | {row['where']} | {quality} | {row['max |ΔnDCG@10|'] if row['max |ΔnDCG@10|'] is not None else '='} "
-              f"| {row['p50 ms']:.1f} | {row['p95 ms']:.1f} | {row['p50 ratio']} |")
+              f"| {row['p50 ms']:.1f} | {row['p95 ms']:.1f} | {row['p50 ratio']} "
+              f"| {row['p50 / in-process, same shards']} "
+              f"| {row.get('identical answers', '=')} |")
 
 
 def _quality(table: dict) -> dict:
     return {mode: round(table[mode]["nDCG@10"], 4) for mode in table}
 
 
-def _times(searcher: Searcher, questions: list[str]) -> dict:
-    p50, p95 = timings(searcher, questions)
+def _times(searcher: Searcher, questions: list[str], answers: dict | None = None, key: int = 0) -> dict:
+    """Time ``questions``; their answers go into ``answers[key]``, or, when some are there already
+    (the same shards in this process), are compared with them."""
+    p50, p95, found = timings(searcher, questions)
     searcher.reader.close()
-    return {"p50 ms": round(p50, 2), "p95 ms": round(p95, 2)}
+    row = {"p50 ms": round(p50, 2), "p95 ms": round(p95, 2)}
+    if answers is not None and key in answers:
+        row["identical answers"] = f"{sum(a == b for a, b in zip(answers[key], found))}/{len(found)}"
+    elif answers is not None:
+        answers[key] = found
+    return row
 
 
-def _on_ray(work: Path, counts: list[int], encoder, questions: list[str]) -> list[dict]:
+def _on_ray(work: Path, counts: list[int], encoder, questions: list[str], answers: dict) -> list[dict]:
     import ray
     from ray.cluster_utils import Cluster
 
@@ -107,7 +121,7 @@ def _on_ray(work: Path, counts: list[int], encoder, questions: list[str]) -> lis
     try:
         for count in counts:
             searcher = Searcher(work / str(count), embedder=encoder, shards=RayShards(cluster.address))
-            rows.append({"shards": count, "where": "Ray Serve, 2 nodes", **_times(searcher, questions)})
+            rows.append({"shards": count, "where": "Ray Serve, 2 nodes", **_times(searcher, questions, answers, count)})
     finally:
         ray.shutdown()
         cluster.shutdown()
