@@ -80,6 +80,10 @@ def main() -> None:
         local = next(r for r in rows if r["shards"] == row["shards"] and r["where"] == "in-process")
         row["p50 / in-process, same shards"] = round(row["p50 ms"] / local["p50 ms"], 2)
     print(json.dumps(rows, indent=2))
+    for row in rows:
+        if "empty call, one shard ms" in row:
+            print(f"Ray Serve, {row['shards']} shards: a call that does no work takes "
+                  f"{row['empty call, one shard ms']} ms to one shard, {row['empty call, all shards ms']} ms to all")
     print("\n| shards | where | " + " | ".join(f"{m} nDCG@10" for m in MODES)
           + " | max abs. diff | p50 ms | p95 ms | p50 ratio | / in-process, same shards (≤1.3) | identical answers |")
     print("|---" * (len(MODES) + 8) + "|")
@@ -108,6 +112,22 @@ def _times(searcher: Searcher, questions: list[str], answers: dict | None = None
     return row
 
 
+def _round_trip(shards: list, calls: int = 50) -> dict:
+    """Median ms of a call that does no work: to one shard, and to every shard at once."""
+    def median(call) -> float:
+        took = []
+        for _ in range(calls):
+            began = time.perf_counter()
+            call()
+            took.append((time.perf_counter() - began) * 1000)
+        return round(statistics.median(took), 2)
+
+    for shard in shards:
+        shard.submit("where").result()  # warm
+    return {"empty call, one shard ms": median(lambda: shards[0].submit("where").result()),
+            "empty call, all shards ms": median(lambda: [c.result() for c in [s.submit("where") for s in shards]])}
+
+
 def _on_ray(work: Path, counts: list[int], encoder, questions: list[str], answers: dict) -> list[dict]:
     import ray
     from ray.cluster_utils import Cluster
@@ -121,7 +141,9 @@ def _on_ray(work: Path, counts: list[int], encoder, questions: list[str], answer
     try:
         for count in counts:
             searcher = Searcher(work / str(count), embedder=encoder, shards=RayShards(cluster.address))
-            rows.append({"shards": count, "where": "Ray Serve, 2 nodes", **_times(searcher, questions, answers, count)})
+            floor = _round_trip(searcher.reader.shards)
+            rows.append({"shards": count, "where": "Ray Serve, 2 nodes", **floor,
+                         **_times(searcher, questions, answers, count)})
     finally:
         ray.shutdown()
         cluster.shutdown()

