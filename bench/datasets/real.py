@@ -7,7 +7,7 @@ a README saying where it comes from): ``nq-clapnq-5k`` (300 real Google
 questions of Natural Questions, through ClapNQ, over 5,000 Wikipedia passages),
 ``msmarco-dl19-5k`` (43 real Bing queries, TREC DL 2019, graded), ``scifact-2k``
 (77 expert-written claims) and ``dbpedia-entity-5k`` (40 real entity queries,
-graded). Natural Questions is the one real set large enough to tune on: its
+graded); all but the last are cut by bench/datasets/shared.py. Natural Questions is the one real set large enough to tune on: its
 queries are split in two by a hash of their ids, into bench/.cache/nq-halves/
 ``nq-tune`` (for choosing) and ``nq`` (for reporting), both over the whole corpus.
 """
