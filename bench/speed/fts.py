@@ -30,7 +30,8 @@ QUESTIONS = [
 ]
 RANKED = (f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS[0]}, {BM25_WEIGHTS[1]}) AS s FROM passages_fts "
           "WHERE passages_fts MATCH ? ORDER BY s LIMIT 40")
-SETTINGS = {"default": [], "page cache 256 MB": ["PRAGMA cache_size=-262144"], "mmap 4 GB": ["PRAGMA mmap_size=4000000000"]}
+SETTINGS = {"default": [], "page cache 256 MB": ["PRAGMA cache_size=-262144"],
+            "mmap 4 GB": ["PRAGMA mmap_size=4000000000"]}
 
 
 def expression(db: sqlite3.Connection, question: str) -> tuple[str, int]:
