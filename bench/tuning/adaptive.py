@@ -29,64 +29,26 @@ import json
 import pickle
 from pathlib import Path
 
-import ir_measures
 import numpy as np
-from ir_measures import ScoredDoc, nDCG
 
-from qa import evaluate
-from qa.embed import load_query_encoder
-from qa.records import Filters
-from qa.search.fusion import proximity
-from qa.index import MODELS
-from qa.index import term_positions
-from qa.index import content_words
-from qa.search import Searcher
-from qa.settings import SearchSettings
 from bench.common import CACHE, RESULTS
-
-DEPTH = 40
-
-
-def gather(folder: Path, searcher: Searcher) -> tuple[list[dict], list]:
-    _, queries, qrels, _ = evaluate.load_beir(folder)
-    reader = searcher.reader
-    vectors = searcher.embedder.encode(list(queries.values()))
-    out = []
-    for (qid, text), vector in zip(queries.items(), vectors):
-        dense, lexical, cosine = reader.candidates(vector, text, DEPTH, Filters())
-        rows = list(cosine)
-        passages = reader.tables.passages(rows)
-        sentences = reader.sentence_cosines_of(passages, vector)
-        terms, positions = term_positions(content_words(text), [p.text for p in passages])
-        out.append({
-            "qid": qid, "text": text, "rows": rows, "source": [p.source for p in passages],
-            "cos": np.array([cosine[r] for r in rows]), "bm25": np.array([dict(lexical).get(r, 0.0) for r in rows]),
-            "sent": np.array([max([c for _, _, c in s], default=cosine[r]) for r, s in zip(rows, sentences)]),
-            "dense_rank": [r for r, _ in dense], "lex_rank": [r for r, _ in lexical],
-            "terms": list(zip(terms, reader.term_idf(terms))), "positions": positions,
-        })
-    return out, qrels
+from bench.tuning.candidates import Candidates, QuerySet, gather
+from bench.tuning.rules import dense, lexical
+from qa.embed import load_query_encoder
+from qa.index import MODELS
+from qa.search import Searcher
+from qa.search.fusion import proximity
+from qa.settings import SearchSettings
 
 
-def ndcg(items: list[dict], qrels, score) -> float:
-    run = []
-    for item in items:
-        scores = score(item)
-        docs: dict[str, float] = {}
-        for i in np.argsort(-scores, kind="stable"):
-            docs.setdefault(item["source"][i], float(len(scores) - len(docs)))
-        run += [ScoredDoc(item["qid"], d, s) for d, s in docs.items()]
-    return ir_measures.calc_aggregate([nDCG @ 10], qrels, run)[nDCG @ 10]
-
-
-def features(item: dict) -> dict:
-    bm25, cos = item["bm25"], item["cos"]
+def features(item: Candidates) -> dict:
+    bm25, cos = item.bm25, item.cos
     top = np.sort(bm25)[::-1]
     ctop = np.sort(cos)[::-1]
     return {
         "lex_margin": (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0,
         "dense_margin": float(ctop[0] - ctop[1]) if len(ctop) > 1 else 0.0,
-        "words": len(item["text"].split()),
+        "words": len(item.text.split()),
         "lex_top": float(top[0]) if len(top) else 0.0,
     }
 
@@ -95,31 +57,31 @@ def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float
          near: float = 0.0, window: int = 2):
     """Fused = a*cos + (1-a)*bm25/max, a = alpha - lex_boost*lex_margin + dense_boost*dense_margin (clipped);
     final = (1-w)*fused + w*best sentence + near*proximity, w shrunk as alpha is."""
-    def score(item: dict) -> np.ndarray:
-        f = item.setdefault("features", features(item))
+    def score(item: Candidates) -> np.ndarray:
+        f = item.__dict__.setdefault("_features", features(item))
         a = alpha - lex_boost * f["lex_margin"] + dense_boost * f["dense_margin"]
         a = float(np.clip(a - top_boost * f["lex_top"] / (f["lex_top"] + 10.0), 0.0, 1.0))
-        top = item["bm25"].max()
-        fused = a * item["cos"] + (1 - a) * (item["bm25"] / top if top > 0 else 0.0)
+        top = item.bm25.max()
+        fused = a * item.cos + (1 - a) * (item.bm25 / top if top > 0 else 0.0)
         w = weight * a / alpha if alpha > 0 else 0.0
-        final = (1 - w) * fused + w * item["sent"]
+        final = (1 - w) * fused + w * item.sent
         if near:
-            key = ("near", window)
-            if key not in item:
-                item[key] = np.array([proximity(item["terms"], p, window) for p in item["positions"]])
-            final = final + near * item[key]
+            cache = item.__dict__.setdefault("_near", {})
+            if window not in cache:
+                cache[window] = np.array([proximity(item.terms, p, window) for p in item.positions])
+            final = final + near * cache[window]
         return final
     return score
 
 
-def load(cache: Path, sets: list[Path], index: Path, models: Path) -> dict:
+def load(cache: Path, sets: list[Path], index: Path, models: Path) -> dict[str, QuerySet]:
     """Gather the sets' candidates, or read them from ``cache`` when it holds these very sets."""
     if cache.is_file():
         data = pickle.loads(cache.read_bytes())
-        if sorted(data) == sorted(map(str, sets)) and all("positions" in i for items, _ in data.values() for i in items):
+        if sorted(data) == sorted(map(str, sets)) and all(isinstance(v, QuerySet) for v in data.values()):
             return data
     searcher = Searcher(index, embedder=load_query_encoder(None, models))
-    data = {str(s): gather(s, searcher) for s in sets}
+    data = {str(s): gather(s, searcher, str(s)) for s in sets}
     cache.write_bytes(pickle.dumps(data))
     return data
 
@@ -146,8 +108,8 @@ def around(params: tuple, caches: list[Path]) -> None:
         builds[cache.stem] = (tune, pickle.loads(check.read_bytes()) if check.is_file() else {})
 
     def slack(data: dict, score) -> tuple[float, float]:
-        got = {s: ndcg(i, q, score) for s, (i, q) in data.items()}
-        parts = {s: max(ndcg(i, q, lambda it: it["cos"]), ndcg(i, q, lambda it: it["bm25"])) for s, (i, q) in data.items()}
+        got = {s: i.ndcg(score) for s, i in data.items()}
+        parts = {s: max(i.ndcg(dense), i.ndcg(lexical)) for s, i in data.items()}
         return min(got[s] - parts[s] for s in data), sum(got.values())
 
     rows = []
@@ -171,14 +133,14 @@ def sweep_proximity(data: dict, held: dict) -> None:
     default = (d.adaptive_alpha, d.adaptive_sentence_weight, d.lexical_margin, d.dense_margin, d.lexical_top)
 
     def parts(sets: dict) -> dict:
-        return {s: max(ndcg(i, q, lambda it: it["cos"]), ndcg(i, q, lambda it: it["bm25"])) for s, (i, q) in sets.items()}
+        return {s: max(i.ndcg(dense), i.ndcg(lexical)) for s, i in sets.items()}
 
     base, held_base = parts(data), parts(held)
     rows = []
     for window, near in itertools.product((1, 2, 3, 4, 8), (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7)):
         score = rule(*default, near=near, window=window)
-        rows.append(((window, near), {s: ndcg(i, q, score) for s, (i, q) in data.items()},
-                     {s: ndcg(i, q, score) for s, (i, q) in held.items()}))
+        rows.append(((window, near), {s: i.ndcg(score) for s, i in data.items()},
+                     {s: i.ndcg(score) for s, i in held.items()}))
     rows.sort(key=lambda r: -sum(r[1].values()))
     print("window weight | tuning: " + " ".join(Path(s).name for s in data) + " sum, min slack | held out: "
           + " ".join(Path(s).name for s in held) + " min slack")
@@ -209,15 +171,15 @@ def main() -> None:
         return
     names = [Path(s).name for s in data]
     base = {}
-    for s, (items, qrels) in data.items():
-        base[s] = (ndcg(items, qrels, lambda it: it["cos"]), ndcg(items, qrels, lambda it: it["bm25"]))
+    for s, items in data.items():
+        base[s] = (items.ndcg(dense), items.ndcg(lexical))
     print("dense / lexical:", {Path(s).name: tuple(round(x, 4) for x in v) for s, v in base.items()})
     rows = []
     grid = itertools.product((0.4, 0.5, 0.6, 0.7), (0.4, 0.5, 0.6, 0.75), (0.0, 0.6, 0.9, 1.2), (0.0, 1.0, 2.0),
                              (0.0, 0.2, 0.4))
     for alpha, weight, lex_boost, dense_boost, top_boost in grid:
         score = rule(alpha, weight, lex_boost, dense_boost, top_boost)
-        got = {s: ndcg(items, qrels, score) for s, (items, qrels) in data.items()}
+        got = {s: items.ndcg(score) for s, items in data.items()}
         slack = min(got[s] - max(base[s]) for s in data)
         rows.append(((alpha, weight, lex_boost, dense_boost, top_boost), got, slack))
     rows.sort(key=lambda r: (-(r[2] >= -0.005), -sum(r[1].values())))
@@ -225,15 +187,15 @@ def main() -> None:
     for params, got, slack in rows[:15]:
         print(params, " | ".join(f"{got[s]:.4f}" for s in data), f"| {slack:+.4f}")
     current = rule(0.5, 0.5)
-    print("current (0.5, 0.5):", {Path(s).name: round(ndcg(i, q, current), 4) for s, (i, q) in data.items()})
+    print("current (0.5, 0.5):", {Path(s).name: round(i.ndcg(current), 4) for s, i in data.items()})
     if args.check:
         held = load(args.cache.with_name(args.cache.stem + "-check.pkl"), args.check, args.index, args.models)
-        print("held out, dense / lexical:", {Path(s).name: (round(ndcg(i, q, lambda it: it["cos"]), 4),
-                                                           round(ndcg(i, q, lambda it: it["bm25"]), 4))
-                                             for s, (i, q) in held.items()})
+        print("held out, dense / lexical:", {Path(s).name: (round(i.ndcg(dense), 4),
+                                                           round(i.ndcg(lexical), 4))
+                                             for s, i in held.items()})
         for params in [(0.5, 0.5, 0.0, 0.0, 0.0)] + [r[0] for r in rows[:8]]:
             score = rule(*params)
-            print(params, {Path(s).name: round(ndcg(i, q, score), 4) for s, (i, q) in held.items()})
+            print(params, {Path(s).name: round(i.ndcg(score), 4) for s, i in held.items()})
     RESULTS.mkdir(parents=True, exist_ok=True)
     RESULTS / "adaptive.json".write_text(json.dumps(
         [{"params": p, "ndcg": {Path(s).name: v for s, v in g.items()}, "slack": sl} for p, g, sl in rows], indent=1))
