@@ -197,7 +197,7 @@ def main() -> None:
             score = rule(*params)
             print(params, {Path(s).name: round(i.ndcg(score), 4) for s, i in held.items()})
     RESULTS.mkdir(parents=True, exist_ok=True)
-    RESULTS / "adaptive.json".write_text(json.dumps(
+    (RESULTS / "adaptive.json").write_text(json.dumps(
         [{"params": p, "ndcg": {Path(s).name: v for s, v in g.items()}, "slack": sl} for p, g, sl in rows], indent=1))
 
 
