@@ -54,9 +54,16 @@ class ResumeStore:
         self.root = index_dir / FOLDER
         self.folder = self.root / self.key
         self.keeping = True
+        self._kept: Kept | None = None
 
     def load(self) -> Kept:
-        """Return every text kept under this key; slices kept under any other key are removed."""
+        """Return every text an earlier build kept under this key; slices kept under any other key are removed.
+
+        Read once: the passages and then the sentences a build embeds both look here, and
+        the slices this build writes in between hold only texts it has just embedded.
+        """
+        if self._kept is not None:
+            return self._kept
         if self.root.is_dir():
             for other in self.root.iterdir():
                 if other.name != self.key:
@@ -67,6 +74,7 @@ class ResumeStore:
                 kept.add(*_read_slice(path))
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("passing over %s, which cannot be read (%s): its texts are embedded again", path, exc)
+        self._kept = kept
         return kept
 
     def save(

@@ -77,6 +77,19 @@ def test_a_failed_build_resumes_with_what_it_had_embedded(docs, tmp_path, small_
     assert not (resumed / resume.FOLDER).exists()  # the build is published: its slices are gone
 
 
+def test_a_resumed_build_reads_each_kept_slice_once(docs, tmp_path, small_slices, monkeypatch):
+    folder = tmp_path / "index"
+    with pytest.raises(RuntimeError):
+        build(docs, folder, LateHashing(fail_after=3))
+    reads = []
+    read_slice = resume._read_slice
+    monkeypatch.setattr(resume, "_read_slice", lambda path: reads.append(path.name) or read_slice(path))
+    again = LateHashing()
+    build(docs, folder, again)
+    assert again.texts > again.calls * resume.SLICE  # sentences past the pooled spans were embedded too
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 3  # the three slices kept, not this build's own
+
+
 def test_slices_of_other_settings_are_removed_not_used_and_a_damaged_one_is_passed_over(docs, tmp_path, small_slices):
     folder = tmp_path / "index"
     with pytest.raises(RuntimeError):
