@@ -29,6 +29,8 @@ MSMARCO = "agentset-ai+embedding-leaderboard"
 SCIFACT_CORPUS, SCIFACT_QRELS, SCIFACT_QUERIES = (
     "nice-hku-coder+coder_data", "moorateeahtashil+Information-Retrieval", "itsumida+llm-leaderboard",
 )
+#: Every SciFact claim, training ones included (the file above holds the test claims only).
+SCIFACT_CLAIMS = "RafaelCherman+projeto_final"
 #: A ClapNQ passage inside MT-RAG's corpus files: <document>_<start>-<end>-<local start>-<local end>.
 MTRAG_ID = re.compile(r"^((\d+)_(\d+)-(\d+))-(\d+)-(\d+)$")
 
@@ -177,28 +179,41 @@ Made by `python -m bench.datasets.shared` in the qa repository.
 """)
 
 
-def scifact(mirror: Mirror, out: Path) -> None:
-    """SciFact's test claims whose every judged abstract is in a published 2,101-abstract sample."""
+def scifact(mirror: Mirror, out: Path, split: str = "test") -> None:
+    """SciFact's claims of ``split`` whose every judged abstract is in a published 2,101-abstract sample.
+
+    The test claims make scifact-2k, an unseen set; the training claims make
+    scifact-2k-train, a real-query tuning set over the same abstracts (no claim
+    is in both splits).
+    """
     pool = mirror.jsonl(SCIFACT_CORPUS, "scifact_antonym/corpus_candidate.jsonl")
     present = {p["doc_id"] for p in pool}
-    judged = [line.split("\t") for line in mirror.show(SCIFACT_QRELS, "scifact/qrels/test.tsv").split("\n")[1:] if line]
-    texts = {q["_id"]: q for q in mirror.jsonl(SCIFACT_QUERIES, "datasets/scifact/queries.jsonl")}
+    judged = [line.split("\t") for line in mirror.show(SCIFACT_QRELS, f"scifact/qrels/{split}.tsv").split("\n")[1:]
+              if line]
+    if split == "test":
+        texts = {q["_id"]: q["text"] for q in mirror.jsonl(SCIFACT_QUERIES, "datasets/scifact/queries.jsonl")}
+        claims = (f"github.com/itsumida/llm-leaderboard @ {mirror.head(SCIFACT_QUERIES)}"
+                  " (datasets/scifact/queries.jsonl)")
+    else:
+        texts = {q["query_id"]: q["text"] for q in mirror.jsonl(SCIFACT_CLAIMS, "data/scifact/queries.jsonl")}
+        claims = f"github.com/RafaelCherman/projeto_final @ {mirror.head(SCIFACT_CLAIMS)} (data/scifact/queries.jsonl)"
     by_query: dict[str, list[tuple[str, int]]] = {}
     for q, c, s in judged:
         by_query.setdefault(q, []).append((c, int(s)))
     keep = [q for q, docs in by_query.items() if all(c in present for c, _ in docs)]
     corpus = [{"_id": p["doc_id"], "title": "", "text": p["text"]} for p in pool]
-    write_set(out, "scifact-2k", corpus, [{"_id": q, "text": texts[q]["text"]} for q in keep],
-              [(q, c, s) for q in keep for c, s in by_query[q]], f"""# scifact-2k
+    name = "scifact-2k" if split == "test" else f"scifact-2k-{split}"
+    write_set(out, name, corpus, [{"_id": q, "text": texts[q]} for q in keep],
+              [(q, c, s) for q in keep for c, s in by_query[q]], f"""# {name}
 
-{len(keep)} of SciFact's {len(by_query)} test claims (written by experts), those whose judged
+{len(keep)} of SciFact's {len(by_query)} {split} claims (written by experts), those whose judged
 abstracts are all in a published sample of {len(corpus):,} SciFact abstracts, over that sample.
 
 - abstracts: github.com/nice-hku-coder/coder_data @ {mirror.head(SCIFACT_CORPUS)}
   (scifact_antonym/corpus_candidate.jsonl)
 - judgments: github.com/moorateeahtashil/Information-Retrieval @ {mirror.head(SCIFACT_QRELS)}
-  (scifact/qrels/test.tsv, BEIR's)
-- claims: github.com/itsumida/llm-leaderboard @ {mirror.head(SCIFACT_QUERIES)} (datasets/scifact/queries.jsonl)
+  (scifact/qrels/{split}.tsv, BEIR's)
+- claims: {claims}
 - licence: SciFact CC BY-NC 2.0.
 
 Made by `python -m bench.datasets.shared` in the qa repository.
@@ -214,6 +229,7 @@ def main() -> None:
     clapnq(mirror, args.out)
     msmarco(mirror, args.out)
     scifact(mirror, args.out)
+    scifact(mirror, args.out, "train")
 
 
 if __name__ == "__main__":

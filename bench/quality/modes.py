@@ -57,7 +57,8 @@ SETS = [
     JudgedSet("nq", CACHE / "nq-halves" / "nq", "real", "held out"),
     JudgedSet("msmarco-dl19-5k", SHARED / "msmarco-dl19-5k", "real", "unseen"),
     JudgedSet("dbpedia-entity-5k", DBPEDIA, "real", "unseen"),
-    JudgedSet("scifact-2k", SHARED / "scifact-2k", "real", "unseen"),
+    JudgedSet("scifact-tune", SHARED / "scifact-2k-train", "real", "tune"),
+    JudgedSet("scifact-2k", SHARED / "scifact-2k", "real", "held out"),
     JudgedSet("wiki-beir-tune", CACHE / "wiki-beir-tune", "lexical overlap", "tune"),
     JudgedSet("wiki-beir", CACHE / "wiki-beir", "lexical overlap", "held out"),
     JudgedSet("wiki-entity-tune", CACHE / "wiki-entity-tune", "lexical overlap", "tune"),
@@ -108,6 +109,8 @@ def _corpus_key(judged: JudgedSet) -> str:
     """Sets over one corpus share its index (the halves of a collection, the three Wikipedia sets)."""
     if judged.name.startswith("wiki-"):
         return "wiki-beir"
+    if judged.name.startswith("scifact"):
+        return "scifact-2k"
     return "nq-clapnq-5k" if judged.name.startswith("nq") else judged.name
 
 
