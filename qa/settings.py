@@ -19,6 +19,8 @@ MODES = ("dense", "lexical", "hybrid", "rerank")
 DEFAULT_MODE = "rerank"
 #: How hybrid merges its two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
 FUSIONS = ("convex", "rrf")
+#: Rerank's lexical evidence: the share of the question's words a passage holds, or BM25.
+LEXICAL_EVIDENCE = ("coverage", "bm25")
 #: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
 SENTENCE_VECTORS = ("late", "separate")
 #: Bump when the chunker cuts the same text differently under the same settings
@@ -84,11 +86,17 @@ class SearchSettings:
     fusion: str = "convex"
     #: Hybrid: convex fusion weight of the cosine against max-normalised BM25.
     alpha: float = 0.5
-    #: Rerank (the default mode): the cosine's weight against BM25, and the best sentence's weight
-    #: against that fusion. 2/3 and 0.4 make the score 0.4 cosine + 0.4 best sentence + 0.2 BM25:
-    #: the dense evidence (passage and sentence) at 0.8, chosen on the tuning sets of docs/quality.md.
+    #: Rerank (the default mode): the cosine's weight against the lexical evidence, and the best
+    #: sentence's weight against that fusion. 2/3 and 0.4 make the score 0.4 cosine + 0.4 best
+    #: sentence + 0.2 lexical: the dense evidence (passage and sentence) at 0.8, chosen on the
+    #: tuning sets of docs/quality.md.
     rerank_alpha: float = 2 / 3
     sentence_weight: float = 0.4
+    #: Rerank's lexical evidence: "coverage", the share of the question's idf a candidate holds
+    #: raised to ``coverage_power`` (qa/search/fusion.py coverage), or "bm25", BM25 over the
+    #: question's best (the default until coverage measured better on every kind of set).
+    lexical_evidence: str = "coverage"
+    coverage_power: float = 2.0
     #: Rerank may instead adapt the fusion weight to each question (qa/search/fusion.py adaptive_alpha):
     #: from ``adaptive_alpha``, moved by the three weights below, the sentence weight following it from
     #: ``adaptive_sentence_weight``. Off: tuned on lexical-overlap sets, it moved weight to BM25 where
@@ -120,6 +128,10 @@ class SearchSettings:
             raise ValueError("candidates, overfetch, rerank_depth and proximity_window must be at least 1")
         if self.proximity_weight < 0:
             raise ValueError("proximity_weight must not be negative")
+        if self.lexical_evidence not in LEXICAL_EVIDENCE:
+            raise ValueError(f"lexical_evidence must be one of {', '.join(LEXICAL_EVIDENCE)}")
+        if self.coverage_power <= 0:
+            raise ValueError("coverage_power must be positive")
 
     def as_dict(self) -> dict:
         """Return the settings by name, as a tuned index records them."""

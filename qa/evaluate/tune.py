@@ -33,10 +33,12 @@ from qa.settings import SearchSettings
 MIN_QUESTIONS = 10
 FOLDS = 5
 DEPTH = 40
-#: The settings tried: rerank's fusion weight, its sentence and proximity weights, fixed per collection.
+#: The settings tried: rerank's fusion weight, its sentence and proximity weights and its lexical
+#: evidence (coverage or BM25), fixed per collection.
 ALPHAS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0)
 SENTENCE_WEIGHTS = (0.0, 0.3, 0.6)
 PROXIMITY_WEIGHTS = (0.0, 0.08, 0.4)
+LEXICAL_EVIDENCE = ("coverage", "bm25")
 
 
 @dataclass(frozen=True)
@@ -52,8 +54,10 @@ class Question:
 def grid(default: SearchSettings = SearchSettings()) -> list[SearchSettings]:
     """Return the settings tried: the default, and rerank with a fixed weight for each retriever and stage."""
     fixed = [
-        replace(default, adaptive=False, rerank_alpha=alpha, sentence_weight=weight, proximity_weight=near)
+        replace(default, adaptive=False, rerank_alpha=alpha, sentence_weight=weight, proximity_weight=near,
+                lexical_evidence=evidence)
         for alpha in ALPHAS for weight in SENTENCE_WEIGHTS for near in PROXIMITY_WEIGHTS
+        for evidence in LEXICAL_EVIDENCE
     ]
     return [default, *fixed]
 

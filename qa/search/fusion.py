@@ -81,6 +81,23 @@ def sentence_rescore(passage_cosine: float, sentence_cosines: Sequence[float], f
     return (1.0 - weight) * fused + weight * best
 
 
+def coverage(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequence[int]]) -> float:
+    """Return the share of the question's term weight that a passage holds: idf of its terms found over all, in [0, 1].
+
+    ``terms`` are the question's index terms with their idf (a repeated term
+    counts once), ``positions`` a passage's term offsets as for ``proximity``.
+    Unlike BM25 divided by the question's best BM25, which gives 1 to the best
+    match however little of the question it holds, coverage is absolute: a
+    passage holding every rare word of the question scores 1 on any question,
+    one holding only its common words scores little even when nothing holds
+    more. The default scores it squared, so a whole match counts far more than
+    half of one (docs/quality.md: chosen on the tuning sets against BM25).
+    """
+    weights = dict(terms)
+    total = sum(weights.values())
+    return sum(w for term, w in weights.items() if positions.get(term)) / total if total > 0 else 0.0
+
+
 def proximity(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequence[int]], window: int) -> float:
     """Return the share of the question's neighbouring term pairs that a passage holds close together, in order.
 

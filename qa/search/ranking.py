@@ -2,8 +2,10 @@
 
 ``dense`` is the cosine of the question and passage vectors, ``lexical`` is BM25
 relative to the question's best match, ``hybrid`` their convex fusion
-(qa/search/fusion.py), and ``rerank`` (the default) their fusion re-scored by each
-passage's best sentence and by how closely it holds the question's words together.
+(qa/search/fusion.py), and ``rerank`` (the default) the cosine fused with the share
+of the question's words each candidate holds (its coverage: BM25 only gathers the
+candidates), re-scored by each passage's best sentence and by how closely it holds
+the question's words together.
 Every mode's score is on one scale: at most 1 (a perfect match), cosines below 0
 possible for passages unrelated to the question.
 """
@@ -50,6 +52,10 @@ def rank(
         )
         # The sentences are the dense side's evidence: their weight follows the cosine's.
         sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
+    words = content_words(question) if mode == "rerank" else []
+    coverage = mode == "rerank" and settings.lexical_evidence == "coverage"
+    positions: dict[int, dict[str, list[int]]] = {}
+    weighted: list[tuple[str, float]] = []
     if mode == "dense":
         scored = dict(dense)
     elif mode == "lexical":
@@ -58,10 +64,23 @@ def rank(
         scored = {row: b / top if top > 0 else 0.0 for row, b in lexical_hits}
     elif settings.fusion == "rrf":
         scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
+    elif coverage:
+        # Every candidate's share of the question's words (by idf), in place of BM25 (fusion.coverage).
+        candidates = list(cosine)
+        fetched = reader.tables.passages(candidates)
+        terms, found = term_positions(words, [p.text for p in fetched])
+        weighted = list(zip(terms, reader.term_idf(terms)))
+        positions = dict(zip(candidates, found))
+        power = settings.coverage_power
+        scored = {
+            row: alpha * cosine[row] + (1 - alpha) * fusion.coverage(weighted, positions[row]) ** power
+            for row in candidates
+        }
     else:
         scored = fusion.convex(cosine, dict(lexical_hits), alpha)
     rows = list(scored)
-    fetched = reader.tables.passages(rows)
+    if not coverage:
+        fetched = reader.tables.passages(rows)
     # Equal scores (a passage repeated in a document) go in document order: the same
     # answer whatever the row numbers, in one build or across shards.
     ranked = sorted(range(len(rows)), key=lambda i: (-scored[rows[i]], fetched[i].source, fetched[i].start))
@@ -75,12 +94,13 @@ def rank(
             scored[row] = fusion.sentence_rescore(
                 cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
             )
-        words = content_words(question) if settings.proximity_weight else []
-        if len(words) > 1:
-            terms, found = term_positions(words, [p.text for p in passages[:head]])
-            weighted = list(zip(terms, reader.term_idf(terms)))
-            for row, positions in zip(order, found):
-                near = fusion.proximity(weighted, positions, settings.proximity_window)
+        if settings.proximity_weight and len(words) > 1:
+            if not coverage:
+                terms, found = term_positions(words, [p.text for p in passages[:head]])
+                weighted = list(zip(terms, reader.term_idf(terms)))
+                positions = dict(zip(order, found))
+            for row in order[:head]:
+                near = fusion.proximity(weighted, positions[row], settings.proximity_window)
                 # Divided back to the fused scale: a passage that matches everything scores 1, not 1.08.
                 scored[row] = (scored[row] + settings.proximity_weight * near) / (1 + settings.proximity_weight)
         ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.search.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
-from qa.search.fusion import adaptive_alpha, convex, highlight, proximity, rrf, sentence_rescore
+from qa.search.fusion import adaptive_alpha, convex, coverage, highlight, proximity, rrf, sentence_rescore
 from qa.records import Passage
 
 
@@ -28,6 +28,23 @@ def test_convex_scales_bm25_by_its_best_and_missing_counts_zero():
 
 def test_convex_without_lexical_hits_is_scaled_cosine():
     assert convex({1: 0.5}, {}, alpha=0.7) == {1: pytest.approx(0.35)}
+
+
+def test_coverage_is_the_share_of_the_question_idf_a_passage_holds():
+    terms = [("zarqa", 6.0), ("ancient", 2.0), ("harbour", 2.0)]
+    assert coverage(terms, {"zarqa": [3], "ancient": [0], "harbour": [1]}) == pytest.approx(1.0)
+    assert coverage(terms, {"ancient": [0, 4, 8], "harbour": [1, 5, 9]}) == pytest.approx(0.4)  # repeats add nothing
+    assert coverage(terms, {"zarqa": [7]}) == pytest.approx(0.6)
+    assert coverage(terms, {"other": [1]}) == 0.0
+
+
+def test_coverage_counts_a_repeated_question_term_once():
+    assert coverage([("tax", 1.0), ("rate", 3.0), ("tax", 1.0)], {"tax": [0]}) == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("terms", [[], [("a", 0.0)]])
+def test_coverage_of_no_weighed_term_is_zero(terms):
+    assert coverage(terms, {"a": [0]}) == 0.0
 
 
 def test_proximity_counts_pairs_in_order_within_the_window():

@@ -184,6 +184,39 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
     assert with_it["together.txt"] == pytest.approx((without["together.txt"] + 0.4) / 1.4)  # it holds all three
 
 
+def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(tmp_path, embedder):
+    from qa.build import build
+    from qa.search.fusion import coverage
+    from qa.settings import SearchSettings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "repeats.txt").write_text("The ancient harbour. The harbour was ancient, an ancient harbour.\n")
+    (docs / "whole.txt").write_text("Zarqa kept an ancient harbour for the traders who came each spring.\n")
+    for i, text in enumerate(["Traders sailed north.", "Spring came late.", "The south was dry.", "Ships need wind."]):
+        (docs / f"filler{i}.txt").write_text(text + "\n")
+    build(docs, tmp_path / "index", embedder)
+    question = "ancient harbour of Zarqa"
+    # Only the lexical evidence counts: no cosine, no sentence, no proximity.
+    only = {"rerank_alpha": 0.0, "sentence_weight": 0.0, "proximity_weight": 0.0}
+
+    def scores(evidence: str) -> dict[str, float]:
+        settings = SearchSettings(lexical_evidence=evidence, **only)
+        found = Searcher(tmp_path / "index", embedder=embedder, settings=settings).search(question, k=2).results
+        return {r.passage.source: r.score for r in found}
+
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    weighted = list(zip(["ancient", "harbour", "zarqa"], searcher.reader.term_idf(["ancient", "harbour", "zarqa"])))
+    share = coverage(weighted, {"ancient": [0], "harbour": [1]})
+    assert 0.0 < share < 1.0
+    by_coverage = scores("coverage")
+    assert by_coverage["whole.txt"] == pytest.approx(1.0)  # every word of the question, however often
+    assert by_coverage["repeats.txt"] == pytest.approx(share**2)  # squared: half a match counts a quarter
+    by_bm25 = scores("bm25")
+    assert max(by_bm25.values()) == pytest.approx(1.0)  # BM25 over the best match gives 1 to someone, always
+    assert by_bm25["repeats.txt"] > share**2
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -192,6 +225,8 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
         ({"rerank_depth": 0}, "rerank_depth and proximity_window must be at least 1"),
         ({"alpha": 1.5}, "weights between 0 and 1"),
         ({"fusion": "max"}, "fusion must be one of"),
+        ({"lexical_evidence": "tfidf"}, "lexical_evidence must be one of"),
+        ({"coverage_power": 0.0}, "coverage_power must be positive"),
     ],
 )
 def test_search_settings_refuse_values_out_of_range(kwargs, message):
