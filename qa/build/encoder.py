@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from qa import index
-from qa.embed import DEFAULT_MODEL, INT8, encoder_spec, model_name
+from qa.embed import DEFAULT_MODEL, INT8, INT8_MODELS, encoder_spec, model_name, vector_space
 
 
 def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | None = None) -> str:
     """Return the spec of what embeds passages: ``encoder`` (int8 or fp32) of ``model``; by default the
-    encoder that built the index in service, if ``model`` built it, else int8 for the default model.
+    encoder that built the index in service, if ``model`` built it, else int8 for a model that has an
+    int8 export (``INT8_MODELS``), else the model itself.
 
     int8 builds about twice as fast as fp32 and keeps nDCG@10 within 0.005 on every
     external set and dev's first@1 (docs/quality.md). An index fp32 built stays
@@ -18,9 +19,10 @@ def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | No
     """
     if encoder is not None:
         return encoder_spec(model, encoder)
-    if model_name(model) != DEFAULT_MODEL:
-        return model or DEFAULT_MODEL
+    base = model or DEFAULT_MODEL
+    if model_name(base) not in INT8_MODELS:
+        return base
     manifest, _ = index.in_service(index_dir)
-    if manifest is not None and model_name(manifest.model) == DEFAULT_MODEL:
+    if manifest is not None and vector_space(manifest.model) == base:
         return manifest.model
-    return DEFAULT_MODEL + INT8
+    return base + INT8

@@ -44,26 +44,28 @@ class Embedder(Protocol):
 
 #: Suffix of a model spec (and name) whose passages are encoded by the int8 onnxruntime export.
 INT8 = "+onnx-int8"
-#: Passage encoders a build can use: the int8 export of the default model, or its fp32 torch model.
+#: Passage encoders a build can use: the model's int8 export, or the fp32 torch model.
 ENCODERS = ("int8", "fp32")
+#: Models with an int8 export: the default and those registry packages ship (not a folder of one's own).
+INT8_MODELS = (DEFAULT_MODEL, *PACKAGED)
 
 
 def encoder_spec(model: str | None, encoder: str) -> str:
-    """Return the spec of the passage encoder ``encoder`` for ``model`` (int8: the default model only)."""
+    """Return the spec of the passage encoder ``encoder`` for ``model`` (int8: the models of ``INT8_MODELS``)."""
     base = model or DEFAULT_MODEL
     if encoder not in ENCODERS:
         raise ModelUnavailable(f"the passage encoder must be one of {', '.join(ENCODERS)}, not {encoder!r}")
     if encoder == "fp32":
         return base
-    if base != DEFAULT_MODEL:
-        raise ModelUnavailable(f"int8 passage encoding is made for {DEFAULT_MODEL} only; use --encoder fp32")
-    return DEFAULT_MODEL + INT8
+    if base not in INT8_MODELS:
+        raise ModelUnavailable(f"int8 passage encoding is made for {', '.join(INT8_MODELS)} only; use --encoder fp32")
+    return base + INT8
 
 
 def model_name(spec: str | None = None) -> str:
     """Return the name ``load_embedder(spec)`` would report, without loading anything."""
     spec = spec or DEFAULT_MODEL
-    if spec == DEFAULT_MODEL + INT8:
+    if spec.endswith(INT8) and spec.removesuffix(INT8) in INT8_MODELS:
         return spec
     if spec == HASHING or spec.startswith(HASHING + ":"):
         return f"{HASHING}:{spec.partition(':')[2] or HASHING_DIMENSION}"

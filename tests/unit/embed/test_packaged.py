@@ -90,9 +90,11 @@ def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
     assert packaged.cache_root() == tmp_path / "xdg" / "qa" / "models"
 
 
-def test_mpnet_is_named_by_its_name_and_has_no_int8_encoder():
+def test_mpnet_is_named_by_its_name_and_has_an_int8_encoder_a_folder_does_not(tmp_path):
     assert model_name("all-mpnet-base-v2") == "all-mpnet-base-v2"
     assert encoder_spec("all-mpnet-base-v2", "fp32") == "all-mpnet-base-v2"
+    assert encoder_spec("all-mpnet-base-v2", "int8") == "all-mpnet-base-v2+onnx-int8"
+    assert model_name("all-mpnet-base-v2+onnx-int8") == "all-mpnet-base-v2+onnx-int8"
     with pytest.raises(ModelUnavailable, match="use --encoder fp32"):
-        encoder_spec("all-mpnet-base-v2", "int8")
+        encoder_spec(str(tmp_path), "int8")
 
