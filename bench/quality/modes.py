@@ -95,6 +95,8 @@ def main() -> None:
             if args.budget_share and layout.current_build(index_dir) is not None:
                 passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
                 terms.POSTINGS_BUDGET = int(args.budget_share * passages)
+                # The default's own budget keeps its ratio to the other (50,000 to 200,000).
+                terms.CANDIDATE_POSTINGS_BUDGET = int(args.budget_share * passages / 4)
             scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, model, encoder), MODES,
                                             query_encoder=queries)
             scores["speed"] = speed(index_dir, judged, queries)

@@ -73,10 +73,11 @@ class _Memo:
         self.tables = self
         self._seen: dict = {}
 
-    def candidates(self, query, question, depth, filters=Filters(), dense=True, lexical=True):
-        key = ("c", question, depth, dense, lexical)
+    def candidates(self, query, question, depth, filters=Filters(), dense=True, lexical=True, postings=None):
+        key = ("c", question, depth, dense, lexical, postings)
         if key not in self._seen:
-            self._seen[key] = self._reader.candidates(query, question, depth, filters, dense, lexical)
+            self._seen[key] = self._reader.candidates(query, question, depth, filters, dense, lexical,
+                                                      postings=postings)
         return self._seen[key]
 
     def passages(self, rows):

@@ -83,9 +83,12 @@ class IndexReader:
         scores, rows = self.vectors.search(query[None, :], k, allowed)
         return [(int(r), float(s)) for s, r in zip(scores[0], rows[0]) if r >= 0]
 
-    def lexical(self, question: str, k: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
-        """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow."""
-        return self.tables.lexical(question, k, filters)
+    def lexical(
+        self, question: str, k: int, filters: Filters = Filters(), postings: int | None = None
+    ) -> list[tuple[int, float]]:
+        """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow, ranking at
+        most ``postings`` postings (``terms.bounded``)."""
+        return self.tables.lexical(question, k, filters, postings)
 
     def term_idf(self, terms: Sequence[str]) -> list[float]:
         """Return bm25()'s idf of each of ``terms`` (index terms) over this build's passages."""
@@ -99,18 +102,20 @@ class IndexReader:
     def candidates(
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
         lexical: bool = True, statistics: tuple[Sequence[tuple[str, float]], float] | None = None,
+        postings: int | None = None,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
         """Return the ``depth`` best (row, cosine) and (row, BM25), and the cosine of every row among either.
 
         What a search gathers before fusion, in one call (one round trip to each shard of a sharded index).
         ``statistics`` (the question's terms with their idf, and the mean passage length of a
         whole collection) scores BM25 on those instead of this build's own: a shard's part.
+        ``postings`` bounds the lexical search (``terms.bounded``; by default ``POSTINGS_BUDGET``).
         """
         nearest = self.search(query, depth, filters) if dense else []
         if not lexical:
             matched = []
         elif statistics is None:
-            matched = self.lexical(question, depth, filters)
+            matched = self.lexical(question, depth, filters, postings)
         else:
             matched = self.tables.scored_lexical(*statistics, depth, filters)
         rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))

@@ -383,16 +383,17 @@ class Tables:
         sql = f"SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where}"
         return [r for (r,) in self._query(sql, params)]
 
-    def lexical(self, question: str, k: int, filters: Filters) -> list[tuple[int, float]]:
+    def lexical(self, question: str, k: int, filters: Filters, postings: int | None = None) -> list[tuple[int, float]]:
         """Return up to ``k`` (row, BM25 score) pairs, best first, among the rows ``filters`` allow.
 
-        Only the question's rarest words are matched, within ``terms.POSTINGS_BUDGET``
-        postings (``terms.bounded``): a question of common words costs no more than any other.
+        Only the question's rarest words are matched, within ``postings`` (by default
+        ``terms.POSTINGS_BUDGET``) postings (``terms.bounded``): a question of common words
+        costs no more than any other.
         """
         words = content_words(question)
         found = index_terms(words)
         counts = self.term_passages(*[t or "" for t in found]) if words else []
-        expression = match_expression([words[i] for i in bounded(counts)])
+        expression = match_expression([words[i] for i in bounded(counts, postings)])
         if expression is None:
             return []
         sql = (

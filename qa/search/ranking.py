@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qa.index import IndexView, content_words, term_positions
+from qa.index import terms as lexicon
 from qa.records import Filters, Passage
 from qa.search import fusion
 from qa.settings import SearchSettings
@@ -41,7 +42,9 @@ def rank(
     ``query`` is the question's embedding. Used by ``Searcher.search`` and by evaluation.
     """
     dense, lexical_hits, cosine = reader.candidates(
-        query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense"
+        query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense",
+        # Rerank's candidates are scored by coverage, not BM25: fewer postings find the same answers.
+        postings=lexicon.CANDIDATE_POSTINGS_BUDGET if mode == "rerank" else None,
     )
     alpha, sentence_weight = (settings.rerank_alpha if mode == "rerank" else settings.alpha), settings.sentence_weight
     if settings.adaptive and mode == "rerank":

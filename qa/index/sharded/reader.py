@@ -129,13 +129,14 @@ class ShardedReader:
 
     # -- what Searcher uses ------------------------------------------------------------
 
-    def _weighted_terms(self, question: str) -> tuple[list[tuple[str, float]], float]:
-        """Return the question's index terms with their idf over the whole collection, and the mean passage length."""
+    def _weighted_terms(self, question: str, postings: int | None = None) -> tuple[list[tuple[str, float]], float]:
+        """Return the question's index terms with their idf over the whole collection (the rarest within
+        ``postings``), and the mean passage length."""
         terms = tables.fts_tokens(content_words(question))
         counts = self.terms.passages(*terms) if terms else []
         total = max(self.manifest.passage_count, 1)
         # The rarest terms within the postings budget, as one build's lexical search matches.
-        weighted = [(terms[i], idf(total, counts[i])) for i in bounded(counts)]
+        weighted = [(terms[i], idf(total, counts[i])) for i in bounded(counts, postings)]
         return weighted, self.plan.tokens / total
 
     def term_idf(self, terms: Sequence[str]) -> list[float]:
@@ -145,14 +146,14 @@ class ShardedReader:
 
     def candidates(
         self, query: np.ndarray, question: str, depth: int, filters: Filters = Filters(), dense: bool = True,
-        lexical: bool = True,
+        lexical: bool = True, postings: int | None = None,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
         """``IndexReader.candidates`` over every shard, in one round trip to each.
 
         Inside ``tracking`` (a search), each shard sends with its candidates all else the
         search will read of them (``Shard.search_part``), kept for the rest of the search.
         """
-        weighted, average = self._weighted_terms(question) if lexical else ([], 1.0)
+        weighted, average = self._weighted_terms(question, postings) if lexical else ([], 1.0)
         args = (query, weighted, average, depth, filters, dense, lexical and bool(weighted))
         prefetched = _prefetched.get()
         if prefetched is None:

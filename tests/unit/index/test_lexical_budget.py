@@ -52,6 +52,37 @@ def test_the_budget_bounds_the_rows_ranked_not_the_answers_k(index_dir, budget, 
     assert len(reader.lexical(question, 10_000)) <= sum(counts[i] for i in kept)
 
 
+def test_the_default_ranking_gathers_lexical_candidates_within_its_own_smaller_budget(index_dir, embedder,
+                                                                                       monkeypatch):
+    from qa.records import Filters
+    from qa.search import ranking
+    from qa.settings import SearchSettings
+
+    reader = index.open_index(index_dir)
+    common, rare = "ukraine russia", "zaporizhzhia"
+    stems = ["ukrain", "russia", "zaporizhzhia"]
+    held = dict(zip(stems, reader.tables.term_passages(*stems)))
+    # The common words fit the lexical modes' budget, not the default's.
+    monkeypatch.setattr(terms, "POSTINGS_BUDGET", 10**6)
+    monkeypatch.setattr(terms, "CANDIDATE_POSTINGS_BUDGET", held["zaporizhzhia"])
+    asked = []
+    candidates = type(reader).candidates
+
+    def spy(self, *args, **kwargs):
+        found = candidates(self, *args, **kwargs)
+        asked.append((kwargs.get("postings"), {row for row, _ in found[1]}))
+        return found
+
+    monkeypatch.setattr(type(reader), "candidates", spy)
+    query = embedder.encode([f"{common} {rare}"])[0]
+    for mode in ("lexical", "rerank"):
+        ranking.rank(reader, SearchSettings(), f"{common} {rare}", query, 500, mode, Filters())
+    (lexical_budget, lexical_rows), (rerank_budget, rerank_rows) = asked
+    assert (lexical_budget, rerank_budget) == (None, held["zaporizhzhia"])
+    assert rerank_rows == {row for row, _ in reader.lexical(rare, 500)}  # the rare word's passages only
+    assert len(lexical_rows) > len(rerank_rows)
+
+
 def test_term_counts_are_written_with_the_build_and_equal_fts5s_own(index_dir):
     reader = index.open_index(index_dir)
     db = sqlite3.connect(f"file:{reader.tables.path}?mode=ro", uri=True)
