@@ -536,7 +536,9 @@ def tune_command(
                    "settings would fit these questions, not the collection (--force saves them anyway)")
     elif save:
         index.write_tuning(target, {
-            "settings": evaluate.describe(report.chosen), "questions": str(questions), "count": report.questions,
+            # The lexical evidence always: a record without it was tuned when BM25 was the only one.
+            "settings": {**evaluate.describe(report.chosen), "lexical_evidence": report.chosen.lexical_evidence},
+            "questions": str(questions), "count": report.questions,
             "cross_validated": round(report.tuned_cv, 4), "default": round(report.default, 4),
             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         })

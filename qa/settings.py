@@ -141,6 +141,9 @@ class SearchSettings:
     def from_dict(cls, values: dict, where: str) -> SearchSettings:
         """Read settings back (``where`` names the file in the error); names it does not know are refused.
 
+        ``qa tune --save`` records ``lexical_evidence`` always; settings recorded without it
+        were tuned before it existed, with BM25 as rerank's lexical evidence, and keep it.
+
         Raises:
             IndexUnavailable: the values are not search settings.
         """
@@ -148,6 +151,8 @@ class SearchSettings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise IndexUnavailable(f"{where} holds unknown search settings {unknown}; run `qa tune --reset`")
+        if values and "lexical_evidence" not in values:
+            values = {**values, "lexical_evidence": "bm25"}
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:

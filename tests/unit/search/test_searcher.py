@@ -217,6 +217,16 @@ def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(
     assert by_bm25["repeats.txt"] > share**2
 
 
+def test_settings_tuned_before_coverage_keep_bm25_and_new_ones_read_back_as_saved():
+    from qa.settings import SearchSettings
+
+    old = {k: v for k, v in SearchSettings(rerank_alpha=0.3).as_dict().items()
+           if k not in ("lexical_evidence", "coverage_power")}
+    assert SearchSettings.from_dict(old, "tuned.json") == SearchSettings(rerank_alpha=0.3, lexical_evidence="bm25")
+    new = SearchSettings(rerank_alpha=0.3)
+    assert SearchSettings.from_dict(new.as_dict(), "tuned.json") == new
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
