@@ -86,19 +86,6 @@ def _coverage(item: Candidates) -> np.ndarray:
     return item.__dict__["_coverage"]
 
 
-def bm25_family(dense_weight: float, margin: float, proximity_weight: float) -> Rule:
-    """The family the previous default was chosen from: dense evidence (passage and best sentence cosines,
-    averaged) against max-normalised BM25, the dense weight lowered by ``margin`` times BM25's lead of its
-    best passage over its second, plus word proximity in proportion to BM25's weight."""
-    def score(item: Candidates) -> np.ndarray:
-        top = np.sort(item.bm25)[::-1]
-        lead = (top[0] - top[1]) / top[0] if len(top) > 1 and top[0] > 0 else 0.0
-        a = float(np.clip(dense_weight - margin * lead, 0.0, 1.0))
-        lexical = _max_norm(item.bm25)
-        return a * (item.cos + item.sent) / 2 + (1 - a) * lexical + proximity_weight * (1 - a) * _near(item)
-    return score
-
-
 def coverage_family(dense_weight: float, coverage_share: float, proximity_weight: float, power: float) -> Rule:
     """The family the default is chosen from: dense evidence (passage and best sentence cosines, averaged)
     weighted ``dense_weight`` against lexical evidence, which is ``coverage_share`` of the question's idf
