@@ -6,8 +6,9 @@ The sets live beside this repository, in ../shared/eval/ (BEIR format, each with
 a README saying where it comes from): ``nq-clapnq-5k`` (300 real Google
 questions of Natural Questions, through ClapNQ, over 5,000 Wikipedia passages),
 ``msmarco-dl19-5k`` (43 real Bing queries, TREC DL 2019, graded), ``scifact-2k``
-(77 expert-written claims) and ``dbpedia-entity-5k`` (40 real entity queries,
-graded); all but the last are cut by bench/datasets/shared.py. Natural Questions is the one real set large enough to tune on: its
+and ``scifact-2k-train`` (77 test and 188 training claims written by experts, over
+the same abstracts) and ``dbpedia-entity-5k`` (40 real entity queries, graded); all
+but the last are cut by bench/datasets/shared.py. Natural Questions is the one real set large enough to tune on: its
 queries are split in two by a hash of their ids, into bench/.cache/nq-halves/
 ``nq-tune`` (for choosing) and ``nq`` (for reporting), both over the whole corpus.
 """
@@ -21,7 +22,7 @@ import shutil
 from bench.common import CACHE, ROOT, log
 
 SHARED = ROOT.parent / "shared" / "eval"
-REAL = ("nq-clapnq-5k", "msmarco-dl19-5k", "scifact-2k", "dbpedia-entity-5k")
+REAL = ("nq-clapnq-5k", "msmarco-dl19-5k", "scifact-2k", "scifact-2k-train", "dbpedia-entity-5k")
 
 
 def tuning_half(query_id: str) -> bool:
