@@ -41,10 +41,11 @@ def rank(
 
     ``query`` is the question's embedding. Used by ``Searcher.search`` and by evaluation.
     """
+    coverage = mode == "rerank" and settings.lexical_evidence == "coverage"
     dense, lexical_hits, cosine = reader.candidates(
         query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense",
-        # Rerank's candidates are scored by coverage, not BM25: fewer postings find the same answers.
-        postings=lexicon.CANDIDATE_POSTINGS_BUDGET if mode == "rerank" else None,
+        # Candidates scored by coverage, not BM25: fewer postings find the same answers.
+        postings=lexicon.CANDIDATE_POSTINGS_BUDGET if coverage else None,
     )
     alpha, sentence_weight = (settings.rerank_alpha if mode == "rerank" else settings.alpha), settings.sentence_weight
     if settings.adaptive and mode == "rerank":
@@ -56,7 +57,6 @@ def rank(
         # The sentences are the dense side's evidence: their weight follows the cosine's.
         sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
     words = content_words(question) if mode == "rerank" else []
-    coverage = mode == "rerank" and settings.lexical_evidence == "coverage"
     positions: dict[int, dict[str, list[int]]] = {}
     weighted: list[tuple[str, float]] = []
     if mode == "dense":
