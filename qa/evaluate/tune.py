@@ -27,7 +27,7 @@ from qa.errors import BadRequest
 from qa.index import IndexView
 from qa.records import Filters
 from qa.search import Ranking, rank
-from qa.settings import SearchSettings
+from qa.settings import LEXICAL_EVIDENCE, SearchSettings
 
 #: Fewer judged questions than this are refused: a setting fitted to them fits their noise.
 MIN_QUESTIONS = 10
@@ -38,7 +38,6 @@ DEPTH = 40
 ALPHAS = (0.0, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0)
 SENTENCE_WEIGHTS = (0.0, 0.3, 0.6)
 PROXIMITY_WEIGHTS = (0.0, 0.08, 0.4)
-LEXICAL_EVIDENCE = ("coverage", "bm25")
 
 
 @dataclass(frozen=True)
