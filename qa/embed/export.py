@@ -80,7 +80,8 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
     model_dir = Path(model_dir)
     cache_dir = Path(cache_dir)
     ort = import_onnxruntime()
-    key = _cache_key(model_dir, cache_dir, encoder, ort.__version__)
+    config = (model_dir / "config.json").read_bytes()
+    key = _cache_key(model_dir, cache_dir, encoder, ort.__version__, config)
     final = cache_dir / f"{encoder}-{key[:24]}.onnx"
     if final.is_file():
         return final
@@ -88,10 +89,10 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
     work = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=cache_dir))
     try:
         fp32 = work / "fp32.onnx"
-        _export_fp32(model_dir, fp32)
+        _export_fp32(model_dir, fp32, export_settings(json.loads(config)))
         if encoder == "int8":
             built = work / "int8.onnx"
-            _quantize(fp32, built, quant_settings(json.loads((model_dir / "config.json").read_text("utf-8"))))
+            _quantize(fp32, built, quant_settings(json.loads(config)))
         else:
             built = fp32
         os.replace(built, final)
@@ -145,10 +146,10 @@ def _weights_file(model_dir: Path) -> Path:
     raise ModelUnavailable(f"no weights ({' or '.join(_WEIGHT_FILES)}) in {model_dir}")
 
 
-def _cache_key(model_dir: Path, cache_dir: Path, encoder: str, ort_version: str) -> str:
-    """Hash of the weights, config, tool versions and settings that determine the export."""
+def _cache_key(model_dir: Path, cache_dir: Path, encoder: str, ort_version: str, config: bytes) -> str:
+    """Hash of the weights, ``config`` (the bytes of config.json), tool versions and settings that
+    determine the export."""
     weights = _weights_file(model_dir)
-    config = (model_dir / "config.json").read_bytes()
     settings = json.loads(config)
     parts = {
         "weights": _file_digest(weights, cache_dir),
@@ -198,7 +199,7 @@ def _file_digest(path: Path, cache_dir: Path) -> str:
     return value
 
 
-def _export_fp32(model_dir: Path, target: Path) -> None:
+def _export_fp32(model_dir: Path, target: Path, settings: dict) -> None:
     """Export the transformer with torch's TorchScript-based ONNX exporter and check it against torch."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -217,7 +218,6 @@ def _export_fp32(model_dir: Path, target: Path) -> None:
     except Exception as exc:
         raise ModelUnavailable(f"cannot load the transformer at {model_dir}: {exc}") from exc
 
-    settings = export_settings(model.config.to_dict())
     inputs = settings["inputs"]
 
     class _LastHidden(torch.nn.Module):
