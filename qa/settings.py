@@ -87,16 +87,16 @@ class SearchSettings:
     #: Hybrid: convex fusion weight of the cosine against max-normalised BM25.
     alpha: float = 0.5
     #: Rerank (the default mode): the cosine's weight against the lexical evidence, and the best
-    #: sentence's weight against that fusion. 2/3 and 0.4 make the score 0.4 cosine + 0.4 best
-    #: sentence + 0.2 lexical: the dense evidence (passage and sentence) at 0.8, chosen on the
-    #: tuning sets of docs/quality.md.
-    rerank_alpha: float = 2 / 3
-    sentence_weight: float = 0.4
+    #: sentence's weight against that fusion. 21/31 and 0.225 make the score 0.525 cosine + 0.225
+    #: best sentence + 0.25 lexical: the dense evidence (passage and sentence, 7:3) at 0.75,
+    #: chosen on the tuning sets of docs/quality.md.
+    rerank_alpha: float = 21 / 31
+    sentence_weight: float = 0.225
     #: Rerank's lexical evidence: "coverage", the share of the question's idf a candidate holds
     #: raised to ``coverage_power`` (qa/search/fusion.py coverage), or "bm25", BM25 over the
     #: question's best (the default until coverage measured better on every kind of set).
     lexical_evidence: str = "coverage"
-    coverage_power: float = 2.0
+    coverage_power: float = 1.0
     #: Rerank may instead adapt the fusion weight to each question (qa/search/fusion.py adaptive_alpha):
     #: from ``adaptive_alpha``, moved by the three weights below, the sentence weight following it from
     #: ``adaptive_sentence_weight``. Off: tuned on lexical-overlap sets, it moved weight to BM25 where
@@ -109,8 +109,8 @@ class SearchSettings:
     lexical_top: float = 0.4
     #: Rerank adds this times the share of the question's neighbouring words a passage holds
     #: within ``proximity_window`` tokens of each other, in order (qa/search/fusion.py proximity):
-    #: a fifth of its old weight, in proportion to BM25's share of the score.
-    proximity_weight: float = 0.08
+    #: 0.2 of the lexical evidence's weight.
+    proximity_weight: float = 0.05
     proximity_window: int = 2
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35

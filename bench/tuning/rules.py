@@ -86,21 +86,22 @@ def _coverage(item: Candidates) -> np.ndarray:
     return item.__dict__["_coverage"]
 
 
-def coverage_family(dense_weight: float, coverage_share: float, proximity_weight: float, power: float) -> Rule:
-    """The family the default is chosen from: dense evidence (passage and best sentence cosines, averaged)
-    weighted ``dense_weight`` against lexical evidence, which is ``coverage_share`` of the question's idf
-    a passage holds (qa/search/fusion.py coverage) raised to ``power`` and the rest max-normalised BM25,
-    plus word proximity in proportion to the lexical weight."""
+def coverage_family(dense_weight: float, sentence_share: float, coverage_share: float, proximity_weight: float,
+                    power: float) -> Rule:
+    """The family the default is chosen from: dense evidence (the passage's cosine and its best sentence's,
+    ``sentence_share`` of it the sentence's) weighted ``dense_weight`` against lexical evidence, which is
+    ``coverage_share`` of the question's idf a passage holds (qa/search/fusion.py coverage) raised to
+    ``power`` and the rest max-normalised BM25, plus word proximity in proportion to the lexical weight."""
     def score(item: Candidates) -> np.ndarray:
         lexical = coverage_share * _coverage(item) ** power + (1 - coverage_share) * _max_norm(item.bm25)
-        a = dense_weight
-        return a * (item.cos + item.sent) / 2 + (1 - a) * lexical + proximity_weight * (1 - a) * _near(item)
+        a, s = dense_weight, sentence_share
+        return a * ((1 - s) * item.cos + s * item.sent) + (1 - a) * lexical + proximity_weight * (1 - a) * _near(item)
     return score
 
 
 #: coverage_share 0 is the previous default's family without its margin (power then does nothing).
-GRID = {"dense_weight": (0.7, 0.75, 0.8, 0.85), "coverage_share": (0.0, 0.25, 0.5, 0.75, 1.0),
-        "proximity_weight": (0.0, 0.2, 0.4), "power": (1.0, 2.0)}
+GRID = {"dense_weight": (0.7, 0.75, 0.8, 0.85), "sentence_share": (0.3, 0.5, 0.7),
+        "coverage_share": (0.0, 0.25, 0.5, 0.75, 1.0), "proximity_weight": (0.0, 0.2, 0.4), "power": (1.0, 1.5, 2.0)}
 
 
 def main() -> None:
@@ -129,13 +130,14 @@ def main() -> None:
 
     tried = []
     for values in itertools.product(*GRID.values()):
-        if values[1] == 0.0 and values[3] != 1.0:
+        if values[2] == 0.0 and values[4] != 1.0:
             continue  # no coverage: its power changes nothing
         tuning = slacks(coverage_family(*values), lambda role: role == "tune")
         # The best worst tuning set (to 0.001), then the best mean over them.
         tried.append((round(min(tuning.values()), 3), sum(tuning.values()) / len(tuning), values))
     tried.sort(reverse=True)
-    print("| dense weight | coverage share | proximity | power | min tuning slack | mean |\n|---|---|---|---|---|---|")
+    print("| dense weight | sentence share | coverage share | proximity | power | min tuning slack | mean |\n"
+          "|---|---|---|---|---|---|---|")
     for worst, mean, values in tried[:10]:
         print("| " + " | ".join(map(str, values)) + f" | {worst:+.3f} | {mean:+.3f} |")
     chosen = tried[0][2]

@@ -90,8 +90,9 @@ def coverage(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequenc
     match however little of the question it holds, coverage is absolute: a
     passage holding every rare word of the question scores 1 on any question,
     one holding only its common words scores little even when nothing holds
-    more. The default scores it squared, so a whole match counts far more than
-    half of one (docs/quality.md: chosen on the tuning sets against BM25).
+    more. The default counts it as it is (``coverage_power`` 1; squared, a whole
+    match counts far more than half of one), chosen on the tuning sets against
+    BM25 (docs/quality.md).
     """
     weights = dict(terms)
     total = sum(weights.values())

@@ -197,8 +197,8 @@ def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(
         (docs / f"filler{i}.txt").write_text(text + "\n")
     build(docs, tmp_path / "index", embedder)
     question = "ancient harbour of Zarqa"
-    # Only the lexical evidence counts: no cosine, no sentence, no proximity.
-    only = {"rerank_alpha": 0.0, "sentence_weight": 0.0, "proximity_weight": 0.0}
+    # Only the lexical evidence counts: no cosine, no sentence, no proximity; squared (the default is 1).
+    only = {"rerank_alpha": 0.0, "sentence_weight": 0.0, "proximity_weight": 0.0, "coverage_power": 2.0}
 
     def scores(evidence: str) -> dict[str, float]:
         settings = SearchSettings(lexical_evidence=evidence, **only)
