@@ -17,6 +17,7 @@ import numpy as np
 
 from bench.tuning.candidates import Candidates
 from qa.search.fusion import coverage, proximity
+from qa.settings import SearchSettings
 
 Rule = Callable[[Candidates], np.ndarray]
 
@@ -104,6 +105,20 @@ GRID = {"dense_weight": (0.7, 0.75, 0.8, 0.85), "sentence_share": (0.3, 0.5, 0.7
         "coverage_share": (0.0, 0.25, 0.5, 0.75, 1.0), "proximity_weight": (0.0, 0.2, 0.4), "power": (1.0, 1.5, 2.0)}
 
 
+def of_settings(settings: SearchSettings) -> tuple[float, float, float, float, float]:
+    """The family's weights (dense weight, sentence share, coverage share, proximity, power) of qa's rerank settings.
+
+    qa scores ``(1 - w) * (r * cos + (1 - r) * lexical) + w * sentence``, plus proximity ``x``, all over
+    ``1 + x`` (qa/search/ranking.py); ordering by that is ordering by the family's score with these weights.
+    """
+    r, w, x = settings.rerank_alpha, settings.sentence_weight, settings.proximity_weight
+    lexical = (1 - w) * (1 - r)
+    dense_weight = 1 - lexical
+    coverage_share = 1.0 if settings.lexical_evidence == "coverage" else 0.0
+    return (dense_weight, w / dense_weight if dense_weight else 0.0, coverage_share,
+            x / lexical if lexical else 0.0, settings.coverage_power)
+
+
 def main() -> None:
     import itertools
 
@@ -141,7 +156,11 @@ def main() -> None:
     for worst, mean, values in tried[:10]:
         print("| " + " | ".join(map(str, values)) + f" | {worst:+.3f} | {mean:+.3f} |")
     chosen = tried[0][2]
-    print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}; the others, never looked at:")
+    default = of_settings(SearchSettings())
+    same = all(abs(a - b) < 1e-9 for a, b in zip(chosen, default))
+    print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}"
+          + ("; qa's default is this rule" if same else f"; qa's default differs: {dict(zip(GRID, default))}")
+          + "\nthe others, never looked at:")
     for (name, build), value in slacks(coverage_family(*chosen), lambda role: role != "tune").items():
         print(f"  {name} ({build}): {value:+.3f}")
 
