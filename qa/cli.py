@@ -7,7 +7,6 @@ import os
 import shutil
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
