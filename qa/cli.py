@@ -339,9 +339,8 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
     say(f"{len(catalogue['documents'])} documents, {len(catalogue['skipped'])} skipped", err=True)
     tuned = searcher.tuning()
     if tuned:
-        changed = ", ".join(f"{k}={v}" for k, v in tuned["settings"].items())
-        say(f"ranking tuned on {tuned['count']} questions ({tuned['questions']}) at {tuned['tuned_at']}: {changed}",
-            err=True)
+        say(f"ranking tuned on {tuned['count']} questions ({tuned['questions']}) at {tuned['tuned_at']}: "
+            f"{describe_settings(searcher.settings)}", err=True)
 
 
 @cli.command("serve")
@@ -535,8 +534,8 @@ def tune_command(
                    "settings would fit these questions, not the collection (--force saves them anyway)")
     elif save:
         index.write_tuning(target, {
-            # The lexical evidence always: a record without it was tuned when BM25 was the only one.
-            "settings": {**evaluate.describe(report.chosen), "lexical_evidence": report.chosen.lexical_evidence},
+            # Every setting, not only those that differ from today's defaults: later defaults leave it as tuned.
+            "settings": report.chosen.as_dict(),
             "questions": str(questions), "count": report.questions,
             "cross_validated": round(report.tuned_cv, 4), "default": round(report.default, 4),
             "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -549,6 +548,13 @@ def tune_command(
 MIN_GAIN = 0.005
 
 
+def describe_settings(settings) -> str:
+    """Name the search settings that differ from the defaults, as ``name=value`` pairs."""
+    from qa.evaluate import describe
+
+    return ", ".join(f"{k}={v}" for k, v in describe(settings).items()) or "the defaults"
+
+
 def format_tuning(report) -> str:
     """Render what qa tune found: every ranking on the same questions, and the chosen settings."""
     rows = [(name, value) for name, value in report.modes.items()]
@@ -557,10 +563,8 @@ def format_tuning(report) -> str:
     lines += [f"| {name} | {value:.3f} |" for name, value in rows]
     verdict = "a real gain" if report.gain > MIN_GAIN else "no gain worth having: keep the default"
     lines.append(f"tuning against the default on the same folds: {report.gain:+.3f} ({verdict})")
-    from qa.evaluate import describe
-
-    changed = ", ".join(f"{k}={v}" for k, v in describe(report.chosen).items()) or "the defaults"
-    lines.append(f"chosen on all the questions: {changed} ({report.chosen_fit:.3f} on the questions it was chosen on)")
+    lines.append(f"chosen on all the questions: {describe_settings(report.chosen)} "
+                 f"({report.chosen_fit:.3f} on the questions it was chosen on)")
     return "\n".join(lines)
 
 

@@ -21,6 +21,11 @@ DEFAULT_MODE = "rerank"
 FUSIONS = ("convex", "rrf")
 #: Rerank's lexical evidence: the share of the question's words a passage holds, or BM25.
 LEXICAL_EVIDENCE = ("coverage", "bm25")
+#: ``qa tune --save`` once recorded only the settings that differed from the defaults of its day;
+#: what such a record leaves out was these (BM25 as the evidence until coverage, then coverage
+#: squared). Records are now written whole, so a tuned index ranks alike whatever later defaults are.
+RECORDED_DEFAULTS = {"rerank_alpha": 2 / 3, "sentence_weight": 0.4, "proximity_weight": 0.08,
+                     "lexical_evidence": "bm25", "coverage_power": 2.0}
 #: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
 SENTENCE_VECTORS = ("late", "separate")
 #: Bump when the chunker cuts the same text differently under the same settings
@@ -139,10 +144,10 @@ class SearchSettings:
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> SearchSettings:
-        """Read settings back (``where`` names the file in the error); names it does not know are refused.
+        """Read a tuned index's settings back (``where`` names the file in the error); unknown names are refused.
 
-        ``qa tune --save`` records ``lexical_evidence`` always; settings recorded without it
-        were tuned before it existed, with BM25 as rerank's lexical evidence, and keep it.
+        A setting the record leaves out takes the value of ``RECORDED_DEFAULTS``, the default
+        when records held only what differed from it; one newer than that takes today's default.
 
         Raises:
             IndexUnavailable: the values are not search settings.
@@ -151,8 +156,7 @@ class SearchSettings:
         unknown = sorted(set(values) - set(known))
         if unknown:
             raise IndexUnavailable(f"{where} holds unknown search settings {unknown}; run `qa tune --reset`")
-        if values and "lexical_evidence" not in values:
-            values = {**values, "lexical_evidence": "bm25"}
+        values = {**RECORDED_DEFAULTS, **values}
         try:
             return cls(**values)
         except (TypeError, ValueError) as exc:

@@ -132,6 +132,8 @@ def test_saved_settings_are_used_kept_across_builds_shown_and_reset(tmp_path):
     from qa.search import Searcher
     from qa.settings import SearchSettings
 
+    # Every setting is recorded, so later defaults cannot change what was tuned.
+    assert set(record["settings"]) == set(SearchSettings().as_dict())
     searcher = Searcher(index, embedder=HashingEmbedder())
     assert searcher.settings == replace(SearchSettings(), **record["settings"]) and searcher.tuning()["count"] == 15
     record["settings"] = {"rerank_alpha": 0.1}  # as if tuning had moved the weight: searches follow the file

@@ -217,14 +217,18 @@ def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(
     assert by_bm25["repeats.txt"] > share**2
 
 
-def test_settings_tuned_before_coverage_keep_bm25_and_new_ones_read_back_as_saved():
+def test_settings_tuned_under_older_defaults_keep_them_and_new_ones_read_back_as_saved():
     from qa.settings import SearchSettings
 
-    old = {k: v for k, v in SearchSettings(rerank_alpha=0.3).as_dict().items()
-           if k not in ("lexical_evidence", "coverage_power")}
-    assert SearchSettings.from_dict(old, "tuned.json") == SearchSettings(rerank_alpha=0.3, lexical_evidence="bm25")
+    # Records that held only what differed from the defaults of their day: before coverage, then with it.
+    before = dict(rerank_alpha=0.3, sentence_weight=0.4, proximity_weight=0.08, coverage_power=2.0)
+    assert SearchSettings.from_dict({"rerank_alpha": 0.3}, "tuned.json") == SearchSettings(
+        **before, lexical_evidence="bm25")
+    assert SearchSettings.from_dict({"rerank_alpha": 0.3, "lexical_evidence": "coverage"}, "tuned.json") == \
+        SearchSettings(**before, lexical_evidence="coverage")
     new = SearchSettings(rerank_alpha=0.3)
-    assert SearchSettings.from_dict(new.as_dict(), "tuned.json") == new
+    assert SearchSettings.from_dict(new.as_dict(), "tuned.json") == new  # written whole, read back as saved
+    assert new != SearchSettings(**before)  # the defaults have moved since: the two cases differ
 
 
 @pytest.mark.parametrize(
