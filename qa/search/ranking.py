@@ -57,6 +57,9 @@ def rank(
         # The sentences are the dense side's evidence: their weight follows the cosine's.
         sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
     words = content_words(question) if mode == "rerank" else []
+    # Every mode scores exactly the rows both lists found (``cosine`` holds each): fetched once.
+    rows = list(cosine)
+    fetched = reader.tables.passages(rows)
     positions: dict[int, dict[str, list[int]]] = {}
     weighted: list[tuple[str, float]] = []
     if mode == "dense":
@@ -69,21 +72,16 @@ def rank(
         scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
     elif coverage:
         # Every candidate's share of the question's words (by idf), in place of BM25 (fusion.coverage).
-        candidates = list(cosine)
-        fetched = reader.tables.passages(candidates)
         terms, found = term_positions(words, [p.text for p in fetched])
         weighted = list(zip(terms, reader.term_idf(terms)))
-        positions = dict(zip(candidates, found))
+        positions = dict(zip(rows, found))
         power = settings.coverage_power
         scored = {
             row: alpha * cosine[row] + (1 - alpha) * fusion.coverage(weighted, positions[row]) ** power
-            for row in candidates
+            for row in rows
         }
     else:
         scored = fusion.convex(cosine, dict(lexical_hits), alpha)
-    rows = list(scored)
-    if not coverage:
-        fetched = reader.tables.passages(rows)
     # Equal scores (a passage repeated in a document) go in document order: the same
     # answer whatever the row numbers, in one build or across shards.
     ranked = sorted(range(len(rows)), key=lambda i: (-scored[rows[i]], fetched[i].source, fetched[i].start))
