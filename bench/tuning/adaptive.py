@@ -33,11 +33,10 @@ import numpy as np
 
 from bench.common import CACHE, RESULTS
 from bench.tuning.candidates import Candidates, QuerySet, gather
-from bench.tuning.rules import dense, lexical
+from bench.tuning.rules import _near, dense, lexical
 from qa.embed import load_query_encoder
 from qa.index import MODELS
 from qa.search import Searcher
-from qa.search.fusion import proximity
 from qa.settings import SearchSettings
 
 
@@ -66,10 +65,7 @@ def rule(alpha: float, weight: float, lex_boost: float = 0.0, dense_boost: float
         w = weight * a / alpha if alpha > 0 else 0.0
         final = (1 - w) * fused + w * item.sent
         if near:
-            cache = item.__dict__.setdefault("_near", {})
-            if window not in cache:
-                cache[window] = np.array([proximity(item.terms, p, window) for p in item.positions])
-            final = final + near * cache[window]
+            final = final + near * _near(item, window)
         return final
     return score
 
