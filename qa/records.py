@@ -100,6 +100,8 @@ class Document(Metadata):
     format: str = "text"
     #: Paged formats: the offset in ``text`` where page 1, 2, ... starts.
     pages: tuple[int, ...] = ()
+    #: The pages' own names (an Excel workbook's sheets), one per page; () when pages go by number.
+    page_names: tuple[str, ...] = ()
     #: Text formats: the encoding the bytes were decoded with.
     encoding: str | None = None
     #: What the reader noticed and the user should hear (pages without text, replaced bytes).
@@ -114,6 +116,8 @@ class Skipped:
     reason: str
     #: The bytes' digest when the file could be read (a build keeps the reason for those very bytes).
     sha256: str | None = field(default=None, compare=False)
+    #: The reason is the moment's (out of time or memory, a reader killed), not the file's: read it again next build.
+    transient: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

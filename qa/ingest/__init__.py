@@ -3,6 +3,7 @@
 - ``folder``: the walk (which files are candidates, read safely, fingerprinted);
 - ``formats``: one reader per file format, run in bounded worker processes;
 - ``headers``: the title, date, URL and author a text file's first lines give;
+- ``metadata``: every format's title, date, URL and author made fit to store, and a title where none is given;
 - ``read``: files into ``Document`` records, or ``Skipped`` ones with their reason;
 - ``watch``: a folder watched for changes, to rebuild the index.
 

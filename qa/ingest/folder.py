@@ -7,7 +7,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from qa.ingest.formats import DEFAULT_LIMITS, Limits, format_of
 
@@ -68,7 +68,8 @@ def _stat_key(info: os.stat_result) -> tuple[int, ...]:
 
 
 def read_folder(
-    folder: str | Path, limits: Limits = DEFAULT_LIMITS, exclude: Sequence[Path] = (), cache: DigestCache | None = None
+    folder: str | Path, limits: Limits = DEFAULT_LIMITS, exclude: Sequence[Path] = (), cache: DigestCache | None = None,
+    count: Callable[[int], None] | None = None,
 ) -> Iterator[Found]:
     """Yield every candidate file under ``folder`` in a stable order, read or with its reason.
 
@@ -80,12 +81,16 @@ def read_folder(
     ``limits.max_bytes`` is refused by its size before a byte of it is read.
     Folders in ``exclude`` (an index kept inside the documents folder) are not
     entered. With a ``cache``, a file it knows unchanged yields its digest and no bytes.
+    ``count``, if given, is told how many files will be yielded, before the first is read.
     """
     root = Path(folder)
     inside = os.path.realpath(root)
     seen: set[tuple[int, int]] = set()
     excluded = {os.path.realpath(path) for path in exclude}
-    for path, problem in _walk(root, excluded):
+    paths = _walk(root, excluded)
+    if count is not None:
+        count(len(paths))
+    for path, problem in paths:
         relative = os.fsencode(path.relative_to(root))
         source = relative.decode("utf-8", "backslashreplace")
         if problem is None:

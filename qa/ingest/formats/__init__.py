@@ -1,5 +1,6 @@
 """Read documents as people keep them: text, Markdown, HTML, PDF, Word, PowerPoint, Excel and CSV, EPUB,
-OpenDocument text, e-mail (.eml, Outlook .msg), and scanned pages (PNG, JPEG, TIFF; read by OCR, an extra).
+OpenDocument text, e-mail (.eml, Outlook .msg, mailboxes: .mbox), and scanned pages (PNG, JPEG, TIFF; read by
+OCR, an extra).
 
 ``extract(name, data)`` turns one file's bytes into an :class:`Extracted` text layer
 with the metadata the file itself carries, or raises :class:`UnreadableDocument`
@@ -41,6 +42,7 @@ SUFFIXES: dict[str, str] = {
     ".epub": "epub",
     ".odt": "odt",
     ".msg": "msg",
+    ".mbox": "mbox",
     # Scans and photos of text, read by OCR (pip install 'qa[ocr]'; without it they are skipped, saying so).
     ".png": "image",
     ".jpg": "image",
@@ -85,7 +87,7 @@ def extract(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracte
     except UnreadableDocument:
         raise
     except MemoryError:
-        raise UnreadableDocument(f"{fmt}: out of memory while parsing") from None
+        raise UnreadableDocument(f"{fmt}: out of memory while parsing", transient=True) from None
     except RecursionError:
         raise UnreadableDocument(f"{fmt}: too deeply nested to parse") from None
     except Exception as exc:  # a parser's own bug on a malformed file must not stop the caller
@@ -133,6 +135,10 @@ def _read(fmt: str, data: bytes, limits: Limits) -> Extracted:
         from . import msg
 
         return msg.read(data, limits)
+    if fmt == "mbox":
+        from . import mbox
+
+        return mbox.read(data, limits)
     if fmt == "image":
         from . import image
 

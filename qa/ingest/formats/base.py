@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,15 +17,18 @@ class Extracted:
     #: The text layer; passages are spans ``text[start:end]``.
     text: str
     #: The format read, as ``SUFFIXES`` names it: "text", "markdown", "html", "pdf", "docx", "pptx",
-    #: "xlsx", "csv", "epub", "odt", "email", "msg" or "image" (PNG, JPEG, TIFF read by OCR).
+    #: "xlsx", "csv", "epub", "odt", "email", "msg", "mbox" or "image" (PNG, JPEG, TIFF read by OCR).
     format: str
     title: str | None = None
     #: ISO YYYY-MM-DD: publication or creation date, never the modified date.
     date: str | None = None
     url: str | None = None
     author: str | None = None
-    #: Paged formats (PDF pages, slides, sheets, chapters, TIFF frames): where page 1, 2, ... starts in ``text``.
+    #: Paged formats (PDF pages, slides, sheets, chapters, TIFF frames, mailbox messages): where page 1, 2, ...
+    #: starts in ``text``.
     pages: tuple[int, ...] = ()
+    #: Pages the document names itself (an Excel workbook's sheets), one per page; () when its pages are numbers.
+    page_names: tuple[str, ...] = ()
     #: Text formats only: the encoding the bytes were decoded with.
     encoding: str | None = None
     #: Warnings worth showing the user, e.g. pages without a text layer.
@@ -32,7 +36,15 @@ class Extracted:
 
 
 class UnreadableDocument(Exception):
-    """A file that cannot be indexed; ``str()`` is the one-line reason it is skipped."""
+    """A file that cannot be indexed; ``str()`` is the one-line reason it is skipped.
+
+    ``transient`` says the reason is the moment's, not the file's (out of time, out of
+    memory, a reader killed): such a verdict is not remembered, and the file is read again.
+    """
+
+    def __init__(self, reason: str, transient: bool = False) -> None:
+        super().__init__(reason)
+        self.transient = transient
 
 
 @dataclass(frozen=True)
@@ -51,9 +63,19 @@ class Limits:
     max_unpacked_bytes: int = 256 * MIB
     #: Characters in the text layer: more would be a passage count no index wants from one file.
     max_chars: int = 20_000_000
+    #: Messages read from one mailbox (.mbox); a longer one is read up to here and says so in ``notes``.
+    max_messages: int = 10_000
 
 
 DEFAULT_LIMITS = Limits()
+#: Share of ``Limits.max_seconds`` a reader that stops short with a note (OCR, a mailbox) may spend:
+#: the rest is the worker's margin for sending what it read before it is stopped.
+TIME_SHARE = 0.85
+
+
+def deadline(limits: Limits, start: float | None = None) -> float:
+    """The ``time.monotonic()`` by which such a reader should stop: ``TIME_SHARE`` of the file's time limit."""
+    return (time.monotonic() if start is None else start) + TIME_SHARE * limits.max_seconds
 
 
 def check_chars(count: int, limits: Limits) -> None:

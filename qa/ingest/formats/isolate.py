@@ -15,7 +15,12 @@ As with any multiprocessing start method but fork, each worker imports the
 caller's ``__main__`` module (``qa``'s CLI entry point: light), so keep it
 free of heavy top-level imports.
 A worker reads file after file; after a timeout, a crash or a MemoryError it
-is replaced by a fresh fork.
+is replaced by a fresh fork. Running out of time or memory, or being killed by a
+signal (the kernel's OOM killer sends SIGKILL), says nothing about the file: such
+a reason is marked transient, so the file is read again by the next build rather
+than remembered as unreadable. A worker prints nothing of its own on the way out:
+a MemoryError anywhere in it ends it with ``EXIT_OUT_OF_MEMORY``, any other
+escaped error with ``EXIT_FAILED``, and the parent turns either into the file's reason.
 Text and Markdown files are read in the caller's process: pure Python whose
 cost grows with the (already bounded) file size.
 
@@ -57,13 +62,15 @@ STARTUP_SECONDS = 60.0
 READY = "ready"
 #: Share of ``Limits.max_memory`` whose use at peak retires a worker after its file.
 RETIRE_SHARE = 0.8
-#: Exit status of a worker that could not even hold the file it was sent.
+#: Exit status of a worker that ran out of memory outside a reader (holding the file, sending the result).
 EXIT_OUT_OF_MEMORY = 3
+#: Exit status of a worker that failed in its own code: ended without a traceback on the console.
+EXIT_FAILED = 4
 #: Imported once in the fork server, so each worker starts with the parsers loaded.
 PRELOAD = [
     "qa.ingest.formats", "qa.ingest.formats.text", "qa.ingest.formats.html", "qa.ingest.formats.pdf",
     "qa.ingest.formats.docx", "qa.ingest.formats.eml", "qa.ingest.formats.pptx", "qa.ingest.formats.sheet",
-    "qa.ingest.formats.epub", "qa.ingest.formats.odt", "qa.ingest.formats.msg",
+    "qa.ingest.formats.epub", "qa.ingest.formats.odt", "qa.ingest.formats.msg", "qa.ingest.formats.mbox",
     "qa.ingest.formats.ocr", "qa.ingest.formats.image",
     "trafilatura", "pypdfium2", "docx", "charset_normalizer", "pptx", "olefile", "lxml.html", "PIL.Image",
     # openpyxl is left to the first .xlsx: it imports numpy, ~145 MB of each worker's address space.
@@ -198,9 +205,10 @@ class _Pool:
             try:
                 idle.send(index, name, data, self.limits.max_seconds)
             except (OSError, EOFError) as exc:  # the worker died taking the file, or never started
-                reason = _death(idle.process, self.limits) if idle.ready else f"could not start a reader process ({exc})"
+                failure = _death(idle.process, self.limits) if idle.ready else \
+                    UnreadableDocument(f"could not start a reader process ({exc})", transient=True)
                 self._replace(idle)
-                self.failed.append((index, UnreadableDocument(reason)))
+                self.failed.append((index, failure))
 
     def collect(self) -> list[tuple[int, Result]]:
         """Wait for at least one busy worker to answer or run out of time; return what finished."""
@@ -216,7 +224,7 @@ class _Pool:
                 try:
                     result, retire = worker.conn.recv()
                 except (EOFError, OSError):
-                    result = UnreadableDocument(_death(worker.process, self.limits))
+                    result = _death(worker.process, self.limits)
                     self._replace(worker)
                 else:
                     worker.job = None
@@ -224,7 +232,8 @@ class _Pool:
                         self._replace(worker)
                 finished.append((index, result))
             elif time.monotonic() >= worker.deadline:
-                finished.append((index, UnreadableDocument(f"took longer than {self.limits.max_seconds:g} s to read")))
+                late = UnreadableDocument(f"took longer than {self.limits.max_seconds:g} s to read", transient=True)
+                finished.append((index, late))
                 self._replace(worker)
         return finished
 
@@ -238,27 +247,42 @@ class _Pool:
         self.workers.clear()
 
 
-def _death(process, limits: Limits) -> str:
-    """Say how a worker died, for the skipped file's reason."""
+def _death(process, limits: Limits) -> UnreadableDocument:
+    """Say how a worker died, as the reason of the file it was reading.
+
+    Out of memory, a signal (SIGKILL: the OOM killer; a crash signal: often an allocation
+    that failed at the cap) and an error in qa's own worker code say nothing sure about
+    the file: transient. Only a parser's own exit status is a verdict.
+    """
     process.join(EXIT_GRACE)
     code = process.exitcode
     if code == EXIT_OUT_OF_MEMORY:
-        return f"out of memory (reader limit {limits.max_memory >> 20} MiB)"
+        return UnreadableDocument(_out_of_memory(limits), transient=True)
     if code is not None and code < 0:
         try:
             name = signal.Signals(-code).name
         except ValueError:
             name = f"signal {-code}"
-        return f"parser crashed ({name})"
-    return f"parser crashed (exit status {code})"
+        if -code == signal.SIGKILL:
+            # Not the parent's doing (a time-out is reported as such): most likely the kernel's OOM killer.
+            return UnreadableDocument(f"reader killed ({name}): out of memory?", transient=True)
+        return UnreadableDocument(f"parser crashed ({name})", transient=True)
+    if code == EXIT_FAILED:
+        return UnreadableDocument("reader failed (an error in qa's worker process)", transient=True)
+    return UnreadableDocument(f"parser crashed (exit status {code})")
+
+
+def _out_of_memory(limits: Limits) -> str:
+    return f"out of memory (reader limit {limits.max_memory >> 20} MiB)"
 
 
 def _peak_memory() -> int:
     """This process's peak address-space size in bytes (VmPeak), 0 where /proc is missing."""
     try:
-        with open("/proc/self/status", encoding="ascii") as status:
+        # Bytes, not text: a text file would import its codec here, which fails at the memory cap.
+        with open("/proc/self/status", "rb") as status:
             for line in status:
-                if line.startswith("VmPeak:"):
+                if line.startswith(b"VmPeak:"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError):
         pass
@@ -266,30 +290,37 @@ def _peak_memory() -> int:
 
 
 def _serve(conn, limits: Limits) -> None:
-    """Worker main loop: cap memory, then read files until told to stop."""
+    """Worker main loop: cap memory, then read files until told to stop; nothing escapes it as a traceback."""
     import resource
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends the workers
     resource.setrlimit(resource.RLIMIT_AS, (limits.max_memory, limits.max_memory))
     conn.send(READY)
-    while True:
-        try:
-            message = conn.recv()
-        except MemoryError:
-            os._exit(EXIT_OUT_OF_MEMORY)  # the file alone is bigger than the cap; the pipe is now mid-message
-        except (EOFError, OSError):
-            return
-        if message is None:
-            return
-        name, data = message
-        result = _extract_or_reason(name, data, limits)
-        del data, message
-        # Near the cap, C parsers fail with odd errors and may leave a damaged heap that crashes the
-        # next, innocent file: answer, then make way for a fresh worker.
-        retire = _peak_memory() > RETIRE_SHARE * limits.max_memory
-        try:
-            conn.send((result, retire))
-        except MemoryError:
-            os._exit(EXIT_OUT_OF_MEMORY)
-        if retire:
-            return
+    try:
+        while _serve_one(conn, limits):
+            pass
+    except MemoryError:
+        os._exit(EXIT_OUT_OF_MEMORY)  # anywhere: holding the file, noting the peak, sending the result
+    except BaseException:  # the exit status says it; a traceback would reach the user's console
+        os._exit(EXIT_FAILED)
+
+
+def _serve_one(conn, limits: Limits) -> bool:
+    """Read one file sent by the parent and answer; False when told to stop (or the parent is gone)."""
+    try:
+        message = conn.recv()
+    except (EOFError, OSError):
+        return False
+    if message is None:
+        return False
+    name, data = message
+    result = _extract_or_reason(name, data, limits)
+    del data, message
+    # Near the cap, C parsers fail with odd errors and may leave a damaged heap that crashes the
+    # next, innocent file: answer, then make way for a fresh worker.
+    retire = _peak_memory() > RETIRE_SHARE * limits.max_memory
+    if retire and isinstance(result, UnreadableDocument) and not result.transient:
+        # lxml at the cap says "unknown error" or "Memory allocation failed", which read as a corrupt file.
+        result = UnreadableDocument(f"{_out_of_memory(limits)}: {result}", transient=True)
+    conn.send((result, retire))
+    return not retire

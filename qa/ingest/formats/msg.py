@@ -46,8 +46,6 @@ MESSAGE_CODEPAGE = 0x3FFD
 INTERNET_CODEPAGE = 0x3FDE
 PT_LONG = 0x0003
 PT_SYSTIME = 0x0040
-#: Characters of a header-like property kept: a longer subject or sender is junk, not metadata.
-MAX_FIELD = 1000
 #: The code page of 8-bit strings when the message names none: Windows' Western European.
 DEFAULT_CODEPAGE = 1252
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
@@ -168,7 +166,8 @@ class _Message:
 
 
 def _field(value: str | None) -> str | None:
-    return clean_field(value[:MAX_FIELD]) if value else None
+    """A string property as a metadata value (qa/ingest/read.py bounds it as it does every field)."""
+    return clean_field(value) if value else None
 
 
 def _author(message: _Message) -> str | None:

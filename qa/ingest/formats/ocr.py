@@ -40,7 +40,7 @@ import warnings
 from dataclasses import dataclass
 from itertools import pairwise
 
-from .base import Limits, UnreadableDocument, check_chars
+from .base import Limits, UnreadableDocument, check_chars, deadline
 
 #: Resolution PDF pages are rendered at for OCR: body text (10-12 pt) is then 28-33 px high,
 #: inside what the recognition model was trained on (it rescales lines to 48 px).
@@ -68,9 +68,8 @@ HEIGHT_CHANGE = 0.5
 #: The smallest worker address-space cap OCR runs in (``Limits.max_memory``), measured with 6-page scans
 #: and a 300-dpi A4 image: 704 MiB failed, 768 MiB read them. Under it OCR is not tried.
 MIN_MEMORY = 768 << 20
-#: Share of ``Limits.max_seconds`` OCR may use: the rest is the worker's margin for sending the result.
-TIME_SHARE = 0.85
 INSTALL_HINT = "pip install 'qa[ocr]'"
+OUT_OF_MEMORY = "out of memory"
 #: The models rapidocr 3.10 ships in its wheel (``rapidocr/models/``), by task.
 MODELS = {
     "Det": "PP-OCRv6_det_small.onnx",
@@ -88,7 +87,10 @@ class NotInstalled(UnreadableDocument):
 
 
 class Failed(UnreadableDocument):
-    """The OCR engine failed on a page (in a capped worker, mostly out of memory): ``str()`` says why."""
+    """The OCR engine failed on a page (in a capped worker, mostly out of memory): ``str()`` says why.
+
+    Out of memory is transient (``UnreadableDocument.transient``): a file left without text is read again.
+    """
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,8 @@ def recognize(image, limits: Limits) -> str:
     try:
         result = ocr(image)
     except Exception as exc:  # ONNX Runtime's C++ errors (mostly a failed allocation) arrive wrapped as anything
-        raise Failed(f"OCR failed ({_reason(exc)})") from None
+        reason = _reason(exc)
+        raise Failed(f"OCR failed ({reason})", transient=reason == OUT_OF_MEMORY) from None
     if not getattr(result, "txts", None):
         return ""
     text = layout(_lines(result.boxes, result.txts))
@@ -215,7 +218,7 @@ def _reason(exc: Exception) -> str:
     """Say in a few words why the engine failed: its messages are whole C++ tracebacks."""
     text = str(exc)
     if isinstance(exc, MemoryError) or "alloc" in text.lower():
-        return "out of memory"
+        return OUT_OF_MEMORY
     return type(exc).__name__
 
 
@@ -276,6 +279,8 @@ class PagesRead:
     texts: list[str]
     #: None when every page was read; else why not, e.g. "time limit" or "OCR failed (out of memory)".
     stopped: str | None = None
+    #: True when it stopped for want of time or memory, not for anything in the file.
+    transient: bool = False
 
 
 def ocr_pdf_pages(pdf, page_indexes: list[int], limits: Limits, deadline: float) -> PagesRead:
@@ -291,11 +296,11 @@ def ocr_pdf_pages(pdf, page_indexes: list[int], limits: Limits, deadline: float)
         clock = PageClock(deadline)
         for index in page_indexes:
             if not clock.room_for_another():
-                return PagesRead(texts, "time limit")
+                return PagesRead(texts, "time limit", transient=True)
             texts.append(_render_and_read(pdf[index], limits))
             clock.lap()
     except Failed as exc:  # keep the pages read before it
-        return PagesRead(texts, str(exc))
+        return PagesRead(texts, str(exc), exc.transient)
     return PagesRead(texts)
 
 
@@ -333,8 +338,8 @@ class PageClock:
 
 
 def deadline_for(limits: Limits, start: float | None = None) -> float:
-    """The ``time.monotonic()`` by which OCR of one file should stop: ``TIME_SHARE`` of its time limit."""
-    return (time.monotonic() if start is None else start) + TIME_SHARE * limits.max_seconds
+    """The ``time.monotonic()`` by which OCR of one file should stop: ``base.TIME_SHARE`` of its time limit."""
+    return deadline(limits, start)
 
 
 def _lines(boxes, texts) -> list[_Line]:

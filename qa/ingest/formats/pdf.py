@@ -7,13 +7,18 @@ starts a new one (a blank line). So the chunker sees sentences, not print lines.
 Pages are joined by a blank line; ``pages[i]`` is where page ``i + 1`` starts.
 
 A page with no text layer (a scan) is rendered and read by OCR (``ocr.py``) when
-the engine is installed, within the file's time limit; the notes say which pages.
+the engine is installed, within the file's time limit; the notes say which pages
+and what OCR made of them. A PDF with no text at all because OCR ran out of time
+or memory is skipped as transient (read again next build); when some pages were
+read, the document is indexed with a note naming the pages left. A damaged
+document-info dictionary costs the fields it holds, not the text.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from dataclasses import dataclass
 
 from . import ocr
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
@@ -57,7 +62,11 @@ def read(data: bytes, limits: Limits) -> Extracted:
 
 
 def _reason(exc: Exception) -> str:
-    return str(exc).replace("Failed to load document ", "").strip("()") or type(exc).__name__
+    """PDFium's words without pypdfium2's wrapping: "Failed to load document (PDFium: X)." becomes "PDFium: X"."""
+    text = str(exc).strip().removeprefix("Failed to load document").strip().rstrip(".").strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    return text or type(exc).__name__
 
 
 def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
@@ -65,12 +74,36 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
     if count == 0:
         raise UnreadableDocument("PDF has no pages")
     start = time.monotonic()
+    texts = _page_texts(pdf, count, limits, start)
+    empty = [i for i, text in enumerate(texts) if not text.strip()]
+    notes: list[str] = []
+    if empty:
+        done = _read_by_ocr(pdf, texts, empty, limits, ocr.deadline_for(limits, start))
+        check_chars(sum(len(text) + len(PAGE_BREAK) for text in texts), limits)
+        if not any(text.strip() for text in texts):
+            # A verdict on the file, unless OCR ran out of time or memory first: then it is read again next build.
+            raise UnreadableDocument(done.unreadable, transient=done.transient)
+        notes.extend(done.notes)
+    if count > limits.max_pages:
+        notes.append(f"read the first {limits.max_pages} of {count} pages (page limit)")
+    starts, offset = [], 0
+    for text in texts:
+        starts.append(offset)
+        offset += len(text) + len(PAGE_BREAK)
+    meta, meta_notes = _metadata(pdf, data)
+    return Extracted(text=PAGE_BREAK.join(texts), format="pdf", pages=tuple(starts), notes=(*notes, *meta_notes),
+                     **meta)
+
+
+def _page_texts(pdf, count: int, limits: Limits, start: float) -> list[str]:
+    """Each page's text layer, up to the page limit, within the file's time and character limits."""
     deadline = start + limits.max_seconds
     texts: list[str] = []
     size = 0
     for index in range(min(count, limits.max_pages)):
         if time.monotonic() > deadline:
-            raise UnreadableDocument(f"took longer than {limits.max_seconds:g} s (at page {index + 1} of {count})")
+            raise UnreadableDocument(f"took longer than {limits.max_seconds:g} s (at page {index + 1} of {count})",
+                                     transient=True)
         page = pdf[index]
         try:
             text = page_text(page)
@@ -79,31 +112,29 @@ def _read_open(pdf, data: bytes, limits: Limits) -> Extracted:
         size += len(text) + len(PAGE_BREAK)
         check_chars(size, limits)
         texts.append(text)
-    empty = [i for i, text in enumerate(texts) if not text.strip()]
-    notes, why = _read_by_ocr(pdf, texts, empty, limits, ocr.deadline_for(limits, start)) if empty else ([], "")
-    check_chars(sum(len(text) + len(PAGE_BREAK) for text in texts), limits)
-    if not any(text.strip() for text in texts):
-        raise UnreadableDocument(f"no text layer: scanned PDF? ({why})")
-    if count > limits.max_pages:
-        notes.append(f"read the first {limits.max_pages} of {count} pages (page limit)")
-    starts, offset = [], 0
-    for text in texts:
-        starts.append(offset)
-        offset += len(text) + len(PAGE_BREAK)
-    meta = _metadata(pdf, data)
-    return Extracted(text=PAGE_BREAK.join(texts), format="pdf", pages=tuple(starts), notes=tuple(notes), **meta)
+    return texts
 
 
-def _read_by_ocr(pdf, texts: list[str], empty: list[int], limits: Limits, deadline: float) -> tuple[list[str], str]:
-    """OCR the pages without a text layer (0-based ``empty``) into ``texts``.
+@dataclass(frozen=True)
+class _ScansRead:
+    """What became of the pages without a text layer: notes for the document, and the reason if none had text."""
 
-    Returns notes saying which pages were read, and why none were, for the error when no page has text.
-    """
+    notes: list[str]
+    #: The reason the file is skipped when no page has text at all.
+    unreadable: str
+    #: True when OCR stopped for want of time or memory: then a skip is not a verdict on the file.
+    transient: bool = False
+
+
+def _read_by_ocr(pdf, texts: list[str], empty: list[int], limits: Limits, deadline: float) -> _ScansRead:
+    """OCR the pages without a text layer (0-based ``empty``) into ``texts``, and say what it did."""
     try:
         done = ocr.ocr_pdf_pages(pdf, empty, limits, deadline)
     except ocr.NotInstalled:
-        notes = [f"{_page_ranges([i + 1 for i in empty])} no text layer (scanned?)"]
-        return notes, f"to read it by OCR: {ocr.INSTALL_HINT}"
+        pages = [i + 1 for i in empty]
+        notes = [f"{_page_ranges(pages)} {_verb(pages, 'has', 'have')} no text layer (scanned?): "
+                 f"to read {_verb(pages, 'it', 'them')} by OCR, {ocr.INSTALL_HINT}"]
+        return _ScansRead(notes, f"no text layer: scanned PDF? (to read it by OCR: {ocr.INSTALL_HINT})")
     for index, text in zip(empty, done.texts):
         texts[index] = text
     read = [i + 1 for i, text in zip(empty, done.texts) if text.strip()]
@@ -111,12 +142,17 @@ def _read_by_ocr(pdf, texts: list[str], empty: list[int], limits: Limits, deadli
     left = [i + 1 for i in empty[len(done.texts):]]
     notes = []
     if read:
-        notes.append(f"{_page_ranges(read)} no text layer: read by OCR")
+        notes.append(f"{_page_ranges(read)} read by OCR")
     if blank:
-        notes.append(f"{_page_ranges(blank)} no text layer (scanned?)")
-    if left:
-        notes.append(f"{_page_ranges(left)} no text layer, not read by OCR ({done.stopped})")
-    return notes, f"not read by OCR: {done.stopped}" if left else "OCR found no text"
+        notes.append(f"{_page_ranges(blank)} {_verb(blank, 'has', 'have')} no text layer and OCR found no text "
+                     f"on {_verb(blank, 'it', 'them')}")
+    if not left:
+        return _ScansRead(notes, "no text layer, and OCR found no text")
+    # "time limit", or the engine's own failure ("OCR failed (out of memory)"): each said once, unnested.
+    why = done.stopped if done.stopped.startswith("OCR") else f"OCR stopped ({done.stopped})"
+    notes.append(f"{_page_ranges(left)} {_verb(left, 'has', 'have')} no text layer and "
+                 f"{_verb(left, 'was', 'were')} not read: {why}")
+    return _ScansRead(notes, f"no text layer, and {why}", done.transient)
 
 
 def page_text(page) -> str:
@@ -186,7 +222,7 @@ def _lines(raw: str):
 
 
 def _page_ranges(pages: list[int]) -> str:
-    """'page 3 has' / 'pages 3-4, 7 have', for a note."""
+    """'page 3' / 'pages 3-4, 7', for a note."""
     runs: list[list[int]] = []
     for n in pages:
         if runs and n == runs[-1][-1] + 1:
@@ -194,20 +230,39 @@ def _page_ranges(pages: list[int]) -> str:
         else:
             runs.append([n])
     text = ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-    return f"page {text} has" if len(pages) == 1 else f"pages {text} have"
+    return f"page {text}" if len(pages) == 1 else f"pages {text}"
 
 
-def _metadata(pdf, data: bytes) -> dict:
-    """Title, author and creation date from the document info, else from the XMP packet; URL from info."""
-    info = pdf.get_metadata_dict(skip_empty=True)
+def _verb(pages: list[int], one: str, many: str) -> str:
+    return one if len(pages) == 1 else many
+
+
+#: Document-info keys read, by the field each gives (``Extracted``'s names).
+INFO_KEYS = {"title": "Title", "author": "Author", "date": "CreationDate", "url": "URL"}
+
+
+def _metadata(pdf, data: bytes) -> tuple[dict, list[str]]:
+    """Title, author and creation date from the document info, else from the XMP packet; URL from info.
+
+    Returns the fields and a note when the document info cannot be read: a damaged info
+    dictionary (say, a title in broken UTF-16) costs those fields, never the text.
+    """
+    info: dict[str, str | None] = {}
+    broken = []
+    for field, key in INFO_KEYS.items():
+        try:
+            info[field] = pdf.get_metadata_value(key)
+        except Exception:  # PDFium's or the UTF-16 decoder's error: whatever it is, only this field is lost
+            broken.append(key)
     xmp = _xmp(data)
-    url = clean_field(pdf.get_metadata_value("URL"))
-    return {
-        "title": clean_field(info.get("Title")) or xmp.get("title"),
-        "author": clean_field(info.get("Author")) or xmp.get("author"),
-        "date": pdf_date(info.get("CreationDate")) or pdf_date(xmp.get("date")),
+    url = clean_field(info.get("url"))
+    meta = {
+        "title": clean_field(info.get("title")) or xmp.get("title"),
+        "author": clean_field(info.get("author")) or xmp.get("author"),
+        "date": pdf_date(info.get("date")) or pdf_date(xmp.get("date")),
         "url": url if url and url.startswith(("http://", "https://")) else None,
     }
+    return meta, [f"metadata unreadable ({', '.join(broken)} in the document info)"] if broken else []
 
 
 def _xmp(data: bytes) -> dict[str, str]:

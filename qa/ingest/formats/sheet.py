@@ -1,15 +1,20 @@
 """Spreadsheets: Excel .xlsx with openpyxl (MIT) and .csv with the standard library, a line per row.
 
 A passage cut from the middle of a table must still say what its numbers are,
-so the first non-empty row of each sheet is taken as its header and carried
-into every row's line, with the sheet and the row number a user sees::
+so each sheet's header row is carried into every row's line, with the sheet and
+the row number a user sees::
 
     Sales, row 5: Region: North | Units: 30 | Price: 12.5
 
-Empty cells are left out; a cell under an empty header is named by its column
-(``C: ...`` in Excel, ``column 3: ...`` in a CSV). The header row itself is the
-sheet's first line, so a sheet of headers alone still has text. Each sheet is a
-page (a CSV is one page), sheets joined by a blank line.
+The header is the first non-empty row, unless the table sits under a preamble
+of short lines (a title, a date, a source: at most half the table's width):
+then it is the first row, among the first ``HEADER_SEARCH``, as wide as the
+table's typical row (the median over the first ``SAMPLE_ROWS``) and followed by
+a row wider than a preamble line. Preamble lines and the header are lines of
+their own, as they are. Empty cells are left out; a cell under an empty header
+is named by its column (``C: ...`` in Excel, ``column 3: ...`` in a CSV). Each
+sheet is a page (a CSV is one page), sheets joined by a blank line, and each
+page is named by its sheet (``Extracted.page_names``).
 
 Bounds: a sheet is read row by row (openpyxl's read-only mode, values cached by
 Excel rather than formulas), and reading stops with a note after ``MAX_ROWS``
@@ -26,6 +31,8 @@ import io
 import zipfile
 import zlib
 from datetime import date, datetime, time
+from itertools import chain, islice
+from statistics import median_high
 
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
 from .docx import check_zip
@@ -37,6 +44,9 @@ MAX_CELLS = 5_000_000
 #: Characters of a CSV read to guess its delimiter and quoting (the sniffer is slow on long samples).
 SNIFF_CHARS = 16_384
 CSV_DELIMITERS = ",;\t|"
+#: Non-empty rows a sheet's typical width is measured on; its header is looked for among the first HEADER_SEARCH.
+SAMPLE_ROWS = 50
+HEADER_SEARCH = 10
 SHEET_BREAK = "\n\n"
 CELL_SEPARATOR = " | "
 #: First bytes of an OLE compound file: an encrypted Office file, or a legacy binary .xls.
@@ -62,11 +72,12 @@ def read_xlsx(data: bytes, limits: Limits) -> Extracted:
         raise UnreadableDocument(f"not an Excel workbook ({type(exc).__name__}: {exc})"[:200]) from None
     try:
         budget = _Budget(limits)
-        sheets = []
+        sheets, names = [], []
         for sheet in workbook.worksheets[: limits.max_pages]:
             sheet.reset_dimensions()  # ignore the declared size: it may promise a million empty rows
             rows = sheet.iter_rows(min_row=1, values_only=True)
             sheets.append(_sheet_lines(sheet.title, rows, budget, _column_letter))
+            names.append(sheet.title)
             if budget.spent:
                 break
         if len(workbook.worksheets) > limits.max_pages:
@@ -85,6 +96,7 @@ def read_xlsx(data: bytes, limits: Limits) -> Extracted:
         author=clean_field(props.creator),
         date=iso_date(props.created),
         pages=_starts(sheets),
+        page_names=tuple(names),
         notes=tuple(budget.notes),
     )
 
@@ -164,30 +176,51 @@ class _Budget:
 
 
 def _sheet_lines(name: str | None, rows, budget: _Budget, column_name) -> str:
-    """One line per non-empty row, each cell labelled with its header; the header row is the first line.
+    """One line per non-empty row, each cell labelled with its header; a preamble and the header are lines as they are.
 
     ``rows`` yields every row from the first, empty ones too (openpyxl and csv both do), so counting gives row numbers.
     """
-    lines: list[str] = []
-    header: list[str] | None = None
     where = f"{name}, row" if name else "Row"
-    for number, row in enumerate(rows, start=1):
-        if not budget.take(len(row)):
-            break
-        cells = [_cell_text(value) for value in row]
-        if not any(cells):
-            continue
-        if header is None:
-            header = cells
+    filled = _filled_rows(rows, budget)
+    sample = list(islice(filled, SAMPLE_ROWS))
+    first = _header_index([sum(1 for cell in cells if cell) for _, cells in sample])
+    header = sample[first][1] if sample else []
+    lines: list[str] = []
+    for index, (number, cells) in enumerate(chain(sample, filled)):
+        if index <= first:
             line = f"{where} {number}: " + CELL_SEPARATOR.join(cell for cell in cells if cell)
         else:
-            labelled = (f"{_label(header, index, column_name)}: {cell}" for index, cell in enumerate(cells) if cell)
+            labelled = (f"{_label(header, i, column_name)}: {cell}" for i, cell in enumerate(cells) if cell)
             line = f"{where} {number}: " + CELL_SEPARATOR.join(labelled)
         budget.add(line)
         lines.append(line)
     if not lines and name:
         return name  # an empty sheet keeps its page, and its name says which it is
     return "\n".join(lines)
+
+
+def _filled_rows(rows, budget: _Budget):
+    """Yield (row number, cell texts) of each row with a value, while the budget lasts."""
+    for number, row in enumerate(rows, start=1):
+        if not budget.take(len(row)):
+            return
+        cells = [_cell_text(value) for value in row]
+        if any(cells):
+            yield number, cells
+
+
+def _header_index(counts: list[int]) -> int:
+    """Which of a sheet's first non-empty rows (their counts of non-empty cells) is its header; see the docstring."""
+    if not counts:
+        return 0
+    typical = median_high(counts)
+    short = max(1, typical // 2)
+    for index, count in enumerate(counts[:HEADER_SEARCH]):
+        if count >= typical and index + 1 < len(counts) and counts[index + 1] > short:
+            return index
+        if count > short:
+            return 0  # a row too wide for a preamble line: the table starts at the top, as ever
+    return 0
 
 
 def _label(header: list[str], index: int, column_name) -> str:

@@ -13,8 +13,11 @@ SEEDS = Path(__file__).resolve().parents[3] / "seeds"
 SEED_METADATA = {
     "000_e4f10afeb37f7612.txt": ("The Moment I Stated...", None, None, None),
     "001_197f8570244cbea7.txt": ("Upcoming Russia/US Security Talks", None, None, None),
-    # The date line runs straight into the body: there is no title line.
-    "002_42f21bd48c4da039.txt": (None, "2025-02-17", None, None),
+    # The date line runs straight into the body: there is no title line, so its first sentence names it.
+    "002_42f21bd48c4da039.txt": (
+        "The main news of the past week was undoubtedly the conversation between Putin and Trump", "2025-02-17", None,
+        None,
+    ),
     "003_693562d2949a8d6d.txt": (
         "US Ignored Enormous Displays of Goodwill From Russia’s President Putin - Lavrov",
         "2024-01-23",
@@ -92,11 +95,11 @@ def test_markdown_heading_is_title():
     assert parse_header("# My *Notes* Page\nbody").title == "My *Notes* Page"
 
 
-def test_bom_is_dropped_and_crlf_kept():
-    doc = parse_document("a.txt", "\ufeffTitle\r\n\r\nBody line.\r\n".encode("utf-8"))
+def test_bom_is_dropped_and_line_ends_become_newlines():
+    doc = parse_document("a.txt", "\ufeffTitle\r\n\r\nBody line,\rwrapped.\r\n".encode("utf-8"))
     assert isinstance(doc, Document)
     assert doc.title == "Title"
-    assert doc.text == "Title\r\n\r\nBody line.\r\n"
+    assert doc.text == "Title\n\nBody line,\nwrapped.\n"  # CRLF and a lone CR alike
 
 
 def test_utf16_with_bom_decodes():
@@ -443,3 +446,103 @@ def test_an_index_kept_inside_the_documents_folder_is_not_a_document(tmp_path, e
     again = build(docs, index, embedder)
     assert again.up_to_date and again.documents == 1 and again.skipped == []
     assert not folder_changed(docs, index)
+
+
+def test_an_email_with_crlf_line_ends_gives_a_layer_of_newlines():
+    data = (b"From: Ann Lee <ann@example.org>\r\nSubject: Harbour survey\r\nDate: Mon, 17 Feb 2025 08:00:00 +0000\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"The survey team sounded the channel at 38 points; the\r\nshallowest read 2.4 m at low water.\r\n\r\n"
+            b"The report runs to 212 pages.\r\n")
+    document = parse_document("survey.eml", data)
+    assert isinstance(document, Document) and "\r" not in document.text
+    # The hard-wrapped paragraph keeps its line break, now one a sentence splitter and a terminal read as such.
+    assert document.text == ("The survey team sounded the channel at 38 points; the\nshallowest read 2.4 m at low water."
+                             "\n\nThe report runs to 212 pages.\n")
+
+
+def test_line_ends_are_made_newlines_in_every_format_and_page_starts_follow():
+    from qa.ingest import to_document
+    from qa.ingest.formats import Extracted, page_of
+
+    pages = ["Page one,\r\nwrapped\r\nthrice.", "Page two\rwith a lone CR.", "Page three.\r\n"]
+    text = "\r\n\r\n".join(pages)
+    starts = tuple(text.index(page) for page in pages)
+    for fmt in ("pdf", "pptx", "epub", "msg"):
+        document = to_document(f"a.{fmt}", "0" * 64, Extracted(text=text, format=fmt, pages=starts))
+        assert "\r" not in document.text, fmt
+        assert [document.text[start:].split("\n")[0] for start in document.pages] == ["Page one,", "Page two",
+                                                                                       "Page three."]
+        assert page_of(document.pages, document.text.index("thrice")) == 1
+        assert page_of(document.pages, document.text.index("lone CR")) == 2
+
+
+def test_a_file_whose_reader_ran_out_of_time_is_read_again_by_the_next_scan(tmp_path):
+    from qa.ingest import scan
+    from qa.ingest.formats import Limits
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "slow.html").write_bytes(
+        b"<html><body>" + b"".join(b"<p>Paragraph %d is about the talks in Geneva and what they mean.</p>" % i
+                                   for i in range(20_000)) + b"</body></html>")
+    (docs / "ok.txt").write_text("Fine\n\nText.", encoding="utf-8")
+    documents, skipped, _ = scan(docs, limits=Limits(max_seconds=0.2))
+    (late,) = skipped
+    assert late.source == "slow.html" and late.transient and "took longer than 0.2 s" in late.reason
+    # What the previous build made of each file's bytes, as an index answers: the time-out among them.
+    before = {(d.source, d.sha256): d for d in documents} | {(s.source, s.sha256): s for s in skipped}
+    documents, skipped, _ = scan(docs, reuse=lambda source, sha256: before.get((source, sha256)))
+    assert skipped == [] and [d.source for d in documents] == ["ok.txt", "slow.html"]
+    assert documents[0] is before[("ok.txt", documents[0].sha256)]  # a verdict that holds is still reused
+
+
+def test_a_reader_that_runs_out_of_memory_or_time_is_skipped_transiently(monkeypatch):
+    import qa.ingest.formats as formats
+
+    def exhausted(fmt, data, limits):
+        raise MemoryError
+
+    monkeypatch.setattr(formats, "_read", exhausted)
+    skipped = parse_document("big.docx", b"PK bytes")
+    assert isinstance(skipped, Skipped) and skipped.transient
+    assert skipped.reason == "docx: out of memory while parsing"
+
+
+def test_a_transient_skip_is_stored_without_its_digest_so_no_build_reuses_it(tmp_path):
+    from qa.index.tables import Tables, write
+
+    late = Skipped("slow.html", "took longer than 30 s to read", "a" * 64, transient=True)
+    broken = Skipped("broken.pdf", "corrupt PDF (PDFium: Data format error)", "b" * 64)
+    write(tmp_path / "passages.sqlite", [], [], [], [late, broken])
+    tables = Tables(tmp_path / "passages.sqlite")
+    assert tables.known("slow.html", "a" * 64) is None  # read again next build
+    assert tables.known("broken.pdf", "b" * 64) == broken  # the same bytes would fail the same way
+    assert {s.source: s.reason for s in tables.skipped()} == {late.source: late.reason, broken.source: broken.reason}
+
+
+def test_scan_reports_each_file_and_gives_what_it_read_to_keep(tmp_path):
+    from qa.ingest import scan
+
+    class Recorded:  # a Progress (qa.ingest.read.Progress) that notes what it is told
+        def __init__(self):
+            self.calls = []
+
+        def start(self, stage, total, done=0, unit=""):
+            self.calls.append(("start", total))
+
+        def advance(self, n=1, current=None):
+            self.calls.append(("advance", n))
+
+        def finish(self):
+            self.calls.append(("finish",))
+
+    for name in ("a.txt", "b.md", "c.eml"):
+        (tmp_path / name).write_text(f"Subject: {name}\n\nText of {name}.\n", encoding="utf-8")
+    progress, kept = Recorded(), []
+    documents, _, _ = scan(tmp_path, progress=progress, keep=kept.append)
+    assert [k.source for k in kept] == ["a.txt", "b.md", "c.eml"] == [d.source for d in documents]
+    assert progress.calls == [("start", 3), ("advance", 1), ("advance", 1), ("advance", 1), ("finish",)]
+    before = {(d.source, d.sha256): d for d in documents}
+    kept.clear()
+    scan(tmp_path, reuse=lambda source, sha256: before.get((source, sha256)), keep=kept.append)
+    assert kept == []  # what was answered for is not kept again

@@ -89,6 +89,7 @@ def test_slow_file_is_stopped_at_the_time_limit_and_the_next_file_still_read():
     start = time.monotonic()
     slow, fine = extract_many([("slow.html", page), ("good.html", good)], hurried, workers=1)
     assert isinstance(slow, UnreadableDocument) and "took longer than 0.2 s" in str(slow)
+    assert slow.transient  # out of time says nothing about the file: it is read again next build
     assert isinstance(fine, Extracted) and fine.date == "2024-01-23"
     assert time.monotonic() - start < BOUND
 
@@ -104,7 +105,7 @@ def test_memory_cap_turns_an_allocation_into_a_reason_and_the_next_file_is_read(
     # At the cap lxml fails as it can ("out of memory", or an XPath "unknown error"); either way the file is
     # skipped, and the worker that came near the cap is replaced, so the next file reads normally.
     assert [type(r).__name__ for r in results] == ["UnreadableDocument", "Extracted", "UnreadableDocument", "Extracted"]
-    assert "out of memory (reader limit 96 MiB)" in str(results[2])
+    assert "out of memory (reader limit 96 MiB)" in str(results[2]) and results[2].transient
 
 
 def test_results_come_back_in_order_mixing_workers_and_in_process_text():
@@ -147,3 +148,73 @@ def test_html_with_too_many_elements_is_refused_before_extraction():
     with pytest.raises(UnreadableDocument, match="elements"):
         extract("wide.html", page)
     assert time.monotonic() - start < 5.0  # parsing and counting only: trafilatura would take ~15 s
+
+
+def _slow_page(paragraphs: int) -> bytes:
+    return b"<html><body>" + b"".join(b"<p>Paragraph %d is about the talks in Geneva and what they mean.</p>" % i
+                                      for i in range(paragraphs)) + b"</body></html>"
+
+
+def test_a_reader_killed_by_a_signal_is_a_transient_failure_and_the_next_file_is_read():
+    import multiprocessing
+    import os
+    import signal
+    import threading
+
+    good = (FORMATS / "news-jsonld.html").read_bytes()
+    results = extract_many([("first.html", good), ("slow.html", _slow_page(90_000)), ("after.html", good)],
+                           Limits(), workers=1)
+    assert isinstance(next(results), Extracted)  # the worker is up, and has been sent slow.html
+
+    def kill():  # as the kernel's OOM killer would
+        for child in multiprocessing.active_children():
+            if child.name == "qa-extract":
+                os.kill(child.pid, signal.SIGKILL)
+
+    threading.Timer(0.5, kill).start()
+    killed, after = list(results)
+    assert isinstance(killed, UnreadableDocument) and killed.transient
+    assert str(killed) == "reader killed (SIGKILL): out of memory?"
+    assert isinstance(after, Extracted)
+
+
+_WORKER_SCRIPT = """
+import multiprocessing, sys
+from qa.ingest.formats import Limits, UnreadableDocument, isolate
+
+def no_memory():
+    raise MemoryError
+
+if __name__ == "__main__":
+    if sys.argv[1] == "peak":  # the worker's own code fails to allocate, after the file was read
+        isolate._peak_memory = no_memory
+    else:  # a parser near the cap reports its failed allocation as something else
+        isolate._peak_memory = lambda: 10 << 30
+        isolate._extract_or_reason = lambda name, data, limits: UnreadableDocument("corrupt file (unknown error)")
+    context = multiprocessing.get_context("fork")  # the patch above holds in a fork
+    parent, child = context.Pipe()
+    worker = context.Process(target=isolate._serve, args=(child, Limits()))
+    worker.start()
+    child.close()  # the worker's end: its death is then an EOF here
+    assert parent.recv() == "ready"
+    parent.send(("a.odt", b"bytes"))
+    try:
+        result, _ = parent.recv()
+    except EOFError:  # the worker died: what the pool then makes of it
+        result = isolate._death(worker, Limits())
+    print(result.transient, result)
+"""
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("peak", "out of memory (reader limit 1024 MiB)"),
+    ("parser", "out of memory (reader limit 1024 MiB): corrupt file (unknown error)"),
+])
+def test_a_worker_out_of_memory_says_so_and_prints_no_traceback(case, reason):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _WORKER_SCRIPT, case], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"True {reason}"  # was "parser crashed (exit status 1)", not transient
+    assert "Traceback" not in done.stderr and done.stderr == ""

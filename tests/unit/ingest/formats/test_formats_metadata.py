@@ -98,7 +98,7 @@ def test_utf8_text_layer_is_exactly_ingest_decode(stem):
 def test_suffixes_map_to_formats_case_insensitively():
     assert format_of("A/B.HTM") == "html" and format_of("x.Docx") == "docx" and format_of("notes") is None
     assert set(SUFFIXES.values()) == {
-        "text", "markdown", "html", "pdf", "docx", "email", "pptx", "xlsx", "csv", "epub", "odt", "msg", "image",
+        "text", "markdown", "html", "pdf", "docx", "email", "pptx", "xlsx", "csv", "epub", "odt", "msg", "mbox", "image",
     }
 
 

@@ -216,6 +216,22 @@ def test_xlsx_carries_the_header_into_every_row_with_sheet_and_row_number():
     assert page_of(result.pages, result.text.index("Ada")) == 2
 
 
+def test_xlsx_names_each_page_by_its_sheet_and_the_document_carries_the_names():
+    from qa.ingest import to_document
+
+    result = sheet.read(_xlsx({"Sales": SALES, "Staff": [["Name"], ["Ada"]], "Empty": []}), DEFAULT_LIMITS)
+    assert result.page_names == ("Sales", "Staff", "Empty") and len(result.pages) == 3
+    assert to_document("book.xlsx", "0" * 64, result).page_names == ("Sales", "Staff", "Empty")
+
+
+def test_xlsx_with_a_title_above_its_table_finds_the_header_under_it():
+    rows = [["Sales by region, 2024"], [], ["Region", "Units", "Price"], ["North", 30, 12.5], ["South", 20, 9]]
+    result = sheet.read(_xlsx({"Sales": rows}), DEFAULT_LIMITS)
+    assert result.text.split("\n") == [
+        "Sales, row 1: Sales by region, 2024", "Sales, row 3: Region | Units | Price",
+        "Sales, row 4: Region: North | Units: 30 | Price: 12.5", "Sales, row 5: Region: South | Units: 20 | Price: 9"]
+
+
 def test_xlsx_names_a_column_without_a_header_by_its_letter_and_ignores_the_declared_size():
     from openpyxl import Workbook
 
@@ -299,6 +315,34 @@ def test_csv_detects_the_delimiter_and_labels_every_row_with_the_header():
         'Row 4: Stadt: Genève | Einwohner: 203856 | Notiz: sagt "bonjour"',
     ]
     assert result.pages == (0,) and (result.title, result.author, result.date) == (None, None, None)
+
+
+@pytest.mark.parametrize("padded", [False, True], ids=["short-lines", "padded-with-commas"])
+def test_csv_with_a_preamble_above_its_header_labels_cells_by_the_real_header(padded):
+    width = 4 if padded else 1
+    preamble = [["Quarterly sales report"], ["Generated 2024-04-01 by the finance team"], ["Source: ledger, unaudited"]]
+    rows = [line + [""] * (width - 1) for line in preamble] + [
+        ["Region", "Units", "Price", "Note"], ["North", "30", "12.5", "steady"], ["South", "", "9", ""],
+        ["East", "12", "n/a", "new shop"], ["West", "7", "11", "late filing"]]
+    result = sheet.read(_csv(rows), DEFAULT_LIMITS, format="csv")
+    assert result.text.split("\n") == [
+        "Row 1: Quarterly sales report",  # the preamble stays, as text
+        "Row 2: Generated 2024-04-01 by the finance team",
+        "Row 3: Source: ledger, unaudited",
+        "Row 4: Region | Units | Price | Note",
+        "Row 5: Region: North | Units: 30 | Price: 12.5 | Note: steady",
+        "Row 6: Region: South | Price: 9",
+        "Row 7: Region: East | Units: 12 | Price: n/a | Note: new shop",
+        "Row 8: Region: West | Units: 7 | Price: 11 | Note: late filing",
+    ]
+    assert "column 2" not in result.text
+
+
+def test_csv_whose_first_row_is_narrower_than_its_rows_keeps_it_as_the_header():
+    # A blank top-left cell, as a pivot table has: the first row is the header, not a preamble line.
+    rows = [["", "2023", "2024"], ["North", "30", "31"], ["South", "20", "22"], ["East", "12", "15"]]
+    result = sheet.read(_csv(rows), DEFAULT_LIMITS, format="csv")
+    assert result.text.split("\n")[:2] == ["Row 1: 2023 | 2024", "Row 2: column 1: North | 2023: 30 | 2024: 31"]
 
 
 def test_csv_row_numbers_count_records_and_a_quoted_line_break_stays_in_its_row():
@@ -397,6 +441,19 @@ def test_epub_reads_chapters_in_spine_order_as_pages_with_dublin_core_metadata()
     assert [result.text[start:].split("\n")[0] for start in result.pages] == ["Chapter One", "Chapter Three", "Chapter Two"]
     assert page_of(result.pages, result.text.index("storm")) == 2
     assert page_of(result.pages, result.text.index("06:10")) == 3
+
+
+def test_epub_title_of_two_megabytes_is_stored_bounded():
+    from qa.ingest import to_document
+    from qa.ingest.metadata import FIELD_CHARS
+
+    huge = "The Lighthouse Keeper " * 100_000  # 2.2 MB of dc:title, made here
+    data = _epub(BOOK, f"<dc:title>{huge}</dc:title><dc:creator>Mary\tQuill</dc:creator>")
+    document = to_document("keeper.epub", "0" * 64, epub.read(data, DEFAULT_LIMITS))
+    assert len(document.title) <= FIELD_CHARS["title"] == 1000  # was stored whole, with every passage
+    assert document.title.startswith("The Lighthouse Keeper The") and document.title.endswith("…")
+    assert document.title[:-1].split()[-1] in {"The", "Lighthouse", "Keeper"}  # cut at a word
+    assert document.author == "Mary Quill"
 
 
 def test_epub_chapter_with_html_entities_is_read_by_the_html_parser():

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pypdfium2 as pdfium
 import pytest
-from formats_support import FORMATS, SEEDS_PDF, squash
+from formats_support import FORMATS, SEEDS_PDF, squash, tiny_pdf
 
-from qa.ingest.formats import UnreadableDocument, extract, page_of
+from qa.ingest.formats import UnreadableDocument, extract, ocr, page_of
 from qa.ingest.formats.pdf import pdf_date
 
 
@@ -57,17 +57,74 @@ def test_print_lines_are_joined_into_paragraphs():
     assert result.text.startswith("Russian Foreign Minister: No Difference in Russia's Actions if Trump Elected\n\nBy Angeline Tan")
 
 
-def test_page_without_text_is_noted():
+def _ocr_gives(monkeypatch, outcome):
+    """Make OCR of a PDF's pages answer ``outcome(page indexes)``, or be missing when ``outcome`` is None."""
+    def fake(pdf, indexes, limits, deadline):
+        if outcome is None:
+            raise ocr.NotInstalled(f"needs OCR, which is not installed: {ocr.INSTALL_HINT}")
+        return outcome(indexes)
+
+    monkeypatch.setattr(ocr, "ocr_pdf_pages", fake)
+
+
+@pytest.mark.parametrize("outcome, note", [
+    (None, "page 2 has no text layer (scanned?): to read it by OCR, pip install 'qa[ocr]'"),
+    (lambda pages: ocr.PagesRead([""] * len(pages)), "page 2 has no text layer and OCR found no text on it"),
+    (lambda pages: ocr.PagesRead(["Words OCR found."]), "page 2 read by OCR"),
+    (lambda pages: ocr.PagesRead([], "time limit", transient=True),
+     "page 2 has no text layer and was not read: OCR stopped (time limit)"),
+], ids=["not-installed", "found-nothing", "read", "out-of-time"])
+def test_page_without_text_is_noted_with_what_ocr_did(monkeypatch, outcome, note):
+    _ocr_gives(monkeypatch, outcome)
     result = extract("m.pdf", (FORMATS / "blank-middle-page.pdf").read_bytes())
-    assert result.notes == ("page 2 has no text layer (scanned?)",)
+    assert result.notes == (note,)  # "(scanned?)" only where OCR could not look
     third = result.text.index("The third page has text again")
     assert page_of(result.pages, third) == 3
     assert page_of(result.pages, result.text.index("The first page")) == 1
+    if note.endswith("read by OCR"):
+        assert page_of(result.pages, result.text.index("Words OCR found.")) == 2
+
+
+def test_pages_read_by_ocr_are_named_as_ranges(monkeypatch):
+    _ocr_gives(monkeypatch, lambda pages: ocr.PagesRead([f"Scanned words {n}." for n in pages]))
+    result = extract("s.pdf", tiny_pdf(["", "", "Typed page", ""]))
+    assert result.notes == ("pages 1-2, 4 read by OCR",)
 
 
 def test_pdf_without_any_text_layer_is_unreadable():
-    with pytest.raises(UnreadableDocument, match="no text layer: scanned PDF"):
+    with pytest.raises(UnreadableDocument, match="no text layer") as refused:
         extract("scan.pdf", (FORMATS / "no-text-layer.pdf").read_bytes())
+    assert not refused.value.transient  # whether OCR found nothing or is not installed: a verdict on the file
+
+
+@pytest.mark.parametrize("outcome, reason, transient", [
+    (None, "no text layer: scanned PDF? (to read it by OCR: pip install 'qa[ocr]')", False),
+    (lambda pages: ocr.PagesRead([""] * len(pages)), "no text layer, and OCR found no text", False),
+    (lambda pages: ocr.PagesRead([""], "time limit", transient=True), "no text layer, and OCR stopped (time limit)",
+     True),
+    (lambda pages: ocr.PagesRead([], "OCR failed (out of memory)", transient=True),
+     "no text layer, and OCR failed (out of memory)", True),
+], ids=["not-installed", "found-nothing", "out-of-time", "out-of-memory"])
+def test_a_scan_ocr_had_no_time_or_memory_for_is_a_transient_failure(monkeypatch, outcome, reason, transient):
+    _ocr_gives(monkeypatch, outcome)
+    with pytest.raises(UnreadableDocument) as refused:
+        extract("scan.pdf", tiny_pdf(["", ""]))
+    assert (str(refused.value), refused.value.transient) == (reason, transient)
+
+
+def test_a_damaged_document_info_costs_the_metadata_not_the_text():
+    # A title in broken UTF-16 (a lone surrogate): pypdfium2 raises decoding it, and the PDF used to be skipped.
+    data = tiny_pdf(["First page of the report", "Second page"], b"<< /Title <FEFFD800> /Author (Ann Lee) >>")
+    result = extract("damaged-info.pdf", data)
+    assert result.text == "First page of the report\n\nSecond page" and result.pages == (0, 26)
+    assert (result.title, result.author) == (None, "Ann Lee")
+    assert result.notes == ("metadata unreadable (Title in the document info)",)
+
+
+def test_a_pdf_pdfium_cannot_load_says_why_in_balanced_parentheses():
+    with pytest.raises(UnreadableDocument) as refused:
+        extract("garbage.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 64)
+    assert str(refused.value) == "corrupt PDF (PDFium: Data format error)"  # was "... error).)"
 
 
 def test_metadata_falls_back_to_the_xmp_packet():
