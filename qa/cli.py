@@ -171,8 +171,7 @@ def index_command(
     else:
         model = passage_encoder(index_dir, model, encoder)
     try:
-        report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=sys.stderr.isatty(), wait=wait,
-                       shards=shards)
+        report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=True, wait=wait, shards=shards)
     except KeyboardInterrupt:
         say(f"interrupted: nothing was published; {_in_service(index_dir)}", err=True)
         sys.exit(130)
@@ -209,17 +208,7 @@ def _report(report) -> None:
         say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
     for source, note in report.notes:
         say(f"note {printable(source, keep_newlines=False)}: {note}", err=True)
-    if report.up_to_date:
-        click.echo(
-            f"index up to date: {report.documents} documents, {report.passages} passages "
-            f"({report.seconds:.1f}s)"
-        )
-        return
-    click.echo(
-        f"indexed {report.documents} documents ({len(report.skipped)} skipped) into "
-        f"{report.passages} passages: {report.encoded} embedded, {report.reused} reused, "
-        f"in {report.seconds:.1f}s -> {report.folder}"
-    )
+    click.echo(report.summary())
 
 
 @cli.command("search")
@@ -397,7 +386,8 @@ def serve_command(
             "the documents", err=True)
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
     builder = passage_encoder(index_dir, model, encoder)
-    ensure_index(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True), shards=shards)
+    ensure_index(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True), shards=shards,
+                 progress=True)
     # Each worker connects to the shards on its first search: Ray does not survive a fork.
     searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
                         strict=strict)

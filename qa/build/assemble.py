@@ -21,6 +21,7 @@ from qa.build.resume import ResumeStore, digest, embed_resumably
 from qa.embed import Embedder
 from qa.index import IndexReader
 from qa.ingest import page_of
+from qa.progress import Progress
 from qa.records import Document, Passage, Skipped, passage_id
 from qa.settings import ChunkSettings
 
@@ -58,7 +59,7 @@ def build_one(
     embedder: Embedder,
     settings: ChunkSettings,
     previous: IndexReader | None,
-    progress: bool,
+    progress: Progress | None,
 ) -> BuildReport:
     """Assemble, embed and publish a build of ``documents`` unless ``previous`` already is one.
 
@@ -66,13 +67,16 @@ def build_one(
     """
     report = BuildReport(documents=len(documents), skipped=skipped)
     report.notes = [(d.source, note) for d in documents for note in d.notes]
-    if previous is not None and previous.manifest.fingerprint == digest:
+    if previous is not None and previous.manifest.fingerprint == digest and same_verdicts(previous, skipped):
         report.up_to_date = True
         report.passages = report.reused = previous.manifest.passage_count
         report.folder = previous.folder
         return report
     known = previous.tables.digests() if previous is not None else {}
     changed = [d for d in documents if known.get(d.source) != d.sha256]
+    if changed and progress is not None and not getattr(embedder, "loaded", True):
+        first = " (made once, the first time: a minute or less)" if embedder.name.endswith("int8") else ""
+        progress.say(f"loading {embedder.name}{first}")
     # Only deletions, or nothing new: the model need not be loaded to learn its dimension.
     dimension = embedder.dimension if changed or previous is None else previous.manifest.dimension
     build = _Assembly(dimension)
@@ -85,7 +89,9 @@ def build_one(
     texts = {d.source: d.text for d in documents}
     # Slices kept as they are embedded: a build killed or failed here resumes where it stopped.
     store = ResumeStore(index_dir, {"model": embedder.name, "dimension": dimension, **settings.as_manifest()})
+    embedding = time.perf_counter()
     _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress, store)
+    report.embed_seconds = time.perf_counter() - embedding
     report.encoded = len(build.new_passages)
     report.passages = len(build.passages)
     manifest = index.Manifest(
@@ -104,6 +110,14 @@ def build_one(
     )
     store.clear()
     return report
+
+
+def same_verdicts(previous, skipped: list[Skipped]) -> bool:
+    """Say whether ``previous`` (an ``IndexView``) skipped the same files for the same reasons: a file skipped
+    for the moment's reason and read this time makes a new build even when no byte changed."""
+    if not previous.tables.count_transient():
+        return True
+    return {(s.source, s.reason) for s in previous.tables.skipped()} == {(s.source, s.reason) for s in skipped}
 
 
 @dataclass
@@ -150,7 +164,7 @@ def _embed(
     passage_matrix: np.ndarray,
     sentence_matrix: np.ndarray,
     settings: ChunkSettings,
-    progress: bool,
+    progress: Progress | None,
     store: ResumeStore | None = None,
 ) -> None:
     """Fill in the vectors of new passages and sentences, keeping them in ``store`` as they are made.
@@ -163,6 +177,8 @@ def _embed(
     new_passages, left = build.new_passages, build.new_sentences
     if not new_passages and not left:
         return
+    # A cluster embeds enough texts at once to keep its workers busy (RayEmbedder.least_batch).
+    least = int(getattr(embedder, "least_batch", 1))
     if settings.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
         holder, spans = _holders(passages, sentences, new_passages, left)
 
@@ -172,7 +188,7 @@ def _embed(
 
         digests = [digest(passages[i].text, spans[i]) for i in new_passages]
         pooled: dict[int, list[np.ndarray | None]] = {}
-        for n, vector, span_vectors in embed_resumably(digests, encode, store, progress):
+        for n, vector, span_vectors in embed_resumably(digests, encode, store, progress, least=least):
             passage_matrix[new_passages[n]] = vector
             pooled[new_passages[n]] = span_vectors
         unpooled = []
@@ -185,22 +201,23 @@ def _embed(
                 sentence_matrix[s] = vector
         left = unpooled
     elif new_passages:
-        _fill(passage_matrix, new_passages, [passages[i].text for i in new_passages], embedder, store, progress)
+        _fill(passage_matrix, new_passages, [passages[i].text for i in new_passages], embedder, store, progress,
+              least=least)
     if left:
         _fill(sentence_matrix, left, [texts[src][a:b] for src, a, b in (sentences[i] for i in left)], embedder,
-              store, progress, "sentences")
+              store, progress, "sentences", least)
 
 
 def _fill(
     matrix: np.ndarray, rows: list[int], texts: list[str], embedder: Embedder, store: ResumeStore | None,
-    progress: bool, what: str = "passages",
+    progress: Progress | None, what: str = "passages", least: int = 1,
 ) -> None:
     """Embed ``texts`` alone into ``rows`` of ``matrix``, keeping them in ``store``."""
 
     def encode(part: list[int]) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:
         return embedder.encode([texts[n] for n in part]), [[] for _ in part]
 
-    for n, vector, _ in embed_resumably([digest(t) for t in texts], encode, store, progress, what):
+    for n, vector, _ in embed_resumably([digest(t) for t in texts], encode, store, progress, what, least):
         matrix[rows[n]] = vector
 
 

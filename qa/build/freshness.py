@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from qa import index
@@ -43,12 +42,13 @@ def folder_changed(docs_dir: Path, index_dir: Path, cache: DigestCache | None = 
 
 def ensure_index(
     docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print,
-    shards: int | None = None,
+    shards: int | None = None, progress=False,
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
 
     The embedding model is loaded only when a build is needed; ``shards`` as for ``build``;
-    ``model`` as for ``build``'s ``embedder`` spec (None: the encoder that built the index).
+    ``model`` as for ``build``'s ``embedder`` spec (None: the encoder that built the index);
+    ``progress`` as for ``build``.
     """
     model = model or passage_encoder(index_dir)
     reason = _why_build(docs_dir, index_dir, model_name(model), settings, shards)
@@ -59,7 +59,7 @@ def ensure_index(
         raise NoDocuments(f"documents folder not found: {docs_dir}, and {index_dir} holds no index to serve")
     log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, model, settings, progress=sys.stderr.isatty(), wait=True, shards=shards)
+        report = build(docs_dir, index_dir, model, settings, progress=progress, wait=True, shards=shards)
     except NoDocuments:
         try:
             served = index.current_build(index_dir)
@@ -71,7 +71,7 @@ def ensure_index(
         return
     for skipped in report.skipped:
         log(f"skipped {skipped.source}: {skipped.reason}")
-    log(f"indexed {report.documents} documents into {report.passages} passages in {report.seconds:.1f}s")
+    log(report.summary())
 
 
 def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettings, shards: int | None) -> str | None:

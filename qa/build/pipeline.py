@@ -16,14 +16,19 @@ from typing import Iterator
 from qa import index
 from qa.build.assemble import build_one
 from qa.build.encoder import passage_encoder
+from qa.build import resume
 from qa.build.report import BuildReport
 from qa.build.sharded import build_sharded
 from qa.embed import Embedder, LazyEmbedder
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.index import IndexReader, IndexView
 from qa.ingest import DigestCache, fingerprint, scan, supported_types
+from qa.progress import Progress
 from qa.records import Document, Skipped
 from qa.settings import ChunkSettings
+
+#: What ``progress`` may be: a Progress to report to, True for one on standard error, False for none.
+ProgressOption = Progress | bool | None
 
 
 def build(
@@ -32,7 +37,7 @@ def build(
     embedder: Embedder | str | None = None,
     settings: ChunkSettings = ChunkSettings(),
     rebuild: bool = False,
-    progress: bool = False,
+    progress: ProgressOption = False,
     wait: bool = False,
     shards: int | None = None,
     cache: DigestCache | None = None,
@@ -49,6 +54,9 @@ def build(
     index's current layout, 1 makes it one build. ``cache`` lets a caller that
     builds again and again (the watcher) learn that nothing changed from file
     metadata. An index folder inside ``docs_dir`` is never read as documents.
+    ``progress`` reports files read and texts embedded (``qa.progress``). What a
+    build reads and embeds is kept as it goes (qa/build/resume.py): run again after a
+    kill, it resumes; ``rebuild`` throws that away too.
 
     Raises:
         NoDocuments: nothing in ``docs_dir`` could be indexed.
@@ -59,25 +67,27 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     embedder = _embedder(embedder, index_dir)
+    progress = _progress(progress)
     with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
+        if rebuild:
+            resume.clear(index_dir)
         count = _shard_count(index_dir, shards)
         previous = None if rebuild else _reusable(current, count, embedder, settings)
-        if previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache):
-            # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes).
+        unchanged = previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache)
+        if unchanged and not previous.tables.count_transient():
+            # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes). A file skipped
+            # for the moment's reason (out of time or memory) is worth a new look, though.
             report = BuildReport.unchanged(previous)
             report.seconds = time.perf_counter() - began
             return report
-        # A file whose bytes an earlier build read is not extracted again, whatever model made it.
-        read_before = None if rebuild or current is None or current.shard_count != count else current
-        documents, skipped, digest = scan(
-            docs_dir, reuse=read_before.tables.known if read_before else None, exclude=(index_dir,)
-        )
+        documents, skipped, digest = _read(docs_dir, index_dir, None if rebuild else current, count, progress)
         if not documents:
             reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5] if not s.reason.startswith("unsupported"))
             raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else "")
                               + f"; qa reads {supported_types()}")
         report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
                           progress)
+        resume.clear(index_dir)  # published: what was kept for a resume is done with
     report.seconds = time.perf_counter() - began
     return report
 
@@ -92,7 +102,7 @@ def build_documents(
     *,
     shards: int | None = None,
     rebuild: bool = False,
-    progress: bool = False,
+    progress: ProgressOption = False,
     wait: bool = False,
 ) -> BuildReport:
     """Index documents that were read elsewhere (a BEIR corpus, say); ``digest`` identifies their version.
@@ -102,7 +112,10 @@ def build_documents(
     if not documents:
         raise NoDocuments("no documents to index")
     embedder = _embedder(embedder, index_dir)
+    progress = _progress(progress)
     with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
+        if rebuild:
+            resume.clear(index_dir)
         count = _shard_count(index_dir, shards)
         report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
                           progress)
@@ -112,7 +125,7 @@ def build_documents(
 
 def _publish(
     began: float, documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int,
-    embedder: Embedder, settings: ChunkSettings, current: IndexView | None, rebuild: bool, progress: bool,
+    embedder: Embedder, settings: ChunkSettings, current: IndexView | None, rebuild: bool, progress: Progress | None,
 ) -> BuildReport:
     """Publish ``documents`` as one build or as ``count`` shards, reusing what ``current`` can give."""
     previous = None if rebuild else _reusable(current, count, embedder, settings)
@@ -124,6 +137,34 @@ def _publish(
     # One build's vectors are reused row by row: only an IndexReader offers them.
     one = previous if isinstance(previous, IndexReader) else None
     return build_one(began, documents, skipped, digest, index_dir, embedder, settings, one, progress)
+
+
+def _read(
+    docs_dir: Path, index_dir: Path, current: IndexView | None, count: int, progress: Progress | None
+) -> tuple[list[Document], list[Skipped], str]:
+    """Read the folder: a file whose bytes the build in service, or an unfinished build, read is not read again.
+
+    What is read is kept as it is read (``resume.KeptDocuments``), so a build killed
+    later, while it embeds, does not parse and OCR every file again.
+    """
+    kept = resume.KeptDocuments(index_dir)
+    earlier = kept.load()
+    before = current if current is not None and current.shard_count == count else None
+
+    def reuse(source: str, sha256: str) -> Document | Skipped | None:
+        found = before.tables.known(source, sha256) if before is not None else None
+        return found if found is not None else earlier.get((source, sha256))
+
+    try:
+        return scan(docs_dir, reuse=reuse, exclude=(index_dir,), progress=progress, keep=kept.add)
+    finally:
+        kept.close()
+
+
+def _progress(progress: ProgressOption) -> Progress | None:
+    if isinstance(progress, Progress):
+        return progress
+    return Progress() if progress else None
 
 
 def _embedder(embedder: Embedder | str | None, index_dir: Path) -> Embedder:

@@ -18,10 +18,20 @@ class BuildReport:
     encoded: int = 0
     reused: int = 0
     seconds: float = 0.0
+    #: Seconds spent embedding passages and sentences (what the passages/s of ``summary`` divides by).
+    embed_seconds: float = 0.0
     up_to_date: bool = False
     folder: Path | None = None
     #: (source, note) of what readers noticed in newly read files: pages without text, an encoding.
     notes: list[tuple[str, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The one line ``qa index`` and ``qa serve`` print when a build ends."""
+        if self.up_to_date:
+            return f"index up to date: {self.documents} documents, {self.passages} passages ({self.seconds:.1f}s)"
+        rate = f" ({self.encoded / self.embed_seconds:,.0f} passages/s)" if self.encoded and self.embed_seconds else ""
+        return (f"indexed {self.documents} documents ({len(self.skipped)} skipped) into {self.passages} passages: "
+                f"{self.encoded} embedded, {self.reused} reused, in {self.seconds:.1f}s{rate} -> {self.folder}")
 
     @classmethod
     def unchanged(cls, previous) -> BuildReport:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qa import index
-from qa.build.assemble import build_one
+from qa.build.assemble import build_one, same_verdicts
 from qa.build.report import BuildReport
 from qa.embed import Embedder
 from qa.errors import IndexUnavailable
@@ -33,7 +33,7 @@ def build_sharded(
     """
     began = time.perf_counter()
     notes = [(d.source, note) for d in documents for note in d.notes]
-    if previous is not None and previous.manifest.fingerprint == digest:
+    if previous is not None and previous.manifest.fingerprint == digest and same_verdicts(previous, skipped):
         report = BuildReport.unchanged(previous)
         report.notes = notes
         return report
@@ -58,6 +58,7 @@ def build_sharded(
                     own.close()
         report.encoded += part.encoded
         report.reused += part.reused
+        report.embed_seconds += part.embed_seconds
         report.passages += part.passages
         builds.append(part.folder)
     first = Manifest.read(builds[0] / Manifest.FILE)

@@ -41,6 +41,9 @@ class HashingEmbedder:
             values = np.fromiter((_token_hash(t) for t in _TOKEN.findall(text.lower())), dtype=np.uint64)
             signs = np.where(values >> np.uint64(63), 1.0, -1.0).astype(np.float32)
             np.add.at(out[row], (values % np.uint64(self.dimension)).astype(np.intp), signs)
+            if not out[row].any():
+                # No word, or words that cancel: still a unit vector, as a real model's always is.
+                out[row, _token_hash(text) % self.dimension] = 1.0
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         np.divide(out, norms, out=out, where=norms > 0)
         return out

@@ -105,6 +105,11 @@ class LazyEmbedder:
         self._model: Embedder | None = None
 
     @property
+    def loaded(self) -> bool:
+        """Say whether the model is loaded (a build says so before it waits for one)."""
+        return self._model is not None
+
+    @property
     def model(self) -> Embedder:
         if self._model is None:
             self._model = load_embedder(self.spec, self.cache_dir)

@@ -25,6 +25,8 @@ from qa.errors import ModelUnavailable
 INSTALL_HINT = "pip install 'qa[ray]'"
 #: Characters of text per batch sent to a worker: ~16 passages of 120 words.
 BATCH_CHARS = 12_000
+#: Passages of 120 words in one such batch.
+BATCH_TEXTS = 16
 #: Times Ray restarts a dead worker, and retries a batch it was running.
 RESTARTS = 3
 
@@ -86,6 +88,8 @@ class RayEmbedder:
         self.dimension, self.max_tokens = infos[0][0], infos[0][1]
         #: Texts sent to the cluster so far (what a build re-embedded).
         self.sent = 0
+        #: Fewest texts worth one call: a batch for every worker (a build embeds in calls of about a second).
+        self.least_batch = BATCH_TEXTS * len(self.workers)
 
     def worker_pids(self) -> list[int]:
         """Return the process id of each model actor (for tests that kill one)."""

@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from qa.errors import IndexUnavailable
+from qa.errors import IndexUnavailable, IndexWriteError
 from qa.index import layout, tables
 from qa.index.layout import Manifest
 from qa.index.terms import idf
@@ -153,6 +153,8 @@ def write_build(
     """
     if len(vectors) != len(passages) or len(sentence_vectors) != len(sentences):
         raise ValueError("one vector per passage and per sentence")
+    check_unit_vectors(vectors, "passage", manifest.dimension)
+    check_unit_vectors(sentence_vectors, "sentence", manifest.dimension)
     with layout.staged_build(index_dir) as folder:
         tables.write(folder / layout.PASSAGES, documents, passages, sentences, skipped)
         # Half precision: a sentence's cosine only ranks sentences within a passage, and
@@ -161,3 +163,26 @@ def write_build(
         BACKEND.build(vectors, manifest.dimension).save(folder / layout.VECTORS)
         manifest.write(folder / layout.MANIFEST)
     return layout.current_build(index_dir)
+
+
+#: How far a published vector's length may be from 1 (float16 sentence vectors round to ~1e-3).
+UNIT_TOLERANCE = 1e-2
+
+
+def check_unit_vectors(vectors: np.ndarray, what: str, dimension: int) -> None:
+    """Refuse to publish vectors that are not finite unit rows of ``dimension``: scores would pass 1, or be NaN.
+
+    The last gate of every build path (one build, shards, Ray): whatever an encoder,
+    a cluster's worker or a resumed slice gave, a search never sees it.
+    """
+    if vectors.ndim != 2 or vectors.shape[1] != dimension:
+        raise IndexWriteError(f"{what} vectors are {vectors.shape}, not (n, {dimension}): nothing was published")
+    for start in range(0, len(vectors), 65536):  # in blocks: a million rows need no second copy
+        block = np.asarray(vectors[start : start + 65536], np.float32)
+        if not np.isfinite(block).all():
+            row = start + int(np.argwhere(~np.isfinite(block))[0][0])
+            raise IndexWriteError(f"{what} vector {row} is not finite: nothing was published")
+        off = np.abs(np.linalg.norm(block, axis=1) - 1)
+        if len(off) and off.max() > UNIT_TOLERANCE:
+            row = start + int(off.argmax())
+            raise IndexWriteError(f"{what} vector {row} is not of unit length: nothing was published")

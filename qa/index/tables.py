@@ -41,11 +41,13 @@ CREATE TABLE layers (
     source TEXT PRIMARY KEY REFERENCES documents(source),
     text TEXT NOT NULL
 );
--- Files of the folder that were not indexed, and why (sha256: of the bytes read, if any).
+-- Files of the folder that were not indexed, and why (sha256: of the bytes read, if any; none for a
+-- transient reason, out of time or memory, so that the next build reads the file again).
 CREATE TABLE skipped (
     source TEXT PRIMARY KEY,
     sha256 TEXT,
-    reason TEXT NOT NULL
+    reason TEXT NOT NULL,
+    transient INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE passages (
     row INTEGER PRIMARY KEY,
@@ -104,8 +106,9 @@ def write(
     and the files that were skipped."""
     with contextlib.closing(sqlite3.connect(path)) as db:
         db.executescript(_SCHEMA)
-        db.executemany(
-            "INSERT OR REPLACE INTO skipped VALUES (?, ?, ?)", ((s.source, s.sha256, s.reason) for s in skipped)
+        db.executemany(  # a transient skip is kept without its digest, so ``known`` never answers with it
+            "INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)",
+            ((s.source, None if s.transient else s.sha256, s.reason, int(s.transient)) for s in skipped),
         )
         db.executemany(
             "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -302,6 +305,13 @@ class Tables:
         sql = f"SELECT source, reason, sha256 FROM skipped {where} ORDER BY source LIMIT ? OFFSET ?"
         rows = self._query(sql, (*params, -1 if limit is None else limit, offset))
         return [Skipped(r["source"], r["reason"], r["sha256"]) for r in rows]
+
+    def count_transient(self) -> int:
+        """Return how many files were skipped for the moment's reason (time, memory): a build reads them again."""
+        try:
+            return self._query("SELECT count(*) FROM skipped WHERE transient")[0][0]
+        except IndexUnavailable:
+            return 0  # a build written before transient skips were told apart
 
     def count_skipped(self, folder: str | None = None) -> int:
         """Return how many files the build passed over (under ``folder``)."""

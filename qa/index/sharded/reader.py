@@ -265,6 +265,9 @@ class ShardedTables:
     def count_skipped(self, folder: str | None = None) -> int:
         return sum(self._all("count_skipped", folder).values())
 
+    def count_transient(self) -> int:
+        return sum(self._all("count_transient").values())
+
     def count_undated(self, filters: Filters) -> int:
         return sum(self._all("count_undated", filters).values())
 
