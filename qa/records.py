@@ -106,6 +106,10 @@ class Document(Metadata):
     encoding: str | None = None
     #: What the reader noticed and the user should hear (pages without text, replaced bytes).
     notes: tuple[str, ...] = ()
+    #: The original file's size in bytes and modification time when it was read: /file serves the
+    #: original only while it is still that file.
+    size: int | None = None
+    mtime_ns: int | None = None
 
 
 @dataclass(frozen=True)

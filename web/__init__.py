@@ -124,11 +124,19 @@ def _http_error(exc: HTTPException):
     return response, exc.code
 
 
+#: Seconds a client is asked to wait before trying again after a 503 (the index is being built, a worker is busy).
+RETRY_AFTER_S = 5
+
+
 def _qa_error(exc: QAError):
     message = public_message(str(exc))
     if wants_json():
-        return jsonify(error=message), exc.status
-    return render_template("error.html", status=exc.status, message=message), exc.status
+        response = make_response(jsonify(error=message), exc.status)
+    else:
+        response = make_response(render_template("error.html", status=exc.status, message=message), exc.status)
+    if exc.status == 503:
+        response.headers["Retry-After"] = str(getattr(exc, "retry_after", RETRY_AFTER_S))
+    return response
 
 
 # An absolute path of two parts or more: /srv/qa/index/builds/X/vectors.faiss.

@@ -59,6 +59,10 @@ def _error(description: str) -> dict:
     }
 
 
+def _page(description: str) -> dict:
+    return {"description": description, "content": {"text/html": {"schema": {"type": "string"}}}}
+
+
 def _errors(*codes: int) -> dict:
     text = {
         400: "Missing, empty or too long question, bad k, or an unknown parameter.",
@@ -147,6 +151,30 @@ def openapi_document() -> dict:
                         },
                         "404": _error("No such document in the index."),
                         **_errors(400, 405, 503),
+                    },
+                }
+            },
+            "/file": {
+                "get": {
+                    "summary": "The original file of an indexed document, streamed (Range and If-None-Match work)",
+                    "operationId": "original",
+                    "parameters": [{"name": "source", "in": "query", "required": True, "schema": {"type": "string"},
+                                    "description": "The document, as results name it."}],
+                    "responses": {
+                        "200": {"description": "The file as it was indexed: PDFs, text and HTML (sandboxed) inline, "
+                                               "other formats as a download.",
+                                "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                                    "format": "binary"}}}},
+                        "206": {"description": "The range asked for."},
+                        "304": {"description": "Unchanged since the ETag given."},
+                        # A browser opens /file from a link: its errors are pages, not JSON.
+                        "400": _page("No source, or an unknown parameter."),
+                        "404": _page("No such document in the index, or it may not be served from where it is."),
+                        "405": _page("Method not allowed."),
+                        "409": _page("The file changed since it was indexed: run qa index."),
+                        "410": _page("The file was indexed but is no longer in the documents folder."),
+                        "503": _page("No usable index, the shard holding the document did not answer, or this "
+                                     "worker is sending its most originals at once (Retry-After)."),
                     },
                 }
             },

@@ -13,6 +13,7 @@ import json
 import queue
 import sqlite3
 import threading
+import unicodedata
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -33,7 +34,10 @@ CREATE TABLE documents (
     format TEXT NOT NULL,
     body_start INTEGER NOT NULL,
     pages TEXT NOT NULL,      -- JSON list of page start offsets (PDF), [] otherwise
-    encoding TEXT
+    encoding TEXT,
+    page_names TEXT NOT NULL DEFAULT '[]',  -- JSON list of the pages' own names (a workbook's sheets)
+    bytes INTEGER,            -- the original file's size and modification time when it was read:
+    mtime_ns INTEGER          -- /file serves it only while it is still that file
 );
 -- The text layer each document's offsets index into: the file itself for text and
 -- Markdown, the extracted text for other formats.
@@ -111,10 +115,10 @@ def write(
             ((s.source, None if s.transient else s.sha256, s.reason, int(s.transient)) for s in skipped),
         )
         db.executemany(
-            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (d.source, d.sha256, *(getattr(d, m) for m in METADATA), len(d.text), d.format, d.body_start,
-                 json.dumps(list(d.pages)), d.encoding)
+                 json.dumps(list(d.pages)), d.encoding, json.dumps(list(d.page_names)), d.size, d.mtime_ns)
                 for d in documents
             ],
         )
@@ -155,12 +159,27 @@ def _where(filters: Filters) -> tuple[str, tuple]:
         terms.append("d.date <= ?")
         params.append(filters.until)
     if filters.sources:
-        terms.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
-        params.extend(filters.sources)
+        names = [spelling for source in filters.sources for spelling in spellings(source)]
+        terms.append(f"d.source IN ({','.join('?' * len(names))})")
+        params.extend(names)
     if filters.folder:
-        terms.append(_FOLDER_LIKE.format(column="d.source"))
-        params.append(_folder_pattern(filters.folder))
+        condition, values = _folder_condition("d.source", filters.folder)
+        terms.append(condition)
+        params.extend(values)
     return " AND ".join(terms), tuple(params)
+
+
+def spellings(name: str) -> tuple[str, ...]:
+    """Return ``name`` as given and in both Unicode normal forms: macOS writes file names decomposed (NFD),
+    people type them composed (NFC), and either must find the file."""
+    return tuple(dict.fromkeys((name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))))
+
+
+def _folder_condition(column: str, folder: str) -> tuple[str, tuple]:
+    variants = spellings(folder)
+    return "(" + " OR ".join([_FOLDER_LIKE.format(column=column)] * len(variants)) + ")", tuple(
+        _folder_pattern(v) for v in variants
+    )
 
 
 _FOLDER_LIKE = "{column} LIKE ? ESCAPE '\\'"
@@ -175,7 +194,8 @@ def _under(column: str, folder: str | None) -> tuple[str, tuple]:
     """Return a WHERE clause keeping rows whose ``column`` lies under ``folder`` ('' when there is none)."""
     if not folder:
         return "", ()
-    return "WHERE " + _FOLDER_LIKE.format(column=column), (_folder_pattern(folder),)
+    condition, params = _folder_condition(column, folder)
+    return "WHERE " + condition, params
 
 
 class Tables:
@@ -324,12 +344,15 @@ class Tables:
         With ``sha256``, only if the stored document was made from those very bytes:
         the next build then reuses it instead of extracting the file again.
         """
+        names = spellings(source) if sha256 is None else (source,)  # a build asks by the name on disk
+        marks = ",".join("?" * len(names))
         rows = self._query(
-            "SELECT d.*, l.text FROM documents d JOIN layers l USING (source) WHERE d.source = ?", (source,)
+            f"SELECT d.*, l.text FROM documents d JOIN layers l USING (source) WHERE d.source IN ({marks})", names
         )
         if not rows or (sha256 is not None and rows[0]["sha256"] != sha256):
             return None
         r = rows[0]
+        later = _later_columns(r)
         return Document(
             source=r["source"],
             text=r["text"],
@@ -337,9 +360,23 @@ class Tables:
             body_start=r["body_start"],
             format=r["format"],
             pages=tuple(json.loads(r["pages"])),
+            page_names=tuple(json.loads(later.get("page_names") or "[]")),
             encoding=r["encoding"],
+            size=later.get("bytes"),
+            mtime_ns=later.get("mtime_ns"),
             **{m: r[m] for m in METADATA},
         )
+
+    def original(self, source: str) -> dict | None:
+        """Return what the build read of the file behind ``source`` (its name on disk, sha256, size, modification
+        time, format and text encoding), or None when the index holds no such document."""
+        names = spellings(source)
+        rows = self._query(f"SELECT * FROM documents WHERE source IN ({','.join('?' * len(names))})", names)
+        if not rows:
+            return None
+        r, later = rows[0], _later_columns(rows[0])
+        return {"source": r["source"], "sha256": r["sha256"], "bytes": later.get("bytes"),
+                "mtime_ns": later.get("mtime_ns"), "format": r["format"], "encoding": r["encoding"]}
 
     def document_pages(self, sources: Sequence[str]) -> dict[str, tuple[int, ...]]:
         """Return where each page of each of ``sources`` starts in its text layer (paged formats only)."""
@@ -350,12 +387,13 @@ class Tables:
         return {r["source"]: tuple(json.loads(r["pages"])) for r in rows if r["pages"] != "[]"}
 
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
-        """Return those of ``sources`` the index holds no document for."""
+        """Return those of ``sources`` the index holds no document for (in any Unicode normal form)."""
         if not sources:
             return []
-        marks = ",".join("?" * len(sources))
-        found = {r[0] for r in self._query(f"SELECT source FROM documents WHERE source IN ({marks})", tuple(sources))}
-        return [s for s in sources if s not in found]
+        names = [spelling for source in sources for spelling in spellings(source)]
+        marks = ",".join("?" * len(names))
+        found = {r[0] for r in self._query(f"SELECT source FROM documents WHERE source IN ({marks})", names)}
+        return [s for s in sources if not found.intersection(spellings(s))]
 
     def sources(self, limit: int) -> list[str]:
         """Return the first ``limit`` document sources, in order."""
@@ -617,3 +655,12 @@ def _passage(row: sqlite3.Row) -> Passage:
         page_end=row["page_end"],
         **{m: row[m] for m in METADATA},
     )
+
+
+#: Columns builds have gained since the first: read where present, None in a build written before them.
+_LATER_COLUMNS = ("page_names", "bytes", "mtime_ns")
+
+
+def _later_columns(row: sqlite3.Row) -> dict:
+    present = set(row.keys())
+    return {name: row[name] for name in _LATER_COLUMNS if name in present}

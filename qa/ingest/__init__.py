@@ -13,7 +13,7 @@ Other stages import this face only.
 from __future__ import annotations
 
 from qa.ingest.folder import (
-    MAX_DEPTH, DigestCache, Found, fingerprint, is_candidate, read_folder, read_original, supported_types,
+    MAX_DEPTH, DigestCache, Found, fingerprint, is_candidate, read_folder, open_original, supported_types,
 )
 from qa.ingest.formats import (
     DEFAULT_LIMITS, SUFFIXES, Extracted, Limits, UnreadableDocument, extract, format_of, page_of,
@@ -26,6 +26,6 @@ from qa.ingest.watch import FAILED, POLLING, WATCHING, Watcher
 __all__ = [
     "DEFAULT_LIMITS", "FAILED", "MAX_DEPTH", "POLLING", "SUFFIXES", "TEXT_FORMATS", "WATCHING", "DigestCache", "decode_text",
     "Extracted", "Found", "Header", "Limits", "UnreadableDocument", "Watcher", "extract", "fingerprint",
-    "format_of", "is_candidate", "load_documents", "page_of", "parse_document", "parse_header", "read_folder", "read_original", "supported_types",
+    "format_of", "is_candidate", "load_documents", "page_of", "parse_document", "parse_header", "read_folder", "open_original", "supported_types",
     "scan", "storable", "to_document",
 ]

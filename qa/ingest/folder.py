@@ -41,6 +41,8 @@ class Found:
     problem: str | None = None
     #: sha256 of the bytes; set whenever the file could be read.
     sha256: str | None = None
+    #: The file's modification time when it was read (with the size, what /file checks it against).
+    mtime_ns: int | None = None
 
 
 class DigestCache:
@@ -101,56 +103,90 @@ def read_folder(
         if problem is not None:
             yield Found(source, relative, None, problem)
             continue
-        data, sha, problem = _read_inside(path, inside, seen, limits.max_bytes, cache)
-        yield Found(source, relative, data, problem, sha)
+        data, sha, problem, mtime_ns = _read_inside(path, inside, seen, limits.max_bytes, cache)
+        yield Found(source, relative, data, problem, sha, mtime_ns)
 
 
 def _read_inside(
     path: Path, inside: str, seen: set[tuple[int, int]], max_bytes: int, cache: DigestCache | None
-) -> tuple[bytes | None, str | None, str | None]:
-    """Return (bytes, sha256, None) of ``path`` if it is a regular file inside ``inside``, else (None, None, reason).
+) -> tuple[bytes | None, str | None, str | None, int | None]:
+    """Return (bytes, sha256, None, mtime_ns) of ``path`` if it is a regular file inside ``inside``, else (None, None,
+    reason, None).
 
     The bytes are None, with the sha256 given, when ``cache`` knows the file unchanged.
     """
+    try:
+        handle, info = _open_inside(path, inside)
+    except _Refused as refused:
+        return None, None, str(refused), None
+    with handle:
+        try:
+            if (info.st_dev, info.st_ino) in seen:
+                reason = "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
+                return None, None, reason, None
+            seen.add((info.st_dev, info.st_ino))
+            if info.st_size > max_bytes:
+                # Refused by its size: a 3 GB file is never read into memory to learn it is too big.
+                return None, None, _too_large(info.st_size, max_bytes), None
+            real = os.path.realpath(path)
+            known = cache.get(real, info) if cache is not None else None
+            if known is not None:
+                return None, known, None, info.st_mtime_ns
+            data = handle.read(max_bytes + 1)  # the file may have grown since fstat
+            if len(data) > max_bytes:
+                return None, None, _too_large(len(data), max_bytes), None
+            sha = hashlib.sha256(data).hexdigest()
+            if cache is not None:
+                cache.put(real, info, sha)
+            return data, sha, None, info.st_mtime_ns
+        except OSError as exc:
+            return None, None, f"unreadable: {exc.strerror or exc}", None
+
+
+class _Refused(Exception):
+    """A path that is not a document to read: ``str()`` says why."""
+
+
+def _open_inside(path: Path, inside: str):
+    """Open ``path`` for reading if it is a regular file inside ``inside`` and hidden nowhere; else raise _Refused.
+
+    The real path must lie inside the folder, and no part of it below the folder may
+    be hidden: a link ``notes.txt -> .env`` would otherwise be read (and served) as a
+    document, which a hidden name never is. The file is opened without following a
+    final link and the path the kernel opened is checked again, so a link swapped in
+    between the check and the open is caught too. Returns (binary file, its stat).
+    """
     if path.is_symlink() and not path.exists():
-        return None, None, "broken symbolic link"
+        raise _Refused("broken symbolic link")
     real = os.path.realpath(path)
     if not _is_inside(real, inside):
-        return None, None, "symbolic link to a file outside the documents folder: not read"
+        raise _Refused("symbolic link to a file outside the documents folder: not read")
+    if _hidden_below(real, inside):
+        raise _Refused("symbolic link to a hidden file: not read")
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOFOLLOW: no link swapped in.
         fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as exc:
-        return None, None, f"unreadable: {exc.strerror or exc}"
+        raise _Refused(f"unreadable: {exc.strerror or exc}") from None
     try:
         opened = _opened_path(fd)
         if opened is not None and not _is_inside(opened, inside):
-            return None, None, "symbolic link to a file outside the documents folder: not read"
+            raise _Refused("symbolic link to a file outside the documents folder: not read")
+        if opened is not None and _hidden_below(opened, inside):
+            raise _Refused("symbolic link to a hidden file: not read")
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None, None, "not a regular file"  # a FIFO or device would block or never end
-        if (info.st_dev, info.st_ino) in seen:
-            reason = "symbolic link to a file already read" if path.is_symlink() else "already read through a link"
-            return None, None, reason
-        seen.add((info.st_dev, info.st_ino))
-        if info.st_size > max_bytes:
-            # Refused by its size: a 3 GB file is never read into memory to learn it is too big.
-            return None, None, _too_large(info.st_size, max_bytes)
-        known = cache.get(real, info) if cache is not None else None
-        if known is not None:
-            return None, known, None
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read(max_bytes + 1)  # the file may have grown since fstat
-        if len(data) > max_bytes:
-            return None, None, _too_large(len(data), max_bytes)
-        sha = hashlib.sha256(data).hexdigest()
-        if cache is not None:
-            cache.put(real, info, sha)
-        return data, sha, None
-    except OSError as exc:
-        return None, None, f"unreadable: {exc.strerror or exc}"
-    finally:
+            raise _Refused("not a regular file")  # a FIFO or device would block or never end
+        return os.fdopen(fd, "rb"), info
+    except BaseException:
         os.close(fd)
+        raise
+
+
+def _hidden_below(real: str, inside: str) -> bool:
+    """Say whether any part of ``real`` below the folder ``inside`` is hidden (starts with a dot)."""
+    below = real[len(inside.rstrip(os.sep)) + 1 :] if real != inside else ""
+    return any(part.startswith(".") for part in below.split(os.sep) if part)
 
 
 def _too_large(size: int, limit: int) -> str:
@@ -254,25 +290,27 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def read_original(folder: str | Path, source: str, max_bytes: int = DEFAULT_LIMITS.max_bytes) -> bytes:
-    """Return the bytes of the document ``source`` of ``folder``, read with the walk's own safety checks.
+def open_original(folder: str | Path, source: str):
+    """Open the document ``source`` of ``folder`` with the walk's own safety checks; return (binary file, stat).
 
-    ``source`` is a path relative to the folder, as results name it. It is read
-    only when it names a regular file whose real path lies inside the folder:
-    no ``..``, no absolute path, no link leading out, no link swapped in.
+    ``source`` is a path relative to the folder, as results name it. It is opened
+    only when it names a regular file whose real path lies inside the folder and is
+    hidden nowhere: no ``..``, no absolute path, no link leading out or to a hidden
+    file, no link swapped in. The caller closes the file.
 
     Raises:
-        FileNotFoundError: the file is not there, or may not be read (the reason is the message).
+        FileNotFoundError: the file is not there (any more).
+        PermissionError: the path is not one a document may have, or leads where documents are not.
     """
     relative = Path(source)
     if relative.is_absolute() or not relative.parts or any(part in ("..", ".") for part in relative.parts):
-        raise FileNotFoundError(f"not a document path: {source!r}")
+        raise PermissionError(f"not a document path: {source!r}")
     if any(part.startswith(".") for part in relative.parts):
-        raise FileNotFoundError(f"hidden files are not documents: {source!r}")
+        raise PermissionError(f"hidden files are not documents: {source!r}")
     path = Path(folder) / relative
     if not path.exists() and not path.is_symlink():
         raise FileNotFoundError(f"no longer in the documents folder: {source!r}")
-    data, _, problem = _read_inside(path, os.path.realpath(folder), set(), max_bytes, None)
-    if data is None:
-        raise FileNotFoundError(f"{source!r} cannot be served: {problem}")
-    return data
+    try:
+        return _open_inside(path, os.path.realpath(folder))
+    except _Refused as refused:
+        raise PermissionError(f"{source!r} cannot be served: {refused}") from None

@@ -11,6 +11,7 @@ every format: line ends, characters storage refuses, and the metadata's rules
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 import re
 from bisect import bisect_left
 from functools import partial
@@ -87,6 +88,7 @@ def scan(
     skipped: list[Skipped] = []
     digest = hashlib.sha256()
     waiting: list[tuple[int, str, str]] = []  # files sent to extraction, in order
+    stamps: dict[int, tuple[int, int | None]] = {}  # each file's size and modification time, as read
     progress = progress or _Quiet()
 
     def to_extract() -> Iterator[tuple[str, bytes]]:
@@ -99,12 +101,13 @@ def scan(
                 continue
             sha = found.sha256 or hashlib.sha256(found.data).hexdigest()
             fingerprint_line(digest, found.name_bytes, sha)
+            stamps[position] = (len(found.data), found.mtime_ns)
             known = reuse(found.source, sha) if reuse is not None else None
             if isinstance(known, Skipped) and not known.transient:
                 skipped.append(known)
                 progress.advance()
             elif isinstance(known, Document):
-                documents[position] = known
+                documents[position] = replace(known, size=len(found.data), mtime_ns=found.mtime_ns)
                 progress.advance()
             else:
                 waiting.append((position, found.source, sha))
@@ -113,6 +116,8 @@ def scan(
     for n, result in enumerate(extract_many(to_extract(), limits)):
         position, source, sha = waiting[n]
         document = to_document(source, sha, result)
+        if isinstance(document, Document):
+            document = replace(document, size=stamps[position][0], mtime_ns=stamps[position][1])
         if keep is not None:
             keep(document)
         if isinstance(document, Skipped):

@@ -217,10 +217,24 @@ class ShardedTables:
         return [found[row] for row in rows]
 
     def document(self, source: str, sha256: str | None = None):
-        return self._one(source, "document", source, sha256)
+        if sha256 is not None:  # a build asks by the name on disk
+            return self._one(source, "document", source, sha256)
+        return self._by_any_spelling(source, "document")
 
     def known(self, source: str, sha256: str):
         return self._one(source, "known", source, sha256)
+
+    def original(self, source: str):
+        # Required: a shard that does not answer cannot confirm its file, and /file serves only confirmed ones.
+        return self._by_any_spelling(source, "original")
+
+    def _by_any_spelling(self, source: str, method: str):
+        """Ask the shard of each Unicode spelling of ``source`` (a name's shard is a hash of its bytes)."""
+        for spelling in tables.spellings(source):
+            found = self._one(spelling, method, spelling)
+            if found is not None:
+                return found
+        return None
 
     def document_pages(self, sources: Sequence[str]) -> dict[str, tuple[int, ...]]:
         prefetched = _prefetched.get()
@@ -237,11 +251,13 @@ class ShardedTables:
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         by_shard: dict[int, list[str]] = {}
         for source in sources:
-            by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
+            for spelling in tables.spellings(source):  # each Unicode spelling hashes to its own shard
+                by_shard.setdefault(shard_of(spelling, self._reader.count), []).append(spelling)
         answers = self._reader._gather("missing_sources", lambda i: (by_shard[i],), shards=sorted(by_shard))
         # A source on a shard that did not answer is not known to be missing: its search is partial.
+        asked = {s for i in answers for s in by_shard[i]}
         missing = {s for found in answers.values() for s in found}
-        return [s for s in sources if s in missing]
+        return [s for s in sources if all(v in asked and v in missing for v in tables.spellings(s))]
 
     def sources(self, limit: int) -> list[str]:
         return sorted(s for found in self._all("sources", limit).values() for s in found)[:limit]

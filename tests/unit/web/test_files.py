@@ -91,3 +91,197 @@ def test_results_and_the_document_view_link_to_the_original_at_the_sentence_page
                                                 "q": "Lavrov Trump elected actions", "hl": hl}).get_data(as_text=True)
     assert 'class="sentence"' in view and "back to the answers to" in view and "Open the original" in view
     assert 'class="pagebreak"' in view  # a multi-page PDF: the page boundaries around the passage are marked
+
+
+def test_a_document_swapped_for_a_link_to_a_hidden_file_inside_the_folder_is_not_served(served):
+    docs, client = served
+    (docs / ".env").write_text("API_KEY=hunter2\n", encoding="utf-8")
+    (docs / "notes.md").unlink()
+    (docs / "notes.md").symlink_to(".env")
+    response = client.get("/file?source=notes.md")
+    assert response.status_code == 404 and b"hunter2" not in response.data
+
+
+def test_a_link_to_a_hidden_file_is_never_indexed_either(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / ".env").write_text("API_KEY=hunter2 is the secret\n", encoding="utf-8")
+    (docs / "a.txt").write_text("A document about zebras.\n", encoding="utf-8")
+    (docs / "s.txt").symlink_to(".env")
+    report = build(docs, tmp_path / "index", embedder)
+    assert [(s.source, s.reason) for s in report.skipped] == [("s.txt", "symbolic link to a hidden file: not read")]
+
+
+def test_a_replaced_original_is_refused_as_changed_and_a_touched_one_still_served(served):
+    docs, client = served
+    notes = docs / "notes.md"
+    before = notes.read_bytes()
+    notes.write_bytes(before + b"x" * 30_000)  # another size
+    response = client.get("/file?source=notes.md")
+    assert response.status_code == 409 and b"changed since it was indexed" in response.data
+    notes.write_bytes(before.replace(b"zebra", b"zebro"))  # the same size, other bytes, a new time
+    assert client.get("/file?source=notes.md").status_code == 409
+    notes.write_bytes(before)  # the same bytes again, at a new modification time
+    again = client.get("/file?source=notes.md")
+    assert again.status_code == 200 and again.data == before
+    notes.unlink()
+    gone = client.get("/file?source=notes.md")
+    assert gone.status_code == 410 and b"run qa index" in gone.data
+
+
+def test_an_original_is_streamed_from_disk_not_held_in_memory(tmp_path, embedder):
+    import tracemalloc
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    blob = "var x = '" + "a" * (8 << 20) + "';"  # 8 MiB of script a reader drops
+    (docs / "big.html").write_text(f"<html><head><title>Big</title><script>{blob}</script></head>"
+                                   "<body><p>A page about zebras and their stripes.</p></body></html>", encoding="utf-8")
+    build(docs, tmp_path / "index", embedder)
+    client = create_app({"TESTING": True, "QA_DOCS": str(docs)},
+                        searcher=Searcher(tmp_path / "index", embedder=embedder)).test_client()
+    client.get("/api/documents")  # the index loaded; the background staleness check reads files of its own
+    tracemalloc.start(64)
+    try:
+        response = client.get("/file?source=big.html", buffered=False)
+        first = next(iter(response.response))
+        # What the request holds now, its first block sent: allocations made by /file's own code.
+        mine = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(True, "*/web/files.py", all_frames=True)])
+    finally:
+        tracemalloc.stop()
+    response.close()
+    held = sum(stat.size for stat in mine.statistics("filename"))
+    assert response.status_code == 200 and first.startswith(b"<html>")
+    assert held < 1 << 20, held  # a block at a time: the old /file held all 8 MiB before the first byte
+
+
+def test_originals_are_served_with_ranges_and_conditional_requests(served):
+    docs, client = served
+    whole = (docs / "sub" / "seed 004.pdf").read_bytes()
+    response = client.get("/file?source=sub/seed 004.pdf")
+    assert response.data == whole
+    part = client.get("/file?source=sub/seed 004.pdf", headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.data == whole[10:20]
+    etag = response.headers["ETag"]
+    assert client.get("/file?source=sub/seed 004.pdf", headers={"If-None-Match": etag}).status_code == 304
+
+
+def test_every_way_a_response_ends_gives_its_stream_back(served, monkeypatch):
+    import threading
+
+    from qa.web import files
+
+    _, client = served
+    monkeypatch.setattr(files, "_streams", threading.BoundedSemaphore(1))
+
+    def status(response) -> int:
+        with response:  # as a server does when the response is sent (the test client leaves it open)
+            return response.status_code
+
+    with client.get("/file?source=notes.md") as first:
+        etag = first.headers["ETag"]
+    for _ in range(3):  # a 304, a HEAD, a Range, a whole file: one stream at a time suffices for all
+        assert status(client.get("/file?source=notes.md", headers={"If-None-Match": etag})) == 304
+        assert status(client.head("/file?source=notes.md")) == 200
+        assert status(client.get("/file?source=notes.md", headers={"Range": "bytes=0-3"})) == 206
+        assert status(client.get("/file?source=notes.md")) == 200
+
+
+def test_a_worker_streams_a_bounded_number_of_originals_at_once(served, monkeypatch):
+    import threading
+
+    from qa.web import files
+
+    _, client = served
+    monkeypatch.setattr(files, "_streams", threading.BoundedSemaphore(1))
+    held = client.get("/file?source=talks.docx", buffered=False)  # not read yet: its stream stays open
+    assert held.status_code == 200
+    busy = client.get("/file?source=notes.md")
+    assert busy.status_code == 503 and busy.headers["Retry-After"]
+    held.close()
+    assert client.get("/file?source=notes.md").status_code == 200
+
+
+def test_a_file_name_with_a_newline_is_served_with_a_safe_header(tmp_path, embedder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(FIXTURES / "formats" / "talks.docx", docs / "talks\nof 2024.docx")
+    build(docs, tmp_path / "index", embedder)
+    client = create_app({"TESTING": True, "QA_DOCS": str(docs)},
+                        searcher=Searcher(tmp_path / "index", embedder=embedder)).test_client()
+    response = client.get("/file", query_string={"source": "talks\nof 2024.docx"})
+    assert response.status_code == 200 and "\n" not in response.headers["Content-Disposition"]
+    assert "talks_of 2024.docx" in response.headers["Content-Disposition"]
+
+
+def test_a_name_macos_wrote_decomposed_is_found_by_the_composed_spelling(tmp_path, embedder):
+    import unicodedata
+
+    docs = tmp_path / "docs"
+    (docs / unicodedata.normalize("NFD", "Café")).mkdir(parents=True)
+    stored = unicodedata.normalize("NFD", "Café/Résumé.txt")
+    (docs / stored).write_text("The résumé lists three languages and a driving licence.\n", encoding="utf-8")
+    (docs / "other.txt").write_text("Another document, about zebras.\n", encoding="utf-8")
+    build(docs, tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    client = create_app({"TESTING": True, "QA_DOCS": str(docs)}, searcher=searcher).test_client()
+    typed = unicodedata.normalize("NFC", "Café/Résumé.txt")
+    assert client.get("/file", query_string={"source": typed}).status_code == 200
+    answer = client.get("/api/search", query_string={"q": "languages licence", "source": typed}).get_json()
+    assert answer["results"] and answer["results"][0]["source"] == stored
+    folder = client.get("/api/search", query_string={"q": "languages licence", "folder": "Café"}).get_json()
+    assert [r["source"] for r in folder["results"]] == [stored]
+
+
+def _shard_down(down: int):
+    """Connect to a collection's shards in this process, with shard ``down`` failing every call."""
+    from qa.index import sharded
+    from qa.index.sharded import shard
+
+    def connect(folders):
+        clients = sharded.connect_locally(folders)
+
+        class Failing:
+            def submit(self, method, *args):
+                def fail():
+                    raise ConnectionError("shard down")
+
+                return shard._Done(fail)
+
+            def close(self):
+                pass
+
+        clients[down].close()
+        clients[down] = Failing()
+        return clients
+
+    return connect
+
+
+@pytest.mark.parametrize("down", [1, "damaged"])
+def test_a_sharded_index_with_a_shard_not_answering_serves_no_file_it_cannot_confirm(tmp_path, embedder, down):
+    from qa import index
+    from qa.index.sharded import shard_of
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(16):
+        (docs / f"credentials{n}").write_text(f"password{n}=hunter{n}\n", encoding="utf-8")  # no suffix: skipped
+        (docs / f"doc{n}.txt").write_text(f"Document {n} is about the zebra number {n}.\n", encoding="utf-8")
+    build(docs, tmp_path / "index", embedder, shards=4)
+    if down == "damaged":  # the shard's passage table cannot be read: the collection cannot be opened at all
+        shard = index.shard_folder(tmp_path / "index", 1)
+        next(shard.glob("builds/*/passages.sqlite")).write_bytes(b"damaged" * 100)
+        searcher = Searcher(tmp_path / "index", embedder=embedder)
+    else:  # the shard is down (a Ray replica gone, past its timeout): the others answer
+        searcher = Searcher(tmp_path / "index", embedder=embedder, shards=_shard_down(down))
+    client = create_app({"TESTING": True, "QA_DOCS": str(docs)}, searcher=searcher).test_client()
+    for n in range(16):
+        response = client.get("/file", query_string={"source": f"credentials{n}"})
+        assert response.status_code in (404, 503) and b"hunter" not in response.data
+        served = client.get("/file", query_string={"source": f"doc{n}.txt"})
+        on_the_shard_down = down == "damaged" or shard_of(f"doc{n}.txt", 4) == down
+        assert served.status_code == (503 if on_the_shard_down else 200)
+        if on_the_shard_down:
+            assert served.headers["Retry-After"]

@@ -204,7 +204,9 @@ def test_healthz_reports_the_index(client):
 def test_openapi_describes_routes_and_limits(client):
     spec = client.get("/api/openapi.json").get_json()
     assert spec["openapi"].startswith("3.1")
-    assert set(spec["paths"]) == {"/api/search", "/api/document", "/api/documents", "/healthz", "/api/openapi.json"}
+    assert set(spec["paths"]) == {"/api/search", "/api/document", "/api/documents", "/file", "/healthz",
+                                  "/api/openapi.json"}
+    assert {"200", "206", "304", "404", "409", "410", "503"} <= set(spec["paths"]["/file"]["get"]["responses"])
     post = spec["paths"]["/api/search"]["post"]
     schema = post["requestBody"]["content"]["application/json"]["schema"]
     assert schema["properties"]["question"]["maxLength"] == 1000
