@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import resource
 import sys
 import time
@@ -30,6 +31,26 @@ T0 = time.monotonic()
 def log(message: str) -> None:
     """Print a progress line on stderr with the seconds since the benchmark started."""
     print(f"[{time.monotonic() - T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def cpu_class() -> str:
+    """The CPU a figure ran on, as int8 kernels tell CPUs apart: its model name and AVX-512 VNNI, AVX-512, AVX2 or
+    neither (onnxruntime multiplies int8 with VNNI dot products, else AVX2's saturating ones). The features are
+    the ones CPUID reports, as numpy reads them: under qemu, the emulated CPU's."""
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+                break
+    kind = next((label for flag, label in (("AVX512VNNI", "AVX-512 VNNI"), ("AVXVNNI", "AVX-VNNI"),
+                                           ("AVX512F", "AVX-512"), ("AVX2", "AVX2")) if features.get(flag)),
+                platform.machine())
+    emulated = " (emulated)" if kind != "AVX-512 VNNI" and "avx512_vnni" in Path("/proc/cpuinfo").read_text() else ""
+    return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
 
 
 def loadavg() -> list[float]:

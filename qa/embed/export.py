@@ -1,16 +1,19 @@
 """Export a sentence-transformers model to ONNX once, int8-quantized or not, and cache the file.
 
-The model is exported with torch's ONNX exporter and, for ``int8``, its weights
-quantized (dynamic quantization, one scale per output channel), once per model,
-onnxruntime version and export settings; the result is cached on disk (an index
-folder's ``models/``) and reused, so encoding needs no torch afterwards
-(qa/embed/onnx.py). Nothing here downloads: the model, its tokenizer and its
-weights come from a local sentence-transformers folder.
+The model is exported with torch's ONNX exporter and, for ``int8``, smoothed
+(qa/embed/smooth.py) and its weights quantized (dynamic quantization, one scale
+per output channel), once per model, onnxruntime version and export settings;
+the result is cached on disk (an index folder's ``models/``) and reused, so
+encoding needs no torch afterwards (qa/embed/onnx.py). Beside an int8 file lie
+the fp32 model's vectors of ``calibration.CHECK``, which every CPU that loads
+the export checks it against. Nothing here downloads: the model, its tokenizer
+and its weights come from a local sentence-transformers folder.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import json
 import logging
 import os
@@ -21,13 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from qa.embed import calibration
 from qa.embed.base import ENCODERS
+from qa.embed.smooth import smooth
 from qa.errors import ModelUnavailable
 
 INSTALL_HINT = "pip install onnxruntime onnx"
 
 #: Bump when the export recipe changes in a way the settings below do not capture.
-RECIPE_VERSION = 1
+#: 2: smoothing, unsigned weights, the fp32 check vectors beside the file.
+RECIPE_VERSION = 2
 
 #: Everything that shapes the exported file besides the weights and the tool versions.
 EXPORT_SETTINGS = {
@@ -48,25 +54,33 @@ def export_settings(config: dict) -> dict:
     return {**EXPORT_SETTINGS, "inputs": ["input_ids", "attention_mask"]}
 
 
-#: Dynamic quantization settings. QInt8 weights per channel kept cosine ≥ 0.989 to fp32
-#: on the seed passages and ran faster than QUInt8; without per-channel scales the
-#: passages fell to 0.91, and reduce_range (7-bit weights) only lost accuracy here.
-QUANT_SETTINGS = {"weight_type": "QInt8", "per_channel": True, "reduce_range": False}
+#: Dynamic quantization settings, chosen so that an export's vectors are the same, or as close, on every CPU.
+#:
+#: onnxruntime multiplies uint8 activations by int8 weights with VNNI's exact dot product
+#: where the CPU has it, and with AVX2's ``vpmaddubsw`` elsewhere, which adds pairs of
+#: products into 16 bits and saturates. The old export (8-bit weights, nothing smoothed)
+#: kept cosine 0.98 to fp32 on a VNNI CPU and 0.978 on an AVX2 one (emulated), and the two
+#: ranked differently. Now, for every model: smoothing (qa/embed/smooth.py, alpha 0.8, the
+#: best of 0.5-0.9 for MiniLM and MPNet alike), only MatMuls quantized (the embedding
+#: tables stay fp32), and each layer's feed-forward output projection kept in fp32 (it
+#: reads GELU's outliers; without it the question "?" fell to 0.975-0.985). BERT models
+#: (all-MiniLM-L6-v2) take 7-bit weights (``reduce_range``): no pair of products can
+#: saturate, so AVX2 and VNNI give the same vectors (cosine 0.99994 between them) and
+#: the worst check sentence keeps 0.995 to fp32 on both. MPNet loses too much with 7 bits
+#: (0.981) and keeps 8: 0.997 to fp32 on VNNI and 0.996 on AVX2, where saturation moves it
+#: by up to 0.002. Unsigned weights (exact everywhere) were as accurate but no faster than
+#: fp32 on a VNNI CPU, which has no fast unsigned-by-unsigned product. Measured by
+#: ``python -m bench.speed.int8`` (docs/speed-and-scale.md).
+QUANT_SETTINGS = {
+    "weight_type": "QInt8", "per_channel": True, "reduce_range": True, "smooth_alpha": 0.8, "ops": ["MatMul"],
+    "keep_fp32": r"layer\.\d+/output/dense/",
+}
 
 
 def quant_settings(config: dict) -> dict:
-    """Return the quantization settings for a model's ``config.json``.
-
-    MPNet keeps its feed-forward output projections (``.../output/dense``) in
-    fp32: they read GELU activations with outliers that one int8 scale per
-    tensor cannot hold. Quantized, all-mpnet-base-v2's passage vectors fell to
-    cosine 0.83 of fp32 (the worst of 40 NQ passages; 0.90 on average), where
-    each other kind of weight matrix quantized alone kept 0.991 or more. With
-    them kept, the rest quantized as for MiniLM: 0.978 at worst, 0.994 on
-    average, over 200 NQ passages.
-    """
+    """Return the quantization settings for a model's ``config.json``: 8-bit weights for MPNet, 7 for BERTs."""
     if config.get("model_type") == "mpnet":
-        return {**QUANT_SETTINGS, "keep_fp32": "/output/dense/"}
+        return {**QUANT_SETTINGS, "reduce_range": False}
     return QUANT_SETTINGS
 
 
@@ -83,7 +97,7 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
     config = (model_dir / "config.json").read_bytes()
     key = _cache_key(model_dir, cache_dir, encoder, ort.__version__, config)
     final = cache_dir / f"{encoder}-{key[:24]}.onnx"
-    if final.is_file():
+    if final.is_file() and (encoder != "int8" or check_path(final).is_file()):
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=cache_dir))
@@ -91,8 +105,14 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
         fp32 = work / "fp32.onnx"
         _export_fp32(model_dir, fp32, export_settings(json.loads(config)))
         if encoder == "int8":
-            built = work / "int8.onnx"
-            _quantize(fp32, built, quant_settings(json.loads(config)))
+            settings = quant_settings(json.loads(config))
+            tokenizer = load_tokenizer(model_dir)
+            smoothed, built = work / "smoothed.onnx", work / "int8.onnx"
+            smooth(fp32, smoothed, lambda session, texts: run_texts(session, tokenizer, texts),
+                   calibration.CALIBRATION, settings["smooth_alpha"])
+            _quantize(smoothed, built, settings)
+            np.save(work / "check.npy", mean_pooled(_session(fp32), tokenizer, calibration.CHECK))
+            os.replace(work / "check.npy", check_path(final))
         else:
             built = fp32
         os.replace(built, final)
@@ -100,6 +120,49 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
         shutil.rmtree(work, ignore_errors=True)
     return final
 
+
+
+def check_path(onnx_path: Path) -> Path:
+    """Where the fp32 vectors of ``calibration.CHECK`` lie beside an int8 export."""
+    return onnx_path.with_suffix(".check.npy")
+
+
+def load_tokenizer(model_dir: Path, max_tokens: int | None = None):
+    """Return the model's fast tokenizer as sentence-transformers uses it: truncated at its window, unpadded."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    # tokenizer.json ships with truncation at 128 and fixed padding to 128;
+    # sentence-transformers reads up to max_seq_length and pads per batch.
+    tokenizer.enable_truncation(max_tokens or model_settings(model_dir)["max_seq_length"])
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def run_texts(session, tokenizer, texts):
+    """Yield a session's outputs for each text alone (stripped, as every encoder strips it)."""
+    inputs = {i.name for i in session.get_inputs()}
+    for text in texts:
+        ids = np.array([tokenizer.encode(str(text).strip()).ids], np.int64)
+        feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+        if "token_type_ids" in inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        yield session.run(None, feeds)
+
+
+def mean_pooled(session, tokenizer, texts) -> np.ndarray:
+    """Return the unit-length mean of each text's token embeddings: the sentence-transformers vector."""
+    rows = [outputs[0][0].mean(axis=0) for outputs in run_texts(session, tokenizer, texts)]
+    matrix = np.array(rows, np.float32).reshape(len(rows), -1)
+    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def import_onnxruntime():
@@ -281,7 +344,7 @@ def _quantize(source: Path, target: Path, settings: dict) -> None:
     keep = settings.get("keep_fp32")
     excluded = []
     if keep:
-        excluded = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node if keep in n.name]
+        excluded = [n.name for n in onnx.load(str(source), load_external_data=False).graph.node if re.search(keep, n.name)]
     previous = logging.root.manager.disable
     logging.disable(logging.WARNING)  # "consider pre-processing": it fails on this graph and gains nothing
     try:
@@ -294,6 +357,7 @@ def _quantize(source: Path, target: Path, settings: dict) -> None:
                 reduce_range=settings["reduce_range"],
                 weight_type=getattr(QuantType, settings["weight_type"]),
                 nodes_to_exclude=excluded,
+                op_types_to_quantize=settings.get("ops"),
             )
     finally:
         logging.disable(previous)

@@ -22,8 +22,9 @@ from typing import Sequence
 
 import numpy as np
 
+from qa.embed import calibration
 from qa.embed.base import ENCODERS, INT8
-from qa.embed.export import export_onnx, import_onnxruntime, model_settings
+from qa.embed.export import check_path, export_onnx, import_onnxruntime, load_tokenizer, model_settings
 from qa.embed.pooling import pool_spans
 from qa.errors import ModelUnavailable
 
@@ -74,19 +75,14 @@ class OnnxEmbedder:
             from tokenizers import Tokenizer
 
             settings = model_settings(model_dir)
-            tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+            self._tokenizer = load_tokenizer(model_dir, int(settings["max_seq_length"]))
+            self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         except ModelUnavailable:
             raise
         except Exception as exc:
             raise ModelUnavailable(f"cannot load the tokenizer at {model_dir}: {exc}") from exc
         self.max_tokens = int(settings["max_seq_length"])
         self.dimension = int(settings["dimension"])
-        # tokenizer.json ships with truncation at 128 and fixed padding to 128;
-        # sentence-transformers reads up to max_seq_length and pads per batch.
-        tokenizer.enable_truncation(self.max_tokens)
-        tokenizer.no_padding()
-        self._tokenizer = tokenizer
-        self._counter = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._counter.no_truncation()
         self._counter.no_padding()
 
@@ -112,6 +108,31 @@ class OnnxEmbedder:
         except Exception as exc:
             raise ModelUnavailable(f"onnxruntime cannot load {self.onnx_path}: {exc}") from exc
         self._input_names = {i.name for i in self.session.get_inputs()}
+        if encoder == "int8":
+            self.fidelity = self._check_fidelity()
+
+    def _check_fidelity(self) -> float:
+        """Return the worst cosine of this CPU's int8 vectors of ``calibration.CHECK`` to fp32's; refuse below
+        ``calibration.FIDELITY``.
+
+        Integer kernels differ by CPU (VNNI, AVX2, NEON): an export is used only
+        where it was seen to hold, never on the word of another machine.
+        """
+        try:
+            expected = np.load(check_path(self.onnx_path), allow_pickle=False)
+            got = self.encode(calibration.CHECK)
+            cosines = (got * expected).sum(axis=1)
+        except (OSError, ValueError) as exc:
+            raise ModelUnavailable(f"the int8 export {self.onnx_path} has no usable check vectors ({exc}): "
+                                   f"delete it and it is made again") from exc
+        worst = int(cosines.argmin())
+        if not cosines[worst] >= calibration.FIDELITY:
+            raise ModelUnavailable(
+                f"the int8 export of {self.model_name} is not accurate on this CPU: cosine {cosines[worst]:.4f} to "
+                f"the fp32 model for {calibration.CHECK[worst][:40]!r} (at least {calibration.FIDELITY} needed); "
+                "use --encoder fp32 for passages and --query-encoder torch for questions"
+            )
+        return float(cosines[worst])
 
     def encode(self, texts: Sequence[str], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dimension)`` float32 array of unit-length rows, in input order.

@@ -13,6 +13,7 @@ pytest.importorskip("onnx", reason="exporting the ONNX model needs onnx: pip ins
 
 from qa.embed import DEFAULT_MODEL, load_embedder  # noqa: E402
 from qa.embed import INT8 as INT8_SUFFIX
+from qa.embed.calibration import FIDELITY
 from qa.embed.export import export_onnx
 from qa.embed.onnx import OnnxEmbedder  # noqa: E402
 from qa.errors import ModelUnavailable  # noqa: E402
@@ -82,7 +83,8 @@ def test_close_to_the_torch_model_for_each_sentence(onnx_model, torch_model):
     theirs = torch_model.encode(SENTENCES)
     cosines = (ours * theirs).sum(axis=1)
     worst = int(cosines.argmin())
-    assert cosines.min() >= 0.98, f"cosine {cosines[worst]:.4f} for {SENTENCES[worst][:60]!r}"
+    # The bound every CPU must meet (qa/embed/calibration.py; test_other_cpus.py checks an AVX2 one).
+    assert cosines.min() >= FIDELITY, f"cosine {cosines[worst]:.4f} for {SENTENCES[worst][:60]!r}"
 
 
 def test_shape_dtype_and_unit_norm(onnx_model):
@@ -104,9 +106,10 @@ def test_export_is_reused(model_dir, cache_dir, exported):
     assert again == exported and again.stat().st_mtime_ns == before
     assert exported.suffix == ".onnx" and exported.parent == cache_dir
     # Only the int8 file is kept: no fp32 intermediate, no temporary folder.
-    leftovers = [p.name for p in cache_dir.iterdir() if p.suffix == ".onnx" or p.name.startswith(".tmp")]
-    assert leftovers == [exported.name]
-    assert exported.stat().st_size < 40_000_000  # int8: ~23 MB, against ~90 MB for fp32
+    leftovers = [p.name for p in cache_dir.iterdir() if p.suffix in (".onnx", ".npy") or p.name.startswith(".tmp")]
+    assert sorted(leftovers) == sorted([exported.name, exported.with_suffix(".check.npy").name])
+    # MatMuls int8 but the feed-forward outputs; the embedding tables fp32: ~69 MB, against ~90 MB for fp32.
+    assert exported.stat().st_size < 75_000_000
 
 
 def test_order_is_kept_whatever_the_lengths(onnx_model):
@@ -147,7 +150,7 @@ def test_late_chunked_spans_match_the_torch_model_and_any_number_of_workers(mode
     theirs, their_pooled = torch_model.encode_with_spans(texts, spans)
     np.testing.assert_allclose(vectors, vectors2, atol=1e-6)  # the same runs, in another order
     np.testing.assert_allclose(vectors, one.encode(texts), atol=1e-6)  # the text's own vector, as encode gives it
-    assert (vectors * theirs).sum(axis=1).min() >= 0.98
+    assert (vectors * theirs).sum(axis=1).min() >= FIDELITY
     assert pooled[2][1] is None and their_pooled[2][1] is None  # past the 256-piece window
     for ours, twos, torch_row in zip(pooled, pooled2, their_pooled):
         for a, b, c in zip(ours, twos, torch_row):

