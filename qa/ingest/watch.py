@@ -249,20 +249,22 @@ class Watcher:
                         self._changed.acquire()
                     continue
                 now = time.monotonic()
+                # Settled changes first: a poll slower than its period (restarting file events on a
+                # deep tree takes most of a second) must not starve the build it found needed.
+                if self._first is not None and now >= min(self._last + self.quiet, self._first + self.longest):
+                    self._first = None
+                    return True
                 if now >= self._next_poll:
-                    self._next_poll = now + self.poll
                     self._changed.release()
                     try:
                         self._poll()
                     finally:
                         self._changed.acquire()
+                    self._next_poll = time.monotonic() + self.poll  # a period between polls, however long one takes
                     continue
                 due = self._next_poll
                 if self._first is not None:
                     due = min(due, self._last + self.quiet, self._first + self.longest)
-                    if now >= min(self._last + self.quiet, self._first + self.longest):
-                        self._first = None
-                        return True
                 self._changed.wait(max(0.0, due - now))
             return False
 
