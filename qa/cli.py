@@ -555,6 +555,8 @@ def format_tuning(report) -> str:
     lines.append(f"tuning against the default on the same folds: {report.gain:+.3f} ({verdict})")
     lines.append(f"chosen on all the questions: {describe_settings(report.chosen)} "
                  f"({report.chosen_fit:.3f} on the questions it was chosen on)")
+    if report.unheld.questions:
+        lines.append(f"left out: {report.unheld.describe(report.questions + len(report.unheld.questions))}")
     return "\n".join(lines)
 
 

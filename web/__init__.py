@@ -82,6 +82,9 @@ def create_app(test_config: dict | None = None, searcher: Searcher | None = None
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(QAError, _qa_error)
     app.after_request(_security_headers)
+    # Loaded now, not on first use: a worker out of file descriptors must still render its 503.
+    for name in app.jinja_env.list_templates():
+        app.jinja_env.get_template(name)
     return app
 
 

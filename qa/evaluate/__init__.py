@@ -1,5 +1,6 @@
 """Evaluate: measure retrieval quality on judged question files and BEIR folders.
 
+- ``jsonl``: question, query and judgment files read line by line within bounds, every fault a BadRequest;
 - ``judged``: questions with the verbatim evidence a correct passage holds;
 - ``beir``: BEIR folders with graded judgments (corpus indexed, every mode ranked);
 - ``table``: the metrics as a table;

@@ -7,16 +7,18 @@ Documents are ranked by their best passage (MaxP); metrics come from
 from __future__ import annotations
 
 import hashlib
-import json
+import logging
+import re
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import ir_measures
 from ir_measures import MRR, Qrel, R, ScoredDoc, nDCG
 
 from qa import build as builder
 from qa.embed import Embedder, load_embedder
-from qa.errors import QAError
+from qa.errors import BadRequest
+from qa.evaluate import jsonl
 from qa.ingest import storable
 from qa.records import Document, Filters
 from qa.search import Searcher
@@ -25,55 +27,108 @@ from qa.settings import ChunkSettings, SearchSettings
 BEIR_MEASURES = [nDCG @ 10, R @ 100, MRR @ 10]
 #: Passages ranked per BEIR query; documents are ranked by their best passage.
 BEIR_PASSAGES = 300
+#: Longest line of a corpus: a document, as long as the largest file a build reads (qa.ingest).
+MAX_DOCUMENT_BYTES = 64 * 1024 * 1024
+
+log = logging.getLogger(__name__)
 
 
 def load_beir(folder: Path, split: str = "test") -> tuple[list[Document], dict[str, str], list[Qrel], str]:
-    """Read a BEIR folder: documents, queries by id, qrels of ``split``, and a corpus fingerprint."""
+    """Read a BEIR folder: documents, queries by id, qrels of ``split``, and a corpus fingerprint.
+
+    A judgment naming a document the corpus does not hold counts as a failure, as in
+    ``trec_eval`` and the published BEIR figures; a warning says how many.
+
+    Raises:
+        BadRequest: a file is missing, a line is damaged (named with its file and number),
+            an id is given twice, or a file or a line is over its bound (qa/evaluate/jsonl.py).
+    """
     corpus = folder / "corpus.jsonl"
     for required in (corpus, folder / "queries.jsonl", folder / "qrels" / f"{split}.tsv"):
         if not required.is_file():
-            raise QAError(f"not a BEIR folder: {required} is missing")
-    documents = []
+            raise BadRequest(f"not a BEIR folder: {required} is missing")
+    documents, digest = _corpus(corpus)
+    qrels = _qrels(folder / "qrels" / f"{split}.tsv")
+    queries = _queries(folder / "queries.jsonl", {q.query_id for q in qrels})
+    _warn_of_unheld(qrels, {d.source for d in documents}, queries, folder)
+    return documents, queries, qrels, digest
+
+
+def _warn_of_unheld(qrels: list[Qrel], held: set[str], queries: dict[str, str], folder: Path) -> None:
+    """Say how many judgments name documents the corpus does not hold, or queries the queries file does not."""
+    absent = {q.doc_id for q in qrels if q.relevance > 0 and q.doc_id not in held}
+    if absent:
+        asked = {q.query_id for q in qrels if q.doc_id in absent}
+        log.warning("%d judged document(s) of %d queries are not in %s (%s): they count as failures",
+                    len(absent), len(asked), folder / "corpus.jsonl", ", ".join(repr(d) for d in sorted(absent)[:3]))
+    unasked = {q.query_id for q in qrels} - set(queries)
+    if unasked:
+        log.warning("%d judged queries are not in %s (%s): they are left out", len(unasked),
+                    folder / "queries.jsonl", ", ".join(repr(q) for q in sorted(unasked)[:3]))
+
+
+def _corpus(path: Path) -> tuple[list[Document], str]:
+    """Read a BEIR corpus: its documents (each ``_id`` once) and the fingerprint of its bytes."""
+    documents, seen = [], set()
     digest = hashlib.sha256()
-    for item, line in _json_lines(corpus, digest):
+    for line, item in _records(path, digest):
+        at = jsonl.where(path, line)
         # JSON may spell lone surrogates ("\\ud800"): text no index can store (qa.ingest.storable).
         title, text = storable(str(item.get("title") or ""))[0], storable(str(item.get("text") or ""))[0]
-        source, bad = storable(str(item["_id"]))
-        if bad:
-            raise QAError(f"{corpus}, line {line}: _id is not Unicode text")
+        raw = item["_id"]
+        source = str(raw)
+        # A document's name must be kept exactly: a lone surrogate is refused, not replaced.
+        if isinstance(raw, bool) or not isinstance(raw, (str, int)) or not source.strip() or storable(source)[1]:
+            raise BadRequest(f"{at}: _id is not Unicode text or a whole number")
+        if source in seen:
+            raise BadRequest(f"{at}: _id {source!r} is given twice; give each document once")
+        seen.add(source)
         body = f"{title}\n\n{text}" if title else text
         if body.strip():
             sha = hashlib.sha256(body.encode()).hexdigest()
             documents.append(Document(source=source, text=body, sha256=sha, title=title or None))
+    return documents, digest.hexdigest()
+
+
+def _qrels(path: Path) -> list[Qrel]:
+    """Read BEIR judgments: ``query-id<TAB>corpus-id<TAB>score`` a line, under a header line."""
     qrels = []
-    with open(folder / "qrels" / f"{split}.tsv", encoding="utf-8") as handle:
-        for line in handle:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) >= 3 and parts[2].lstrip("-").isdigit():
-                qrels.append(Qrel(parts[0], parts[1], int(parts[2])))
-    wanted = {q.query_id for q in qrels}
-    queries = {}
-    for item, _ in _json_lines(folder / "queries.jsonl"):
-        if str(item["_id"]) in wanted:
-            queries[str(item["_id"])] = item["text"]
-    return documents, queries, qrels, digest.hexdigest()
+    for number, raw in jsonl.read_lines(path):
+        parts = jsonl.decode(path, number, raw).rstrip("\r\n").split("\t")
+        if not "".join(parts).strip():
+            continue
+        if len(parts) >= 3 and parts[0] and parts[1] and re.fullmatch(r"-?[0-9]{1,9}", parts[2].strip()):
+            qrels.append(Qrel(parts[0], parts[1], int(parts[2])))
+        elif number != 1:  # the first line is the header
+            raise BadRequest(f"{jsonl.where(path, number)}: not a query id, a corpus id and a whole-number "
+                             "score, separated by tabs")
+    return qrels
 
 
-def _json_lines(path: Path, digest=None):
-    """Yield (object, line number) of a JSON Lines file; a bad line is a QAError naming file and line."""
-    with open(path, "rb") as handle:
-        for number, line in enumerate(handle, 1):
-            if digest is not None:
-                digest.update(line)
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                if not isinstance(item, dict) or "_id" not in item:
-                    raise ValueError('not an object with an "_id"')
-            except ValueError as exc:
-                raise QAError(f"{path}, line {number}: not a BEIR record ({exc})") from None
-            yield item, number
+def _queries(path: Path, wanted: set[str]) -> dict[str, str]:
+    """Read the BEIR queries that ``wanted`` names (each ``_id`` once, its ``text`` not empty)."""
+    queries: dict[str, str] = {}
+    seen: set[str] = set()
+    for line, item in _records(path):
+        at = jsonl.where(path, line)
+        qid = jsonl.id_field(item, "_id", at)
+        if qid in seen:
+            # Copies of one query would each count towards tuning's minimum of questions.
+            raise BadRequest(f"{at}: _id {qid!r} is given twice; give each query once")
+        seen.add(qid)
+        if qid in wanted:
+            queries[qid] = jsonl.text_field(item, "text", at)
+    return queries
+
+
+def _records(path: Path, digest=None) -> Iterator[tuple[int, dict]]:
+    """Yield (line number, object) of a BEIR JSON Lines file; with ``digest`` (the corpus) a line is a
+    document and may be as long as a document's file, and the file has no bound of its own."""
+    bounds = (MAX_DOCUMENT_BYTES, None) if digest is not None else (jsonl.MAX_LINE_BYTES, jsonl.MAX_FILE_BYTES)
+    for number, item in jsonl.read_objects(path, *bounds, digest=digest):
+        if "_id" not in item:
+            raise BadRequest(f'{jsonl.where(path, number)}: not a BEIR record (no "_id")')
+        yield number, item
 
 
 def index_beir(

@@ -24,6 +24,7 @@ import numpy as np
 from ir_measures import Qrel, ScoredDoc, nDCG
 
 from qa.errors import BadRequest
+from qa.evaluate.judged import Unheld, distinct_ids, evidence_ids, files_of, leave_out_unheld
 from qa.index import IndexView
 from qa.records import Filters
 from qa.search import Ranking, rank
@@ -48,6 +49,8 @@ class Question:
     text: str
     #: Turns passages, best first, into (document or evidence id, score) pairs for the judgments.
     name: Callable[[Sequence], list[str]]
+    #: The files its judgments name, when they are checked against the index (judged questions).
+    files: tuple[str, ...] = ()
 
 
 def grid(default: SearchSettings = SearchSettings()) -> list[SearchSettings]:
@@ -113,6 +116,8 @@ class TuneReport:
     chosen: SearchSettings
     #: nDCG@10 of the chosen setting on all the questions it was chosen on (optimistic).
     chosen_fit: float
+    #: Questions left out because they name files the index does not hold, and those files.
+    unheld: Unheld = Unheld()
 
     @property
     def gain(self) -> float:
@@ -123,17 +128,15 @@ def tune(reader: IndexView, questions: Sequence[Question], vectors: np.ndarray, 
          default: SearchSettings = SearchSettings(), folds: int = FOLDS) -> TuneReport:
     """Choose search settings for ``reader``'s collection on judged ``questions`` (``vectors``: their embeddings).
 
+    Only questions with a relevant answer are scored. One naming a file the index does
+    not hold (``Question.files``) is left out too, not counted as a failure: it would
+    score 0 under every setting; a warning and ``TuneReport.unheld`` count them.
+
     Raises:
-        BadRequest: fewer than ``MIN_QUESTIONS`` judged questions.
+        BadRequest: a question id given twice, or fewer than ``MIN_QUESTIONS`` questions left to score.
     """
-    judged = {q.query_id for q in qrels if q.relevance > 0}
-    questions = [q for q in questions if q.id in judged]
-    if len(questions) < MIN_QUESTIONS:
-        raise BadRequest(
-            f"qa tune needs at least {MIN_QUESTIONS} judged questions with a relevant answer, not {len(questions)}: "
-            "settings fitted to fewer would fit their noise"
-        )
-    vectors = {q.id: v for q, v in zip(questions, vectors)}
+    vectors = {q.id: v for q, v in zip(questions, vectors)}  # before any is left out: they pair by position
+    questions, qrels, unheld = _scorable(reader, questions, qrels)
     settings = grid(default)
     modes = {mode: default for mode in ("dense", "lexical", "hybrid")}
     rankings = [*((i, s, "rerank") for i, s in enumerate(settings)), *((m, s, m) for m, s in modes.items())]
@@ -164,8 +167,25 @@ def tune(reader: IndexView, questions: Sequence[Question], vectors: np.ndarray, 
         questions=len(questions), folds=folds,
         modes={**{m: _mean(per_question[m], every) for m in modes}, "rerank (default)": _mean(per_question[0], every)},
         tuned_cv=float(np.mean(held_scores)), default=float(np.mean(default_scores)),
-        chosen=settings[best], chosen_fit=_mean(per_question[best], every),
+        chosen=settings[best], chosen_fit=_mean(per_question[best], every), unheld=unheld,
     )
+
+
+def _scorable(reader: IndexView, questions: Sequence[Question], qrels: Sequence[Qrel]
+              ) -> tuple[list[Question], list[Qrel], Unheld]:
+    """Return the questions tuning scores (a relevant answer, every judged file indexed), their judgments,
+    and those left out for naming files the index does not hold."""
+    distinct_ids([q.id for q in questions])
+    judged = {q.query_id for q in qrels if q.relevance > 0}
+    questions, unheld = leave_out_unheld(reader, [q for q in questions if q.id in judged], lambda q: q.files)
+    if len(questions) < MIN_QUESTIONS:
+        also = f" ({len(unheld.questions)} more name files the index does not hold)" if unheld.questions else ""
+        raise BadRequest(
+            f"qa tune needs at least {MIN_QUESTIONS} judged questions with a relevant answer, not "
+            f"{len(questions)}{also}: settings fitted to fewer would fit their noise"
+        )
+    kept = {q.id for q in questions}
+    return questions, [q for q in qrels if q.query_id in kept], unheld
 
 
 def _mean(scores: dict[str, float], ids: Sequence[str]) -> float:
@@ -187,8 +207,8 @@ def beir_questions(queries: dict[str, str]) -> list[Question]:
 
 def judged_questions(judged) -> tuple[list[Question], list[Qrel]]:
     """Evidence-judged questions (qa.evaluate.judged): a passage holding the evidence is relevant."""
-    from qa.evaluate.judged import evidence_ids
-
-    questions = [Question(q.id, q.question, lambda passages, q=q: evidence_ids(q, passages)) for q in judged]
+    questions = [
+        Question(q.id, q.question, lambda passages, q=q: evidence_ids(q, passages), tuple(files_of(q))) for q in judged
+    ]
     qrels = [Qrel(q.id, f"{q.id}#{n}", 1) for q in judged for n in range(len(q.relevant))]
     return questions, qrels

@@ -96,6 +96,8 @@ class Manifest:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
+            if isinstance(exc, OSError) and _out_of_descriptors(exc):
+                raise unreadable(path, exc) from None
             raise IndexUnavailable(f"unreadable index manifest {path}: {exc}; run `qa index --rebuild`") from None
         if not isinstance(data, dict):
             raise IndexUnavailable(f"index manifest {path} is not a JSON object; run `qa index --rebuild`")
@@ -150,7 +152,10 @@ def _out_of_descriptors(exc: BaseException) -> bool:
 
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
         return len(os.listdir("/proc/self/fd")) >= soft - 4
-    except (OSError, ValueError):
+    except OSError as listing:
+        # Listing the descriptors takes one: at the limit the listing itself fails.
+        return listing.errno in (errno.EMFILE, errno.ENFILE)
+    except ValueError:
         return False
 
 
@@ -171,6 +176,8 @@ def current_build(index_dir: Path) -> Path | None:
     except FileNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, OSError) and _out_of_descriptors(exc):
+            raise unreadable(path, exc) from None
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
         raise IndexUnavailable(f"cannot read {path}: {reason}; run `qa index --rebuild`") from None
     if not name:

@@ -23,7 +23,7 @@ import numpy as np
 from qa.errors import IndexUnavailable
 from qa.index import tables
 from qa.index.sharded.plan import SHARDS_FILE, TERMS_FILE, ShardPlan, shard_of
-from qa.index.sharded.shard import Connector, connect_locally
+from qa.index.sharded.shard import Connector, OutOfDescriptors, connect_locally, descriptors_error, out_of_descriptors
 from qa.index.terms import bounded, content_words, idf, names_in
 from qa.records import Filters, Passage
 
@@ -61,23 +61,35 @@ class ShardedReader:
 
     def __init__(self, folder: Path, connect: Connector | None = None, strict: bool = False, timeout_s: float = 10.0):
         self.folder = folder
-        self.plan = ShardPlan.read(folder / SHARDS_FILE)
-        self.manifest = self.plan.manifest
-        self.chunking = self.manifest.chunk_settings(folder / SHARDS_FILE)
-        self.count = self.shard_count = len(self.plan.builds)
         self.strict = strict
         self.timeout_s = timeout_s
-        index_dir = folder.parent.parent
-        self.terms = tables.TermStatistics(folder / TERMS_FILE)
         try:
-            self.shards = list((connect or connect_locally)(self.plan.folders(index_dir)))
+            self.plan = ShardPlan.read(folder / SHARDS_FILE)
+            self.terms = tables.TermStatistics(folder / TERMS_FILE)
+        except IndexUnavailable as exc:
+            if out_of_descriptors(exc):  # not a damaged file: say so, or the operator rebuilds for nothing
+                raise descriptors_error(folder) from None
+            raise
+        self.manifest = self.plan.manifest
+        self.count = self.shard_count = len(self.plan.builds)
+        try:
+            self.chunking = self.manifest.chunk_settings(folder / SHARDS_FILE)
+            self.shards = list((connect or connect_locally)(self.plan.folders(folder.parent.parent)))
         except BaseException:
             self.terms.close()
             raise
         self.tables = ShardedTables(self)
 
     def close(self) -> None:
-        for shard in self.shards:
+        """Let go of every shard and of the collection's terms; call once no search uses this.
+
+        The shards are dropped, not only closed: a shard's sentence vectors are a memory
+        map that holds a descriptor until its reader is freed, and this reader and its
+        tables refer to each other, so without this they would wait for the garbage
+        collector, in the master of ``qa serve`` until after it forked its workers.
+        """
+        shards, self.shards = self.shards, []
+        for shard in shards:
             shard.close()
         self.terms.close()
 
@@ -101,6 +113,8 @@ class ShardedReader:
         A shard that fails or times out is left out and noted as missing, or, when
         ``required`` or in strict mode, fails the call with IndexUnavailable.
         """
+        if not self.shards:
+            raise IndexUnavailable(f"{self.folder} is closed: search again")
         missing = _missing.get()
         wanted = [i for i in (range(self.count) if shards is None else shards) if not missing or i not in missing]
         pending = {i: self.shards[i].submit(method, *(args_of(i) if args_of else ())) for i in wanted}
@@ -108,6 +122,8 @@ class ShardedReader:
         for i, call in pending.items():
             try:
                 answers[i] = call.result(timeout_s=self.timeout_s)
+            except OutOfDescriptors:
+                raise  # this process, not shard i: an answer without it would hide that
             except Exception as exc:
                 if required or self.strict:
                     raise IndexUnavailable(f"shard {i} of {self.folder} did not answer: {exc!s:.200}") from exc
@@ -247,6 +263,13 @@ class ShardedTables:
         found = {source: known[source] for source in sources if source in known}
         found.update((source, pages) for part in answers.values() for source, pages in part.items())
         return found
+
+    def page_names(self, sources: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        by_shard: dict[int, list[str]] = {}
+        for source in sources:
+            by_shard.setdefault(shard_of(source, self._reader.count), []).append(source)
+        answers = self._reader._gather("page_names", lambda i: (by_shard[i],), shards=sorted(by_shard))
+        return {source: names for part in answers.values() for source, names in part.items()}
 
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         by_shard: dict[int, list[str]] = {}

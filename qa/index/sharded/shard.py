@@ -8,12 +8,16 @@ starts a call, the returned ``Pending``'s ``result`` waits for it.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
+from qa.errors import IndexUnavailable
+from qa.index.layout import unreadable
 from qa.index.protocol import TABLE_READS
 from qa.index.reader import IndexReader
 from qa.records import Filters, Passage
@@ -83,7 +87,45 @@ class Shard:
         return self.reader.sentence_cosines_of(passages, np.asarray(query, dtype=np.float32))
 
     def close(self) -> None:
+        """Close the build's passage table; its sentence vectors' memory map (a descriptor) goes with this shard."""
         self.reader.close()
+
+
+class OutOfDescriptors(IndexUnavailable):
+    """This process has no file descriptor left to open a shard's files: no shard is at fault.
+
+    A search that meets it fails (503) rather than answering without the shard, which
+    would hide that every shard of this process is about to fail the same way.
+    """
+
+
+def out_of_descriptors(exc: BaseException) -> bool:
+    """Say whether ``exc``, raised in this process, came of it having no file descriptor left.
+
+    Opening one tells: SQLite says only "unable to open database file", and counting
+    /proc/self/fd (qa.index.layout) takes a descriptor of its own. When another thread
+    freed one since, the error's own words still tell.
+    """
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY))
+    except OSError as probe:
+        if probe.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+    cause: BaseException | None = exc
+    for _ in range(8):  # the chain of causes, which a bug could make circular
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and cause.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+        if "too many open files" in str(cause).lower():
+            return True
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
+def descriptors_error(folder: Path) -> OutOfDescriptors:
+    """Return the 503 for a shard whose files this process has no descriptor left to open."""
+    return OutOfDescriptors(str(unreadable(folder, OSError(errno.EMFILE, os.strerror(errno.EMFILE)))))
 
 
 class Pending(Protocol):
@@ -114,13 +156,28 @@ class _Done:
 
 
 class LocalShard:
-    """A shard opened in this process."""
+    """A shard opened in this process; a call that finds no file descriptor left raises ``OutOfDescriptors``."""
 
     def __init__(self, folder: Path):
-        self.shard = Shard(folder)
+        self.folder = folder
+        try:
+            self.shard = Shard(folder)
+        except IndexUnavailable as exc:
+            if out_of_descriptors(exc):
+                raise descriptors_error(folder) from None
+            raise
 
     def submit(self, method: str, *args: Any) -> Pending:
-        return _Done(lambda: self.shard.call(method, *args))
+        return _Done(lambda: self._call(method, args))
+
+    def _call(self, method: str, args: tuple) -> Any:
+        """Run one call; a failure for want of a file descriptor becomes ``OutOfDescriptors``."""
+        try:
+            return self.shard.call(method, *args)
+        except Exception as exc:
+            if out_of_descriptors(exc):
+                raise descriptors_error(self.folder) from None
+            raise
 
     def close(self) -> None:
         self.shard.close()
@@ -139,5 +196,6 @@ def connect_locally(folders: Sequence[Path]) -> list[ShardClient]:
     except BaseException:
         for client in clients:
             client.close()
+        clients.clear()  # their memory maps go now, not with the traceback that still sees this list
         raise
     return clients

@@ -108,6 +108,41 @@ def test_fewer_than_ten_questions_are_refused_not_fitted(tmp_path, embedder):
         evaluate.tune(reader, asked, embedder.encode([q.text for q in asked]), qrels)
 
 
+def test_questions_about_files_the_index_does_not_hold_do_not_count_towards_the_minimum(tmp_path, embedder, caplog):
+    from qa import evaluate
+    from qa.build import build
+    from qa.search import Searcher
+
+    docs, questions = collection(tmp_path, words_in_documents=True)
+    for gone in ("d00.txt", "d01.txt", "d02.txt", "d03.txt", "d04.txt", "d05.txt"):
+        (docs / gone).unlink()  # their questions' files are not indexed: 9 questions can still be scored
+    build(docs, tmp_path / "index", embedder)
+    asked, qrels = evaluate.judged_questions(evaluate.load_judged(questions))
+    reader = Searcher(tmp_path / "index", embedder=embedder).reader
+    with pytest.raises(BadRequest, match=r"not 9 \(6 more name files the index does not hold\)"):
+        evaluate.tune(reader, asked, embedder.encode([q.text for q in asked]), qrels)
+    assert "6 of 15 judged questions name 6 file(s) the index does not hold ('d00.txt'" in caplog.text
+
+
+def test_a_question_without_an_answer_leaves_the_others_paired_with_their_own_vectors(tmp_path):
+    from qa import evaluate
+    from qa.build import build
+    from qa.search import Searcher
+
+    embedder = SynonymEmbedder()
+    docs, questions = collection(tmp_path, words_in_documents=False)
+    build(docs, tmp_path / "index", embedder)
+    judged = evaluate.load_judged(questions)
+    reader = Searcher(tmp_path / "index", embedder=embedder).reader
+
+    def report(judged):
+        asked, qrels = evaluate.judged_questions(judged)
+        return evaluate.tune(reader, asked, embedder.encode([q.text for q in asked]), qrels)
+
+    unanswerable = evaluate.Judged("none", "What is said about the volcano?", ())  # not scored: no relevant answer
+    assert report([unanswerable, *judged]).modes == report(judged).modes
+
+
 def test_saved_settings_are_used_kept_across_builds_shown_and_reset(tmp_path):
     docs, questions = collection(tmp_path, words_in_documents=True)
     index = tmp_path / "index"

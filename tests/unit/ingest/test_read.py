@@ -227,9 +227,9 @@ def test_links_swapped_in_after_the_check_are_not_followed(tmp_path, monkeypatch
     (docs / "sub").symlink_to(outside, target_is_directory=True)
     # As if each link had pointed inside when it was checked, and was swapped before the read.
     monkeypatch.setattr(os.path, "realpath", lambda p: os.path.abspath(p))
-    data, _, problem = _read_inside(docs / "x.txt", str(docs), set(), 1 << 20, None)  # the final name: O_NOFOLLOW
+    data, _, problem, _ = _read_inside(docs / "x.txt", str(docs), set(), 1 << 20, None)  # the final name: O_NOFOLLOW
     assert data is None and problem.startswith("unreadable")
-    data, _, problem = _read_inside(docs / "sub" / "x.txt", str(docs), set(), 1 << 20, None)  # a folder on the way
+    data, _, problem, _ = _read_inside(docs / "sub" / "x.txt", str(docs), set(), 1 << 20, None)  # a folder on the way
     assert data is None and problem == "symbolic link to a file outside the documents folder: not read"
 
 
@@ -493,7 +493,7 @@ def test_a_file_whose_reader_ran_out_of_time_is_read_again_by_the_next_scan(tmp_
     before = {(d.source, d.sha256): d for d in documents} | {(s.source, s.sha256): s for s in skipped}
     documents, skipped, _ = scan(docs, reuse=lambda source, sha256: before.get((source, sha256)))
     assert skipped == [] and [d.source for d in documents] == ["ok.txt", "slow.html"]
-    assert documents[0] is before[("ok.txt", documents[0].sha256)]  # a verdict that holds is still reused
+    assert documents[0] == before[("ok.txt", documents[0].sha256)]  # a verdict that holds is still reused
 
 
 def test_a_reader_that_runs_out_of_memory_or_time_is_skipped_transiently(monkeypatch):
