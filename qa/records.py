@@ -54,6 +54,27 @@ class Passage(Metadata):
     page_end: int | None = None
 
 
+#: What a paged format calls its pages, one and many: a passage's place is said in the document's own terms.
+PAGE_WORDS = {"pdf": ("page", "pages"), "pptx": ("slide", "slides"), "xlsx": ("sheet", "sheets"),
+              "epub": ("chapter", "chapters"), "mbox": ("message", "messages"), "image": ("frame", "frames")}
+
+
+def place(format: str, page: int | None, page_end: int | None, names: tuple[str, ...] = ()) -> str | None:
+    """Say where a span is in its document as the document names its parts: "page 3", "slides 2-3", "sheet
+    'Occupation'"; None for a format without pages."""
+    if page is None:
+        return None
+    one, many = PAGE_WORDS.get(format, ("page", "pages"))
+    end = page if page_end is None else page_end
+
+    def name(n: int) -> str:
+        return f"'{names[n - 1]}'" if 0 < n <= len(names) and names[n - 1] else str(n)
+
+    if end == page:
+        return f"{one} {name(page)}"
+    return f"{many} {name(page)}-{name(end)}" if not names else f"{many} {name(page)} to {name(end)}"
+
+
 @dataclass(frozen=True)
 class Result:
     """One ranked answer: a passage, its score and the spans worth highlighting."""
@@ -65,6 +86,10 @@ class Result:
     highlights: tuple[tuple[int, int], ...] = ()
     #: Paged formats: the page of the best-matching sentence (a passage may span two pages).
     sentence_page: int | None = None
+    #: A weaker match: scored under ``SearchSettings.weaker_below``, shown apart from the answers above it.
+    weaker: bool = False
+    #: Where the passage is, in the document's own terms ("page 3", "slide 2", "sheet 'Occupation'"); None unpaged.
+    place: str | None = None
 
     def as_dict(self) -> dict:
         """Return the one result shape shared by ``qa search --json`` and the HTTP API."""
@@ -81,9 +106,11 @@ class Result:
             "page": p.page,
             "page_end": p.page_end,
             "sentence_page": self.sentence_page,
+            "place": self.place,
             "start": p.start,
             "end": p.end,
             "highlights": [list(span) for span in self.highlights],
+            "weaker": self.weaker,
         }
 
 

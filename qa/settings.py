@@ -119,6 +119,9 @@ class SearchSettings:
     proximity_window: int = 2
     #: Best-sentence cosine under which no passage is taken to answer the question.
     low_confidence_below: float = 0.35
+    #: A result scoring under this is a weaker match: shown apart, quieter (bench/tuning/weaker.py chose it so
+    #: that at most 1% of the right first answers of any tuning set are set apart).
+    weaker_below: float = 0.3
     #: Also flag a question that names something (a capitalised word) no document contains:
     #: on-topic questions the documents cannot answer ("the Oreshnik missile") pass the cosine test.
     flag_unknown_names: bool = True

@@ -70,16 +70,21 @@ def format_answer(answer: dict, bold: bool = False) -> str:
         notes.append(f"(no document mentions {', '.join(answer['unknown_names'])}: the documents may not answer this)")
     elif answer["low_confidence"]:
         notes.append("(low confidence: no passage matches the question closely; the documents may not answer it)")
-    return "\n\n".join((["\n".join(notes)] if notes else []) + [_format_result(r, bold) for r in answer["results"]])
+    blocks = []
+    for r in answer["results"]:
+        if r["weaker"] and (not blocks or not answer["results"][r["rank"] - 2]["weaker"]):
+            blocks.append("-- weaker matches --" if blocks else "-- weaker matches only --")
+        blocks.append(_format_result(r, bold))
+    return "\n\n".join((["\n".join(notes)] if notes else []) + blocks)
 
 
 def _format_result(r: dict, bold: bool) -> str:
     field = {name: printable(r[name], keep_newlines=False) if r[name] else r[name] for name in _FIELDS}
     cite = " | ".join(x for x in (field["source"], field["date"], field["author"]) if x)
     where = ""
-    if r["page"]:
-        where = f"p. {r['page']}" + (f"-{r['page_end']} (sentence p. {r['sentence_page']})"
-                                      if r["page_end"] != r["page"] else "") + "  "
+    if r["place"]:
+        sentence = f" (sentence on {r['sentence_page']})" if r["page_end"] != r["page"] and r["sentence_page"] else ""
+        where = printable(r["place"], keep_newlines=False) + sentence + "  "
     lines = [f"{r['rank']}. [{r['score']:.3f}] {field['title'] or '(untitled)'}", f"   {cite}  {where}chars {r['start']}-{r['end']}"]
     if field["url"]:
         lines.append(f"   {field['url']}")

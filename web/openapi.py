@@ -23,7 +23,7 @@ def _result_schema() -> dict:
         "type": "object",
         "required": [
             "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
-            "page_end", "sentence_page", "start", "end", "highlights",
+            "page_end", "sentence_page", "place", "start", "end", "highlights", "weaker",
         ],
         "properties": {
             "rank": {"type": "integer", "minimum": 1},
@@ -41,6 +41,11 @@ def _result_schema() -> dict:
             "page_end": {"type": ["integer", "null"], "minimum": 1, "description": "Paged formats: the page it ends on."},
             "sentence_page": {"type": ["integer", "null"], "minimum": 1,
                               "description": "Paged formats: the page of the best-matching (highlighted) sentence."},
+            "place": {"type": ["string", "null"],
+                      "description": "Where the passage is, as the document names its parts: 'page 3', 'slides "
+                                     "2-3', \"sheet 'Occupation'\"; null for formats without pages."},
+            "weaker": {"type": "boolean", "description": "A weaker match: its score is under the threshold "
+                                                         "qa sets weaker matches apart at."},
             "start": {"type": "integer", "minimum": 0},
             "end": {"type": "integer", "minimum": 0},
             "highlights": {

@@ -386,6 +386,15 @@ class Tables:
         rows = self._query(f"SELECT source, pages FROM documents WHERE source IN ({marks})", tuple(sources))
         return {r["source"]: tuple(json.loads(r["pages"])) for r in rows if r["pages"] != "[]"}
 
+    def page_names(self, sources: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Return the pages' own names (a workbook's sheets) of each of ``sources`` that has them."""
+        if not sources:
+            return {}
+        marks = ",".join("?" * len(sources))
+        rows = self._query(f"SELECT * FROM documents WHERE source IN ({marks})", tuple(sources))
+        found = {r["source"]: tuple(json.loads(_later_columns(r).get("page_names") or "[]")) for r in rows}
+        return {source: names for source, names in found.items() if names}
+
     def missing_sources(self, sources: Sequence[str]) -> list[str]:
         """Return those of ``sources`` the index holds no document for (in any Unicode normal form)."""
         if not sources:

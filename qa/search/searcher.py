@@ -14,7 +14,7 @@ from qa.errors import BadRequest
 from qa import index
 from qa.index import MODELS, Connector, IndexView, names_in
 from qa.ingest import page_of
-from qa.records import Answer, Filters, Result
+from qa.records import Answer, Filters, Result, place
 from qa.search import catalogue, fusion
 from qa.search.dedup import best_context, keep_distinct
 from qa.search.ranking import Ranking, rank
@@ -23,6 +23,8 @@ from qa.search.served import ServedIndex
 from qa.settings import SearchSettings
 
 DEFAULTS = SearchSettings()
+#: Formats whose pages have names of their own (a workbook's sheets).
+NAMED_PAGES = ("xlsx",)
 
 class Searcher:
     """A loaded model and index; safe to share between threads, made once per process.
@@ -154,7 +156,7 @@ class Searcher:
         depth = max(settings.candidates, k * settings.overfetch)
         ranking = rank(reader, settings, question, query, depth, mode, filters)
         kept = _pick(reader, ranking, query, k)
-        results = _results(reader, ranking, kept)
+        results = _results(reader, ranking, kept, settings.weaker_below)
         best_sentence = max((c for i in kept for _, _, c in ranking.sentences[ranking.rows[i]]), default=-1.0)
         names = names_in(question) if settings.flag_unknown_names else []
         unknown = reader.tables.absent_terms(names) if names else []
@@ -197,10 +199,12 @@ def _pick(reader: IndexView, ranking: Ranking, query: np.ndarray, k: int) -> lis
     return kept
 
 
-def _results(reader: IndexView, ranking: Ranking, kept: list[int]) -> list[Result]:
+def _results(reader: IndexView, ranking: Ranking, kept: list[int], weaker_below: float) -> list[Result]:
     """Make the results of the kept passages: highlights, and the page of the best sentence for paged formats."""
     spanning = {ranking.passages[i].source for i in kept if ranking.passages[i].page != ranking.passages[i].page_end}
     pages = reader.tables.document_pages(sorted(spanning)) if spanning else {}
+    named = {ranking.passages[i].source for i in kept if ranking.passages[i].format in NAMED_PAGES}
+    names = reader.tables.page_names(sorted(named)) if named else {}
     results = []
     for position, i in enumerate(kept, 1):
         p, row = ranking.passages[i], ranking.rows[i]
@@ -211,6 +215,8 @@ def _results(reader: IndexView, ranking: Ranking, kept: list[int]) -> list[Resul
         if p.source in pages and cosines:
             best = sentences[int(np.argmax(cosines))]
             sentence_page = page_of(pages[p.source], p.start + best[0])
-        results.append(Result(rank=position, score=ranking.scores[row], passage=p, highlights=spans,
-                              sentence_page=sentence_page))
+        score = ranking.scores[row]
+        results.append(Result(rank=position, score=score, passage=p, highlights=spans, sentence_page=sentence_page,
+                              weaker=score < weaker_below,
+                              place=place(p.format, p.page, p.page_end, names.get(p.source, ()))))
     return results

@@ -80,7 +80,7 @@ def test_search_returns_ranked_cited_results(searcher):
     assert "The Kursk region stands apart" in results[0]["text"]
     assert list(results[0]) == [
         "rank", "score", "passage_id", "text", "source", "title", "date", "url", "author", "format", "page",
-        "page_end", "sentence_page", "start", "end", "highlights",
+        "page_end", "sentence_page", "place", "start", "end", "highlights", "weaker",
     ]
     scores = [r["score"] for r in results]
     assert scores == sorted(scores, reverse=True)
