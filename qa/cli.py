@@ -451,10 +451,12 @@ def eval_command(
     from qa.search import Searcher
 
     modes = list(modes) or list(MODES)
+    if questions.is_dir():
+        beir_index = beir_index or index_dir / "beir" / questions.resolve().name
+    model = model or index.index_model(beir_index if questions.is_dir() else index_dir)  # the index's own
     queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
-        beir_index = beir_index or index_dir / "beir" / questions.resolve().name
         from qa.build import passage_encoder
 
         table = evaluate.evaluate_beir(
@@ -505,16 +507,16 @@ def tune_command(
         return
     if questions is None:
         raise click.UsageError("give QUESTIONS to tune on, or --reset")
+    target = (beir_index or index_dir / "beir" / questions.resolve().name) if questions.is_dir() else index_dir
+    model = model or index.index_model(target)  # the index's own model unless another is asked for
     queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
     if questions.is_dir():
         from qa.build import passage_encoder
 
-        target = beir_index or index_dir / "beir" / questions.resolve().name
         texts, qrels = evaluate.index_beir(questions, target, passage_encoder(target, model, encoder),
                                            progress=sys.stderr.isatty())
         asked = evaluate.beir_questions(texts)
     else:
-        target = index_dir
         asked, qrels = evaluate.judged_questions(evaluate.load_judged(questions))
     searcher = Searcher(target, embedder=queries)
     report = evaluate.tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)

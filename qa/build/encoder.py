@@ -9,7 +9,8 @@ from qa.embed import DEFAULT_MODEL, INT8, INT8_MODELS, encoder_spec, model_name,
 
 
 def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | None = None) -> str:
-    """Return the spec of what embeds passages: ``encoder`` (int8 or fp32) of ``model``; by default the
+    """Return the spec of what embeds passages: ``encoder`` (int8 or fp32) of ``model`` (by default the model of the
+    index in service, else the default model); by default the
     encoder that built the index in service, if ``model`` built it, else int8 for a model that has an
     int8 export (``INT8_MODELS``), else the model itself.
 
@@ -17,6 +18,7 @@ def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | No
     external set and dev's first@1 (docs/quality.md). An index fp32 built stays
     fp32 until ``--encoder`` says otherwise: switching embeds every passage again.
     """
+    model = model or index.index_model(index_dir)  # an index is built again with its own model unless told
     if encoder is not None:
         return encoder_spec(model, encoder)
     base = model or DEFAULT_MODEL

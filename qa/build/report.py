@@ -29,7 +29,9 @@ class BuildReport:
         """The one line ``qa index`` and ``qa serve`` print when a build ends."""
         if self.up_to_date:
             return f"index up to date: {self.documents} documents, {self.passages} passages ({self.seconds:.1f}s)"
-        rate = f" ({self.encoded / self.embed_seconds:,.0f} passages/s)" if self.encoded and self.embed_seconds else ""
+        per_second = self.encoded / self.embed_seconds if self.encoded and self.embed_seconds else 0.0
+        rate = f" ({per_second:,.0f} passages/s)" if per_second >= 10 else f" ({per_second:.2g} passages/s)" \
+            if per_second else ""
         return (f"indexed {self.documents} documents ({len(self.skipped)} skipped) into {self.passages} passages: "
                 f"{self.encoded} embedded, {self.reused} reused, in {self.seconds:.1f}s{rate} -> {self.folder}")
 

@@ -18,7 +18,7 @@ from qa.index.layout import MODELS, TUNED, Manifest, build_lock, current_build, 
 from qa.index.protocol import IndexView, TableReads
 from qa.index.reader import IndexReader, write_build
 from qa.index.replica import publish_copy
-from qa.index.serving import in_service, open_index
+from qa.index.serving import in_service, index_model, open_index
 from qa.index.sharded import (
     MAX_SHARDS, Connector, ShardedReader, ShardPlan, is_sharded, shard_folder, shard_of, write_collection,
 )
@@ -28,7 +28,7 @@ from qa.index.terms import content_words, idf, match_expression, names_in
 __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
     "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
-    "in_service", "is_sharded", "match_expression", "names_in", "open_index", "publish_copy", "shard_folder", "shard_of",
+    "in_service", "index_model", "is_sharded", "match_expression", "names_in", "open_index", "publish_copy", "shard_folder", "shard_of",
     "term_positions", "unreadable", "write_build", "write_collection", "TUNED", "read_tuning", "write_tuning",
 ]
 

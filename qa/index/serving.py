@@ -35,12 +35,23 @@ def open_index(
     else:
         reader = IndexReader(folder)
     if model is not None and vector_space(reader.manifest.model) != vector_space(model):
+        built = vector_space(reader.manifest.model)
         reader.close()
         raise IndexUnavailable(
-            f"the index in {index_dir} was built with model {reader.manifest.model!r}, "
-            f"not {model!r}: run `qa index --rebuild` or choose that model"
+            f"the index in {index_dir} was built with the model {built!r}, not {vector_space(model)!r}: leave "
+            f"--model out (or give --model {built}) to search it, or make a new index of the other model with "
+            f"`qa index --model {vector_space(model)} --rebuild`"
         )
     return reader
+
+
+def index_model(index_dir: Path) -> str | None:
+    """Return the model whose vectors the index in service holds (its vector space), or None without an index.
+
+    Searches, evaluations and builds use it unless asked for another: an index knows its model.
+    """
+    manifest, _ = in_service(index_dir)
+    return vector_space(manifest.model) if manifest is not None else None
 
 
 def in_service(index_dir: Path) -> tuple[Manifest | None, int]:

@@ -55,13 +55,14 @@ class Searcher:
         self.index_dir = Path(index_dir)
         self._settings = settings
         self._embedder = embedder
-        self._model = model
+        # The model the index was built with, unless one is asked for: an index knows its model.
+        self._model = model if model is not None or embedder is not None else index.index_model(self.index_dir)
         self._query_encoder = query_encoder
         self._lock = threading.Lock()
         # The model's name is known without loading anything, so a missing index is reported
         # before the model is loaded or its int8 export written into the index folder.
         self._served = ServedIndex(
-            self.index_dir, embedder.name if embedder is not None else model_name(model), shards, strict
+            self.index_dir, embedder.name if embedder is not None else model_name(self._model), shards, strict
         )
 
     @property

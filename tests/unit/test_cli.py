@@ -283,3 +283,21 @@ def test_the_best_sentences_are_bold_on_a_terminal_and_plain_in_a_pipe(run):
     answer = json.loads(run("search", "INF Treaty suspended", "-k", "1", "--json").stdout)
     assert BOLD in format_answer(answer, bold=True) and "\x1b" not in format_answer(answer, bold=False)
     assert "\x1b" not in run("search", "INF Treaty suspended", "-k", "1").stdout  # CliRunner is no terminal
+
+
+def test_an_index_knows_its_model_so_later_commands_need_not_repeat_it(docs, tmp_path):
+    runner = CliRunner()
+    env = {"QA_DOCS": str(docs), "QA_INDEX": str(tmp_path / "index")}
+    built = runner.invoke(cli, ["index", "--model", "hashing:64"], env=env, catch_exceptions=False)
+    assert built.exit_code == 0, built.output
+    # No --model: search, documents and a second index all take the model the index was built with.
+    found = runner.invoke(cli, ["search", "Kursk region", "--json", "-k", "1"], env=env, catch_exceptions=False)
+    assert found.exit_code == 0 and json.loads(found.stdout)["results"], found.output
+    again = runner.invoke(cli, ["index"], env=env, catch_exceptions=False)
+    assert again.exit_code == 0 and "index up to date" in again.output
+    # Another model asked for by name: refused, saying first how to search the index as it is.
+    other = runner.invoke(cli, ["search", "Kursk region", "--model", "hashing:32"], env=env)
+    assert other.exit_code == 1
+    message = " ".join(other.stderr.split())
+    assert "built with the model 'hashing:64', not 'hashing:32'" in message
+    assert message.index("leave --model out") < message.index("--rebuild")

@@ -28,11 +28,12 @@ def test_a_new_index_is_built_int8_unless_fp32_is_asked_for(tmp_path: Path):
     assert passage_encoder(tmp_path / "none", "all-mpnet-base-v2") == "all-mpnet-base-v2" + INT8  # a packaged one has
 
 
-def test_an_index_of_another_model_moves_to_int8_with_the_default_model(docs: Path, tmp_path: Path):
+def test_an_index_is_built_again_with_its_own_model_unless_another_is_asked_for(docs: Path, tmp_path: Path):
     index_dir = tmp_path / "index"
     build(docs, index_dir, "hashing")
     assert passage_encoder(index_dir, "hashing") == "hashing"
-    assert passage_encoder(index_dir) == DEFAULT_MODEL + INT8
+    assert passage_encoder(index_dir) == "hashing:256"  # the index knows its model
+    assert passage_encoder(index_dir, DEFAULT_MODEL) == DEFAULT_MODEL + INT8
 
 
 @pytest.mark.parametrize("built", [DEFAULT_MODEL, DEFAULT_MODEL + INT8])
@@ -52,7 +53,8 @@ def test_a_packaged_model_keeps_its_encoder_and_the_default_model_goes_back_to_i
     index_dir = tmp_path / "index"
     build(docs, index_dir, Named(built))
     assert passage_encoder(index_dir, "all-mpnet-base-v2") == built
-    assert passage_encoder(index_dir) == DEFAULT_MODEL + INT8  # another model: its own default encoder
+    assert passage_encoder(index_dir) == built  # no --model: the index's own, as it was built
+    assert passage_encoder(index_dir, DEFAULT_MODEL) == DEFAULT_MODEL + INT8  # another model: its own default encoder
 
 
 def test_int8_is_for_the_default_and_packaged_models_only_and_needs_a_cache_folder():
