@@ -370,7 +370,9 @@ def serve_command(
     encoder: str | None,
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
-    from qa.build import ensure_index, passage_encoder
+    from qa import index
+    from qa.build import BackgroundBuild, passage_encoder
+    from qa.errors import NoDocuments
     from qa.search import Searcher
     from qa.web import create_app
     from qa.web.serve import serve, served_hosts
@@ -386,8 +388,8 @@ def serve_command(
             "the documents", err=True)
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
     builder = passage_encoder(index_dir, model, encoder)
-    ensure_index(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True), shards=shards,
-                 progress=True)
+    if not docs_dir.is_dir() and index.current_build(index_dir) is None:
+        raise NoDocuments(f"documents folder not found: {docs_dir}, and {index_dir} holds no index to serve")
     # Each worker connects to the shards on its first search: Ray does not survive a fork.
     searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
                         strict=strict)
@@ -398,12 +400,15 @@ def serve_command(
     config = {"QA_INDEX": str(index_dir), "QA_DOCS": str(docs_dir), "QA_ALLOWED_HOSTS": hosts, "QA_TOKEN": token or None,
               "QA_METRICS": metrics}
     app = create_app(config, searcher=searcher)
+    shared = app.extensions["qa.status"]  # read by every worker's pages and /healthz
+    # The index is built (or brought up to date) while the server answers: 503 with Retry-After until it is there.
+    BackgroundBuild(docs_dir, index_dir, builder, settings, shards, log=lambda line: say(line, err=True),
+                    on_state=lambda state: shared.update(building=state)).start()
     click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
     # In the master, after the app is loaded: forked workers get no copy of its threads, and
     # they switch to each new build by themselves.
     watcher = None
     if watch:
-        shared = app.extensions["qa.status"]  # read by every worker's /healthz
         watcher = start_watching(docs_dir, index_dir, builder, settings, on_state=lambda st: shared.update(watch=st))
         shared.update(watch=watcher.status())
     status = None

@@ -18,6 +18,8 @@ from qa.terminal import printable
 
 #: Seconds between redraws on a terminal, and between plain lines on a pipe.
 TTY_EVERY_S, LOG_EVERY_S = 0.5, 10.0
+#: Seconds between two reports to a listener (qa serve's page and /healthz while it builds).
+LISTENER_EVERY_S = 0.25
 #: A file read for longer than this is named on the progress line.
 SLOW_FILE_S = 2.0
 #: Seconds of recent work the rate is measured over: it follows a change of speed, not the first minute.
@@ -27,7 +29,10 @@ RATE_WINDOW_S = 30.0
 class Progress:
     """One stage at a time: ``start``, ``advance`` (optionally naming the item at work), ``finish``."""
 
-    def __init__(self, stream: TextIO | None = None, tty: bool | None = None):
+    def __init__(self, stream: TextIO | None = None, tty: bool | None = None, listener=None):
+        """``listener``, if given, is told each change as a dict (stage, done, total, current): ``qa serve``
+        shows it on its page and in /healthz while it builds."""
+        self.listener = listener
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty() if tty is None else tty
         self.every = TTY_EVERY_S if self.tty else LOG_EVERY_S
@@ -43,7 +48,8 @@ class Progress:
             self._began = time.monotonic()
             self._samples = [(self._began, done)]
             self._current: tuple[str, float] | None = None
-            self._shown = 0.0
+            self._shown = self._told = 0.0
+            self._first_done = done
             self._draw(force=True)
         if self._clock is None:
             self._clock = threading.Thread(target=self._tick, name="qa-progress", daemon=True)
@@ -60,6 +66,7 @@ class Progress:
             while len(self._samples) > 2 and now - self._samples[1][0] > RATE_WINDOW_S:
                 self._samples.pop(0)
             self._current = (current, now) if current is not None else None
+            self._tell()
             self._draw()
 
     def working_on(self, current: str | None) -> None:
@@ -110,9 +117,29 @@ class Progress:
                 if self._stage is not None:
                     self._draw()
 
+    def snapshot(self) -> dict | None:
+        """The stage as it stands: what it is, how many of how many, the item at work; None between stages."""
+        if self._stage is None:
+            return None
+        return {"stage": self._stage, "done": self.done, "total": self.total,
+                "current": self._current[0] if self._current else None}
+
+    def _tell(self, final: bool = False) -> None:
+        """Tell the listener how things stand, at most ``LISTENER_EVERY_S`` apart (and always at a stage's ends)."""
+        now = time.monotonic()
+        if self.listener is None or (not final and now - self._told < LISTENER_EVERY_S and self.done != self.total
+                                     and self.done != self._first_done):
+            return
+        self._told = now
+        try:
+            self.listener(None if final else self.snapshot())
+        except Exception:  # noqa: BLE001 - a listener's trouble must not stop a build
+            pass
+
     def _draw(self, force: bool = False, final: bool = False) -> None:
         if self._stage is None:
             return
+        self._tell(final)
         now = time.monotonic()
         if not force and now - self._shown < self.every:
             return

@@ -121,7 +121,7 @@ class SearchSettings:
     low_confidence_below: float = 0.35
     #: A result scoring under this is a weaker match: shown apart, quieter (bench/tuning/weaker.py chose it so
     #: that at most 1% of the right first answers of any tuning set are set apart).
-    weaker_below: float = 0.3
+    weaker_below: float = 0.35
     #: Also flag a question that names something (a capitalised word) no document contains:
     #: on-topic questions the documents cannot answer ("the Oreshnik missile") pass the cosine test.
     flag_unknown_names: bool = True

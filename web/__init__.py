@@ -9,7 +9,8 @@ from pathlib import Path
 from flask import Flask, current_app, jsonify, make_response, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from qa.errors import QAError
+from qa import index
+from qa.errors import IndexUnavailable, QAError
 from qa.search import Searcher
 from qa.web.body import BodyReader
 from qa.web.guard import guard
@@ -106,6 +107,20 @@ def status() -> dict:
     return current_app.extensions["qa.status"].read()
 
 
+def building() -> str | None:
+    """Say how far the build ``qa serve`` runs has gone ("reading files: 12 of 53"), or None when none runs."""
+    state = status().get("building")
+    if not state:
+        return None
+    if state.get("state") == "waiting":
+        return f"waiting for the build that {state.get('by', 'another process')} is running"
+    if state.get("state") == "failed":
+        return None  # said by the error it left, where an answer is asked for
+    if state.get("stage"):
+        return f"{state['stage']}: {state['done']:,} of {state['total']:,}"
+    return "starting"
+
+
 def stale_reason() -> str | None:
     """Return why the served index no longer matches the documents folder, or None; never waits for the check."""
     return status().get("stale")
@@ -133,6 +148,9 @@ RETRY_AFTER_S = 5
 
 def _qa_error(exc: QAError):
     message = public_message(str(exc))
+    progress = building() if isinstance(exc, IndexUnavailable) else None
+    if progress is not None and index.current_build(get_searcher().index_dir) is None:
+        message = f"the index is being built ({progress}); try again in a moment"
     if wants_json():
         response = make_response(jsonify(error=message), exc.status)
     else:

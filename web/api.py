@@ -9,7 +9,7 @@ from werkzeug.exceptions import RequestEntityTooLarge, UnsupportedMediaType
 
 from qa.errors import BadRequest, QAError
 from qa.search import DEFAULT_K
-from qa.web import get_searcher, public_message, status
+from qa.web import RETRY_AFTER_S, building, get_searcher, public_message, status
 from qa.web.openapi import MAX_BODY_BYTES, openapi_document
 
 bp = Blueprint("api", __name__)
@@ -117,11 +117,13 @@ def healthz():
     Answers from what is in memory: staleness and the watch are found by background
     threads (web/status.py), never inside this request.
     """
+    found = status()
+    progress = building()
     try:
         manifest = get_searcher().reader.manifest
     except QAError as exc:
-        return jsonify(status="unavailable", error=public_message(str(exc))), 503
-    found = status()
+        body = {"status": "building", "building": progress} if progress is not None else {"status": "unavailable"}
+        return jsonify(**body, error=public_message(str(exc))), 503, {"Retry-After": str(RETRY_AFTER_S)}
     watch = found.get("watch")
     body = {
         "status": "degraded" if watch and watch["state"] == "failed" else "ok",
@@ -133,6 +135,8 @@ def healthz():
         "stale_reason": public_message(found["stale"]) if found.get("stale") else None,
     }
     body["tuned"] = get_searcher().tuning()
+    if progress is not None:
+        body["building"] = progress  # a new build on its way: this one serves until it is published
     if watch is not None:
         body["watch"] = {name: public_message(value) if isinstance(value, str) else value for name, value in watch.items()}
     return jsonify(body)

@@ -9,7 +9,7 @@ from flask import Blueprint, render_template, request
 from qa.errors import BadRequest, QAError
 from qa.ingest import page_of
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
-from qa.web import get_searcher, public_message, stale_reason
+from qa.web import building, get_searcher, public_message, stale_reason
 
 bp = Blueprint("pages", __name__)
 
@@ -55,7 +55,8 @@ def index():
     k = request.args.get("k", str(DEFAULT_K))
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
     filters["source"] = [s for s in request.args.getlist("source") if s.strip()]
-    context = dict(question=question, k=k, filters=filters, k_choices=K_CHOICES, max_chars=MAX_QUESTION_CHARS)
+    context = dict(question=question, k=k, filters=filters, k_choices=K_CHOICES, max_chars=MAX_QUESTION_CHARS,
+                   building=building())
     try:
         context["stale"] = stale_reason()
         # The collection's own newest titles: a title is a fair question about its document.

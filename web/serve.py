@@ -182,6 +182,7 @@ def serve(
     """
     from gunicorn.app.base import BaseApplication
 
+    quiet_third_party_warnings()
     settings = gunicorn_settings(host, port, workers, worker_connections, timeout, access_log, log_questions, greenlets)
 
     class Server(BaseApplication):
@@ -194,6 +195,21 @@ def serve(
             return app
 
     Server().run()
+
+
+def quiet_third_party_warnings() -> None:
+    """Silence two warnings every worker printed at start, about nothing a user did or can change.
+
+    gevent's MonkeyPatchWarning says ``ssl`` was imported (by huggingface_hub's truststore and
+    anyio, when a build loads the model) before the worker patched it: a worker makes no TLS
+    connection (TLS ends at the proxy, and qa fetches nothing). torch's FutureWarning about
+    ``torch.distributed.reduce_op`` is raised by gevent walking torch's module while it patches.
+    Set in the master, the filters hold in every worker forked from it.
+    """
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r"`torch\.distributed\.reduce_op` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"Monkey-patching ssl after ssl has already been imported")
 
 
 def gunicorn_settings(

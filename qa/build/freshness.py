@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 from qa import index
@@ -42,13 +43,14 @@ def folder_changed(docs_dir: Path, index_dir: Path, cache: DigestCache | None = 
 
 def ensure_index(
     docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print,
-    shards: int | None = None, progress=False,
+    shards: int | None = None, progress=False, waiting=None,
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
 
     The embedding model is loaded only when a build is needed; ``shards`` as for ``build``;
     ``model`` as for ``build``'s ``embedder`` spec (None: the encoder that built the index);
-    ``progress`` as for ``build``.
+    ``progress`` as for ``build``; ``waiting(holder)`` is told when another process's build
+    ("pid 4242") is waited for.
     """
     model = model or passage_encoder(index_dir)
     reason = _why_build(docs_dir, index_dir, model_name(model), settings, shards)
@@ -57,7 +59,13 @@ def ensure_index(
     if not docs_dir.is_dir() and index.current_build(index_dir) is None:
         # Said first: "no index, run qa index" would send the user the wrong way.
         raise NoDocuments(f"documents folder not found: {docs_dir}, and {index_dir} holds no index to serve")
-    log(f"building the index: {reason}")
+    holder = index.lock_holder(index_dir)
+    if holder is not None:
+        log(f"waiting for the build of {index_dir} that {holder} is running (a qa index?): it goes on after it")
+        if waiting is not None:
+            waiting(holder)
+    else:
+        log(f"building the index: {reason}")
     try:
         report = build(docs_dir, index_dir, model, settings, progress=progress, wait=True, shards=shards)
     except NoDocuments:
@@ -76,6 +84,8 @@ def ensure_index(
 
 def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettings, shards: int | None) -> str | None:
     """Say why ``index_dir`` needs a build before serving, or None when the one in service will do."""
+    if index.current_build(index_dir) is None:
+        return f"there is none in {index_dir} yet"
     try:
         reader = index.open_index(index_dir, model=name)
     except IndexUnavailable as exc:
@@ -89,3 +99,37 @@ def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettin
         return reason
     finally:
         reader.close()
+
+
+class BackgroundBuild:
+    """``ensure_index`` on a thread of this process, telling ``on_state`` how far it has gone.
+
+    ``qa serve`` answers while it builds: the page and /healthz say "building (12 of 53
+    files read)", the API answers 503 with Retry-After until there is an index, and the
+    workers switch to the new build when it is published. ``on_state`` is given a dict
+    (state "waiting" for another process's build, or "building", with the stage and its
+    counts), then None when done; a failure is logged and left in the state.
+    """
+
+    def __init__(self, docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
+                 shards: int | None, log, on_state):
+        from qa.progress import Progress
+
+        self.args = (docs_dir, index_dir, model, settings)
+        self.shards, self.log, self.on_state = shards, log, on_state
+        self.progress = Progress(listener=lambda stage: on_state({"state": "building", **(stage or {})}))
+        self.thread = threading.Thread(target=self._run, name="qa-build", daemon=True)
+
+    def start(self) -> BackgroundBuild:
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            ensure_index(*self.args, log=self.log, shards=self.shards, progress=self.progress,
+                         waiting=lambda holder: self.on_state({"state": "waiting", "by": holder}))
+        except Exception as exc:  # noqa: BLE001 - the server goes on, serving what it can, and says why
+            self.log(f"the index could not be built: {exc}")
+            self.on_state({"state": "failed", "error": str(exc)})
+            return
+        self.on_state(None)

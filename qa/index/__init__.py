@@ -14,7 +14,9 @@ Other stages import this face only.
 
 from __future__ import annotations
 
-from qa.index.layout import MODELS, TUNED, Manifest, build_lock, current_build, read_tuning, unreadable, write_tuning
+from qa.index.layout import (
+    MODELS, TUNED, Manifest, build_lock, current_build, lock_holder, read_tuning, unreadable, write_tuning,
+)
 from qa.index.protocol import IndexView, TableReads
 from qa.index.reader import IndexReader, write_build
 from qa.index.replica import publish_copy
@@ -28,6 +30,7 @@ from qa.index.terms import content_words, idf, match_expression, names_in
 __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
     "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
+    "lock_holder",
     "in_service", "index_model", "is_sharded", "match_expression", "names_in", "open_index", "publish_copy", "shard_folder", "shard_of",
     "term_positions", "unreadable", "write_build", "write_collection", "TUNED", "read_tuning", "write_tuning",
 ]

@@ -196,6 +196,7 @@ def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
         IndexBusy: another process holds it and ``wait`` is false.
     """
     with writing(index_dir):
+        created = not index_dir.exists()
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / LOCK, "a+")
     with handle:
@@ -217,7 +218,27 @@ def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
+            if created and [p.name for p in index_dir.iterdir()] == [LOCK]:
+                # A first build that wrote nothing (no documents, say) leaves no folder behind.
+                (index_dir / LOCK).unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    index_dir.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(index_dir: Path) -> str | None:
+    """Say who holds the build lock of ``index_dir`` ("pid 4242"), or None when no build runs."""
+    try:
+        handle = open(index_dir / LOCK, "r")
+    except OSError:
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return None
 
 
 def _remove_leftovers(index_dir: Path) -> None:

@@ -152,6 +152,8 @@ class Searcher:
         missing = reader.tables.missing_sources(filters.sources)
         if missing:
             raise BadRequest(f"no document named {missing[0]!r} in the index")
+        if filters.folder and not reader.tables.count_documents(Filters(folder=filters.folder)):
+            raise BadRequest(f"no indexed document is under the folder {filters.folder!r}")
         excluded = reader.tables.count_undated(filters) if filters.by_date else 0
         query = self.embedder.encode([question])[0]
         depth = max(settings.candidates, k * settings.overfetch)

@@ -174,7 +174,7 @@ def test_search_takes_several_sources_and_a_folder(run):
     picked = ["002_42f21bd48c4da039.txt", "004_027c9bdda43207c8.txt"]
     out = run("search", "treaty Russia", "-k", "10", "--json", "--source", picked[0], "--source", picked[1])
     assert {r["source"] for r in json.loads(out.stdout)["results"]} <= set(picked)
-    assert json.loads(run("search", "treaty", "--json", "--folder", "sub").stdout)["results"] == []
+    assert run("search", "treaty", "--json", "--folder", "sub").exit_code == 2  # no document is under it
 
 
 def test_the_shipped_systemd_unit_uses_only_real_serve_options():
@@ -301,3 +301,20 @@ def test_an_index_knows_its_model_so_later_commands_need_not_repeat_it(docs, tmp
     message = " ".join(other.stderr.split())
     assert "built with the model 'hashing:64', not 'hashing:32'" in message
     assert message.index("leave --model out") < message.index("--rebuild")
+
+
+def test_a_folder_no_document_is_under_is_an_error_as_an_unknown_source_is(run):
+    assert run("index").exit_code == 0
+    folder = run("search", "Kursk", "--folder", "nowhere")
+    assert folder.exit_code == 2 and "no indexed document is under the folder 'nowhere'" in folder.stderr
+    source = run("search", "Kursk", "--source", "nope.pdf")
+    assert source.exit_code == 2 and "no document named 'nope.pdf'" in source.stderr
+
+
+def test_an_empty_documents_folder_leaves_no_index_folder_behind(docs, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(cli, ["index", "--docs", str(empty), "--index", str(tmp_path / "idx"),
+                                      "--model", "hashing"])
+    assert result.exit_code == 1 and "no indexable documents" in result.stderr
+    assert not (tmp_path / "idx").exists()  # no build.lock left in a folder of its own

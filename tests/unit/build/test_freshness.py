@@ -15,7 +15,7 @@ def test_missing_index_is_built(docs, tmp_path, embedder):
     lines = []
     ensure_index(docs, tmp_path / "index", "hashing", log=lines.append)
     assert index.open_index(tmp_path / "index").manifest.document_count == 5
-    assert lines[0].startswith("building the index: no index")
+    assert lines[0].startswith("building the index: there is none in")
 
 
 def test_fresh_index_is_left_alone(docs, index_dir, embedder):
@@ -53,3 +53,59 @@ def test_no_documents_and_no_index_is_an_error(tmp_path, embedder):
     (tmp_path / "docs").mkdir()
     with pytest.raises(NoDocuments):
         ensure_index(tmp_path / "docs", tmp_path / "index", "hashing", log=lambda line: None)
+
+
+def test_a_background_build_reports_how_far_it_has_gone_then_none(docs, tmp_path):
+    from qa.build import BackgroundBuild
+    from qa.settings import ChunkSettings
+
+    states, lines = [], []
+    work = BackgroundBuild(docs, tmp_path / "index", "hashing", ChunkSettings(), None, lines.append, states.append)
+    work.start().thread.join(60)
+    assert index.open_index(tmp_path / "index").manifest.document_count == 5
+    stages = {s["stage"] for s in states if s and s.get("stage")}
+    assert {"reading files", "embedding passages"} <= stages and states[-1] is None
+    reading = [s for s in states if s and s.get("stage") == "reading files"]
+    assert reading[-1]["done"] == reading[-1]["total"] == 5
+
+
+def test_a_background_build_waits_for_another_processs_build_and_says_whose(docs, tmp_path):
+    import os
+    import threading
+
+    from qa.build import BackgroundBuild
+    from qa.settings import ChunkSettings
+
+    states, lines, release = [], [], threading.Event()
+    held = threading.Thread(target=lambda: _hold_lock(tmp_path / "index", release))
+    held.start()
+    while index.lock_holder(tmp_path / "index") is None:
+        pass
+    work = BackgroundBuild(docs, tmp_path / "index", "hashing", ChunkSettings(), None, lines.append, states.append)
+    work.start()
+    while not states:
+        pass
+    assert states[0] == {"state": "waiting", "by": f"pid {os.getpid()}"} and "waiting for the build" in lines[0]
+    release.set()
+    work.thread.join(60)
+    held.join()
+    assert states[-1] is None and index.current_build(tmp_path / "index") is not None
+
+
+def _hold_lock(index_dir, release) -> None:
+    with index.build_lock(index_dir):
+        release.wait(30)
+
+
+def test_a_failed_background_build_leaves_its_reason(tmp_path):
+    from qa.build import BackgroundBuild
+    from qa.settings import ChunkSettings
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "notes.xyz").write_text("not a type qa reads", encoding="utf-8")
+    states, lines = [], []
+    BackgroundBuild(docs, tmp_path / "index", "hashing", ChunkSettings(), None, lines.append, states.append) \
+        .start().thread.join(60)
+    assert states[-1]["state"] == "failed" and "no indexable documents" in states[-1]["error"]
+    assert any("could not be built" in line for line in lines)

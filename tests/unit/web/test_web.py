@@ -460,7 +460,8 @@ def test_several_sources_and_a_folder_filter_the_answers(client, docs):
     post = client.post("/api/search", json={"question": "treaty Russia", "k": 10, "source": picked}).get_json()
     assert post["results"] == get.get_json()["results"]
     assert client.get("/api/search?q=x&source=a.txt&source=nope.txt").status_code == 400
-    assert client.get("/api/search?q=treaty&folder=nowhere").get_json()["results"] == []
+    nowhere = client.get("/api/search?q=treaty&folder=nowhere")
+    assert nowhere.status_code == 400 and "under the folder 'nowhere'" in nowhere.get_json()["error"]
     html = client.get("/").get_data(as_text=True)
     assert '<select id="source" name="source" multiple' in html and 'value="002_42f21bd48c4da039.txt"' in html
 
@@ -579,3 +580,20 @@ def test_the_page_and_the_api_check_the_mode_alike(client):
     page = client.get("/?q=treaty&mode=semantic")
     assert page.status_code == 400 and b"ode must be one of dense, lexical, hybrid, rerank" in page.data
     assert client.get("/?q=treaty&mode=lexical").status_code == 200
+
+
+def test_while_the_first_index_is_built_the_server_answers_and_says_how_far_it_is(tmp_path, embedder):
+    app = create_app({"TESTING": True}, searcher=Searcher(tmp_path / "none", embedder=embedder))
+    app.extensions["qa.status"].update(building={"state": "building", "stage": "reading files", "done": 12,
+                                                 "total": 53, "current": None})
+    client = app.test_client()
+    api = client.get("/api/search?q=Kursk")
+    assert api.status_code == 503 and api.headers["Retry-After"]
+    assert "being built (reading files: 12 of 53)" in api.get_json()["error"]
+    health = client.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "building"
+    assert health.get_json()["building"] == "reading files: 12 of 53" and health.headers["Retry-After"]
+    page = client.get("/").get_data(as_text=True)
+    assert "Building the index" in page and "reading files: 12 of 53" in page
+    app.extensions["qa.status"].update(building={"state": "waiting", "by": "pid 4242"})
+    assert "waiting for the build that pid 4242 is running" in client.get("/healthz").get_json()["building"]
