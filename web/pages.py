@@ -17,7 +17,7 @@ K_CHOICES = (3, 5, 10, 20)
 FILTERS = ("since", "until", "folder")
 #: Above this many documents the source filter is a text box instead of a list to pick from.
 MAX_PICKABLE = 500
-#: Document titles offered as example questions on the empty page.
+#: Questions suggested on the empty page, and newest documents offered to browse.
 EXAMPLES = 3
 
 
@@ -59,13 +59,15 @@ def index():
                    building=building())
     try:
         context["stale"] = stale_reason()
-        # The collection's own newest titles: a title is a fair question about its document.
-        context["examples"] = get_searcher().example_questions(EXAMPLES)
+        # Questions seen to answer (a name the newest documents mention most), and those documents to browse:
+        # a title asked as a question met "No close match" as often as not.
+        context["examples"] = get_searcher().suggestions(EXAMPLES)
+        context["newest"] = get_searcher().newest(EXAMPLES)
         # Offer the indexed documents to pick from, while the list stays a list one can scan.
         context["sources"] = get_searcher().sources(MAX_PICKABLE)
     except QAError:
         # No usable index: the search below, or the empty page, says so.
-        context["stale"], context["examples"], context["sources"] = None, [], None
+        context["stale"], context["examples"], context["newest"], context["sources"] = None, [], [], None
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:

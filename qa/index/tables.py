@@ -523,13 +523,11 @@ class Tables:
                 absent.append(term)
         return absent
 
-    def recent_dated(self, n: int) -> list[tuple[str, str | None]]:
-        """Return up to ``n`` distinct (title, newest date), newest dated first, then undated by title."""
-        sql = (
-            "SELECT title, max(date) AS date FROM documents WHERE title IS NOT NULL "
-            "GROUP BY title ORDER BY max(date IS NULL), max(date) DESC, title LIMIT ?"
-        )
-        return [(r["title"], r["date"]) for r in self._query(sql, (n,))]
+    def recent_documents(self, n: int) -> list[tuple[str, str, str | None]]:
+        """Return up to ``n`` (source, title, date) of titled documents, newest dated first, then undated by title."""
+        sql = ("SELECT source, title, date FROM documents WHERE title IS NOT NULL "
+               "ORDER BY date IS NULL, date DESC, title, source LIMIT ?")
+        return [(r["source"], r["title"], r["date"]) for r in self._query(sql, (n,))]
 
 
 # In-memory FTS5 tables that cut text into index terms with the index's tokenizer, lent

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from qa.errors import BadRequest, NotFound
 from qa.index import MAX_LAYER_CHARS, IndexView
 from qa.records import Filters, clean_text
@@ -72,6 +74,26 @@ def sources(reader: IndexView, most: int) -> list[str] | None:
     return found if len(found) <= most else None
 
 
-def example_questions(reader: IndexView, n: int = 3) -> list[str]:
-    """Return up to ``n`` questions to suggest: the newest documents' titles (a title is a fair question)."""
-    return [title for title, _ in reader.tables.recent_dated(n)]
+def newest(reader: IndexView, n: int = 3) -> list[tuple[str, str]]:
+    """Return up to ``n`` (source, title) of the newest documents, to browse: dated newest first, then undated."""
+    return [(source, title) for source, title, _ in reader.tables.recent_documents(n)]
+
+
+#: A name as documents write it: capitalised words (a few, joined by a space or hyphen), or an acronym.
+_NAME = re.compile(r"\b(?:[A-Z][a-z]+(?:[ -](?:of |the |de |al-)?[A-Z][a-z]+){0,3}|[A-Z]{2,6}(?: [A-Z][a-z]+)?)\b")
+#: Words capitalised for their place in a sentence more often than for what they name.
+_NOT_NAMES = frozenset("""The A An And But Or If In On At For To Of By With From As It Its This That These Those
+He She They We You I His Her Their Our Your There Here When Where What Why How Who Which While After Before
+Since Until Then Now Today Yesterday Tomorrow Mr Mrs Ms Dr Yes No Not All Some Many Most One Two Three""".split())
+
+
+def key_phrases(text: str, most: int = 6) -> list[str]:
+    """Return the names a text mentions most, longer names first among equals: what a reader would ask about."""
+    counts: dict[str, int] = {}
+    for match in _NAME.finditer(text):
+        phrase = match.group()
+        if phrase in _NOT_NAMES or len(phrase) < 3:
+            continue
+        counts[phrase] = counts.get(phrase, 0) + 1
+    ranked = sorted(counts, key=lambda p: (-(counts[p] * (1 + p.count(" "))), p))
+    return ranked[:most]

@@ -59,6 +59,7 @@ class Searcher:
         self._model = model if model is not None or embedder is not None else index.index_model(self.index_dir)
         self._query_encoder = query_encoder
         self._lock = threading.Lock()
+        self._suggested: tuple[Path | None, list[str]] = (None, [])
         # The model's name is known without loading anything, so a missing index is reported
         # before the model is loaded or its int8 export written into the index folder.
         self._served = ServedIndex(
@@ -104,9 +105,32 @@ class Searcher:
         """Return every indexed document's source, or None when there are more than ``most``."""
         return catalogue.sources(self.reader, most)
 
-    def example_questions(self, n: int = 3) -> list[str]:
-        """Return up to ``n`` questions to suggest: the newest documents' titles."""
-        return catalogue.example_questions(self.reader, n)
+    def newest(self, n: int = 3) -> list[tuple[str, str]]:
+        """Return (source, title) of up to ``n`` of the newest documents, to offer for browsing."""
+        return catalogue.newest(self.reader, n)
+
+    def suggestions(self, n: int = 3) -> list[str]:
+        """Return up to ``n`` questions to suggest, each seen to answer: a name the newest documents mention most.
+
+        A suggestion is kept only when asking it finds its own document first, as no weaker
+        match and unflagged, so a suggested question never meets "No close match" (a title did:
+        "Sample PDF with XMP Metadata"). Worked out once per build (a search or two per document).
+        """
+        reader = self.reader
+        if self._suggested[0] != reader.folder:
+            found: list[str] = []
+            for source, _ in catalogue.newest(reader, 4 * n):
+                document = reader.tables.document(source)
+                for phrase in catalogue.key_phrases(document.text[document.body_start :] if document else "")[:2]:
+                    answer = self.search(phrase, 3)
+                    top = answer.results[0] if answer.results else None
+                    if top and top.passage.source == source and not top.weaker and not answer.low_confidence:
+                        found.append(phrase)
+                        break
+                if len(found) == n:
+                    break
+            self._suggested = (reader.folder, found)
+        return list(self._suggested[1])
 
     def search(
         self,

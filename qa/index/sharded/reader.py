@@ -320,12 +320,13 @@ class ShardedTables:
             return []
         return [t for t in terms if all(t in found for found in answers.values())]
 
-    def recent_dated(self, n: int) -> list[tuple[str, str | None]]:
-        newest: dict[str, str | None] = {}
-        for found in self._all("recent_dated", n).values():
-            for title, date in found:
-                if title not in newest or (date or "") > (newest[title] or ""):
-                    newest[title] = date
-        dated = sorted(t for t in newest if newest[t] is not None)
-        dated.sort(key=lambda t: newest[t], reverse=True)  # stable: titles of one date stay in order
-        return [(t, newest[t]) for t in (dated + sorted(t for t in newest if newest[t] is None))[:n]]
+    def recent_documents(self, n: int) -> list[tuple[str, str, str | None]]:
+        # Each shard's n newest hold the collection's n newest; ordered as one build orders them.
+        found = [row for part in self._all("recent_documents", n).values() for row in part]
+        found.sort(key=lambda row: (row[2] is None, _descending(row[2] or ""), row[1], row[0]))
+        return found[:n]
+
+
+def _descending(text: str) -> tuple[int, ...]:
+    """A sort key that orders strings (ISO dates) from the greatest down."""
+    return tuple(-ord(c) for c in text) + (1,)

@@ -101,7 +101,7 @@ def test_a_sharded_collection_ranks_as_one_build(index_dir: Path, sharded_dir: P
     filters = Filters(since="2024-01-01", sources=("001_197f8570244cbea7.txt", "003_693562d2949a8d6d.txt"))
     assert ranked(one, "grain exports", "hybrid", filters) == ranked(three, "grain exports", "hybrid", filters)
     assert one.documents() == three.documents()
-    assert one.example_questions(5) == three.example_questions(5)
+    assert one.newest(5) == three.newest(5)
     assert one.sources(100) == three.sources(100)
     assert one.document("002_42f21bd48c4da039.txt", 10, 90) == three.document("002_42f21bd48c4da039.txt", 10, 90)
     unknown = "What did Lavrov say about the Oreshnik missile?"

@@ -224,28 +224,30 @@ def test_page_empty_state_has_labelled_form(client):
     assert '<label for="k">' in html
 
 
-def test_page_examples_are_the_collections_newest_titles(client):
+def test_every_suggested_question_answers_and_titles_are_links_to_browse(client):
     import re
     from html import unescape
 
     html = client.get("/").get_data(as_text=True)
     examples = [unescape(t) for t in re.findall(r'<li><a href="/\?q=[^"]*">([^<]*)</a></li>', html)]
-    # Dated titles newest first; the seed dated 2025 gives no title and is named by its first line.
-    assert examples == [
-        "The main news of the past week was undoubtedly the conversation between Putin and Trump",
-        "Russian Foreign Minister: No Difference in Russia's Actions if Trump Elected",
-        "US Ignored Enormous Displays of Goodwill From Russia’s President Putin - Lavrov",
-    ]
+    assert examples and 'placeholder="e.g. ' + examples[0] in unescape(html)
+    for example in examples:  # each one asked: an answer from the documents, not flagged, not only weaker matches
+        answer = client.get("/api/search", query_string={"q": example, "k": 3}).get_json()
+        assert answer["results"] and not answer["low_confidence"] and not answer["results"][0]["weaker"], example
+    # The newest documents' titles are for browsing: links to the document, not questions.
+    newest = re.findall(r'<li><a href="/document\?source=[^"]*">([^<]*)</a></li>', html)
+    assert unescape(newest[0]) == "The main news of the past week was undoubtedly the conversation between Putin and Trump"
+    assert not set(map(unescape, newest)) & set(examples)
 
 
 def test_page_without_an_index_offers_no_examples(empty_client):
     html = empty_client.get("/").get_data(as_text=True)
-    assert "Try the titles" not in html and 'placeholder="e.g.' not in html
+    assert "Try asking" not in html and 'placeholder="e.g.' not in html
 
 
 def test_page_shows_cited_results(client):
     html = client.get("/?q=INF+Treaty+February+2019&k=3").get_data(as_text=True)
-    assert html.count('class="result"') == 3
+    assert html.count('<li class="result') == 3  # "result", or "result weaker" under the divider
     assert "004_027c9bdda43207c8.txt" in html
     assert '<time datetime="2024-01-24">' in html
     assert "Angeline Tan" in html
@@ -273,8 +275,11 @@ class FixedSearcher:
     def search(self, question, k=5, **options):
         return Answer(question, [self.result], 1.0)
 
-    def example_questions(self, n=3):
+    def suggestions(self, n=3):
         return [self.result.passage.title]
+
+    def newest(self, n=3):
+        return [(self.result.passage.source, self.result.passage.title)]
 
     def documents(self, folder=None):
         return {"documents": [], "skipped": []}
