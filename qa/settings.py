@@ -29,8 +29,9 @@ RECORDED_DEFAULTS = {"rerank_alpha": 2 / 3, "sentence_weight": 0.4, "proximity_w
 #: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
 SENTENCE_VECTORS = ("late", "separate")
 #: Bump when the chunker cuts the same text differently under the same settings
-#: (3: character bound, CJK words and sentence ends; 4: overlap bounded in characters).
-CHUNKING_VERSION = 4
+#: (3: character bound, CJK words and sentence ends; 4: overlap bounded in characters; 5: a line wrapped at a
+#: margin does not end its sentence).
+CHUNKING_VERSION = 5
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,10 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
 
     Breaks at blank lines, after terminal punctuation followed by white space or
     directly by a capital letter ("trust.Russia's"), and at a line break that is
-    followed by a capital letter, quote, digit or bullet. Spans are trimmed of
-    surrounding white space and never empty.
+    followed by a capital letter, quote, digit or bullet, unless the line before
+    it was wrapped at a margin (``_wrapped``): in hard-wrapped mail "Australia and
+    New\nZealand." is one sentence. Spans are trimmed of surrounding white space
+    and never empty.
     """
     end = len(text) if end is None else end
     cuts = {start, end}
@@ -72,7 +74,9 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
             cuts.add(m.end())
     for m in _NEWLINE.finditer(text, start, end):
         pos = m.end()
-        if pos < end and _starts_line_sentence(text[pos]):
+        if pos < end and _starts_line_sentence(text[pos]) and not (
+            text[pos].isalpha() and _wrapped(text, m.start(), start)
+        ):
             cuts.add(pos)
     spans = []
     ordered = sorted(cuts)
@@ -107,6 +111,18 @@ def _ends_sentence(text: str, p_start: int, p_end: int, limit: int) -> bool:
     if re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
         return False  # "U.S." before a capital letter is usually mid-sentence
     return True
+
+
+#: A line at least this long that ends without punctuation was wrapped at a margin (mail wraps at 72-78).
+WRAPPED_LINE_CHARS = 45
+_LINE_END_PUNCTUATION = frozenset(".!?:;…" + _CJK_TERMINALS + _CLOSERS)
+
+
+def _wrapped(text: str, newline: int, start: int) -> bool:
+    """Say whether the line ending at ``newline`` was wrapped mid-sentence: long, and not ended by punctuation."""
+    line_start = text.rfind("\n", start, newline) + 1 or start
+    line = text[max(line_start, start) : newline].rstrip()
+    return len(line) >= WRAPPED_LINE_CHARS and line[-1:] not in _LINE_END_PUNCTUATION
 
 
 def _starts_line_sentence(char: str) -> bool:

@@ -125,10 +125,37 @@ def proximity(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequen
     return held / total
 
 
-def highlight(sentence_cosines: Sequence[float], margin: float = 0.05, most: int = 2) -> list[int]:
-    """Return indexes of the best sentence and any within ``margin`` of it, at most ``most``, in order."""
+def highlight(
+    sentence_cosines: Sequence[float], margin: float = 0.05, most: int = 2, headings: Sequence[bool] = ()
+) -> list[int]:
+    """Return indexes of the best sentence and any within ``margin`` of it, at most ``most``, in order.
+
+    A heading (``headings[i]``) is passed over while the passage has a sentence that is
+    not one: "About this book" shares the question's subject but answers nothing.
+    """
     if not sentence_cosines:
         return []
-    best = max(sentence_cosines)
-    order = sorted(range(len(sentence_cosines)), key=lambda i: -sentence_cosines[i])
+    eligible = [i for i in range(len(sentence_cosines)) if not (i < len(headings) and headings[i])]
+    eligible = eligible or list(range(len(sentence_cosines)))
+    best = max(sentence_cosines[i] for i in eligible)
+    order = sorted(eligible, key=lambda i: -sentence_cosines[i])
     return sorted(i for i in order[:most] if sentence_cosines[i] >= best - margin)
+
+
+#: The most words a heading has: a line longer than this is a sentence whatever its punctuation.
+HEADING_WORDS = 10
+
+
+def is_heading(text: str, start: int, end: int, question: str = "") -> bool:
+    """Say whether ``text[start:end]`` is a heading: a short line of its own, ending in no punctuation, and not
+    what the question asks for (a question that quotes it asks for the heading itself)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    own_line = not text[line_start:start].strip() and not text[end : len(text) if line_end < 0 else line_end].strip()
+    words = text[start:end].split()
+    if not own_line or not words or len(words) > HEADING_WORDS or text[end - 1] in ".!?:;,\"'”’)":
+        return False
+    def squashed(value: str) -> str:
+        return " " + " ".join(w.strip(".,;:!?\"'()").lower() for w in value.split()) + " "
+
+    return squashed(text[start:end]) not in squashed(question)

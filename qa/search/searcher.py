@@ -183,7 +183,7 @@ class Searcher:
         depth = max(settings.candidates, k * settings.overfetch)
         ranking = rank(reader, settings, question, query, depth, mode, filters)
         kept = _pick(reader, ranking, query, k)
-        results = _results(reader, ranking, kept, settings.weaker_below)
+        results = _results(reader, ranking, kept, settings.weaker_below, question)
         best_sentence = max((c for i in kept for _, _, c in ranking.sentences[ranking.rows[i]]), default=-1.0)
         names = names_in(question) if settings.flag_unknown_names else []
         unknown = reader.tables.absent_terms(names) if names else []
@@ -226,7 +226,7 @@ def _pick(reader: IndexView, ranking: Ranking, query: np.ndarray, k: int) -> lis
     return kept
 
 
-def _results(reader: IndexView, ranking: Ranking, kept: list[int], weaker_below: float) -> list[Result]:
+def _results(reader: IndexView, ranking: Ranking, kept: list[int], weaker_below: float, question: str) -> list[Result]:
     """Make the results of the kept passages: highlights, and the page of the best sentence for paged formats."""
     spanning = {ranking.passages[i].source for i in kept if ranking.passages[i].page != ranking.passages[i].page_end}
     pages = reader.tables.document_pages(sorted(spanning)) if spanning else {}
@@ -237,11 +237,12 @@ def _results(reader: IndexView, ranking: Ranking, kept: list[int], weaker_below:
         p, row = ranking.passages[i], ranking.rows[i]
         sentences = ranking.sentences[row]
         cosines = [c for _, _, c in sentences]
-        spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines))
+        headings = [fusion.is_heading(p.text, a, b, question) for a, b, _ in sentences]
+        spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines, headings=headings))
         sentence_page = p.page
-        if p.source in pages and cosines:
-            best = sentences[int(np.argmax(cosines))]
-            sentence_page = page_of(pages[p.source], p.start + best[0])
+        if p.source in pages and spans:
+            best = max(spans, key=lambda span: cosines[[s[:2] for s in sentences].index(span)])
+            sentence_page = page_of(pages[p.source], p.start + best[0])  # the page of the best highlighted sentence
         score = ranking.scores[row]
         results.append(Result(rank=position, score=score, passage=p, highlights=spans, sentence_page=sentence_page,
                               weaker=score < weaker_below,

@@ -176,3 +176,12 @@ def test_prose_is_cut_as_before_the_character_bound_on_overlap():
     spans = chunk(text)
     overlaps = [text[c:b] for (a, b), (c, d) in zip(spans, spans[1:])]
     assert all(len(o.split()) <= 40 for o in overlaps) and any(len(o.split()) >= 30 for o in overlaps)
+
+
+def test_a_line_wrapped_at_a_margin_does_not_end_its_sentence():
+    text = ("The names Smith are used in the UK instead, as well as in Australia and New\r\n"[:-2] + "\n"
+            "Zealand. Other names are rare.\nDear Ann\nThanks for the note.\n- first item\n- second item")
+    sentences = [text[a:b] for a, b in split_sentences(text)]
+    assert sentences[0] == "The names Smith are used in the UK instead, as well as in Australia and New\nZealand."
+    # Short lines (a greeting) and bullets still end at the line break.
+    assert "Dear Ann" in sentences and "- first item" in sentences and "- second item" in sentences

@@ -5,6 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from qa.search.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
+from qa.search import fusion
 from qa.search.fusion import adaptive_alpha, convex, coverage, highlight, proximity, rrf, sentence_rescore
 from qa.records import Passage
 
@@ -181,3 +182,18 @@ def test_best_context_keeps_results_distinct_and_in_score_order():
 def test_best_context_leaves_the_ranking_alone_without_sentences():
     a, b = passage("a", 0, 300), passage("a", 200, 500)
     assert best_context([1], [a, b], [0.7400, 0.7408], lambda g: None) == [1]
+
+
+def test_a_heading_is_not_highlighted_while_the_passage_has_a_sentence():
+    text = "About this book\n\nThis book is about zebras. It has ten chapters."
+    spans = [(0, 15), (17, 43), (44, 64)]
+    headings = [fusion.is_heading(text, a, b, "What is this book about?") for a, b in spans]
+    assert headings == [True, False, False]
+    # The heading has the best cosine, yet the sentence that answers is the one marked.
+    assert fusion.highlight([0.9, 0.7, 0.3], headings=headings) == [1]
+    # A heading alone is still marked; asked for by its own words, it is not a heading to pass over.
+    assert fusion.highlight([0.9], headings=[True]) == [0]
+    assert not fusion.is_heading(text, 0, 15, "about this book")
+    # A line ending in a full stop, or a long line, is a sentence.
+    assert not fusion.is_heading("Zebras run.\nMore.", 0, 11)
+    assert not fusion.is_heading("a b c d e f g h i j k l\nnext", 0, 23)
