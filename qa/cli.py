@@ -374,8 +374,7 @@ def serve_command(
     from qa.build import BackgroundBuild, passage_encoder
     from qa.errors import NoDocuments
     from qa.search import Searcher
-    from qa.web import create_app
-    from qa.web.serve import serve, served_hosts
+    from qa.web import create_app, serve, served_hosts
 
     hosts = served_hosts(host, allowed_hosts)
     check_port(host, port)

@@ -168,6 +168,8 @@ class Answer:
     unknown_names: tuple[str, ...] = ()
     #: Shards of a sharded collection that did not answer: the results come from the others.
     missing_shards: tuple[int, ...] = ()
+    #: What ``low_confidence`` was decided on (qa/search/confidence.py ``Evidence``), for evaluation; not in the JSON.
+    evidence: object = field(default=None, compare=False, repr=False)
 
     def as_dict(self) -> dict:
         return {

@@ -118,8 +118,11 @@ class SearchSettings:
     #: 0.2 of the lexical evidence's weight.
     proximity_weight: float = 0.05
     proximity_window: int = 2
-    #: Best-sentence cosine under which no passage is taken to answer the question.
+    #: Best-sentence cosine under which no passage is taken to answer the question, unless its words say so.
     low_confidence_below: float = 0.35
+    #: The question's rarest terms that, standing together in one passage of the answer, keep it unflagged
+    #: however low its cosine (qa/search/confidence.py); 0: the cosine and names alone decide.
+    rare_terms: int = 2
     #: A result scoring under this is a weaker match: shown apart, quieter (bench/tuning/weaker.py chose it so
     #: that at most 1% of the right first answers of any tuning set are set apart).
     weaker_below: float = 0.35

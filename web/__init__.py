@@ -17,6 +17,8 @@ from qa.web.guard import guard
 from qa.web.openapi import MAX_BODY_BYTES
 from qa.web.status import CHECK_EVERY_S, Freshness, SharedStatus
 
+__all__ = ["RETRY_AFTER_S", "create_app", "get_searcher", "serve", "served_hosts"]
+
 _searcher_lock = threading.Lock()
 
 SECURITY_HEADERS = {
@@ -180,3 +182,6 @@ def _security_headers(response):
         # Answers quote the documents (and may sit behind a token): no cache, shared or not, keeps them.
         response.headers.setdefault("Cache-Control", "no-store")
     return response
+
+
+from qa.web.server import serve, served_hosts  # noqa: E402  (gunicorn itself is imported when serve is called)

@@ -197,7 +197,7 @@ def overhead(port: int, index_dir: Path, encoder, questions: list[str], args, bl
     """
     import faiss
 
-    # The server's workers scan vectors on one OpenMP thread (qa/web/serve.py): so does this side.
+    # The server's workers scan vectors on one OpenMP thread (qa/web/server.py): so does this side.
     faiss_threads = faiss.omp_get_max_threads()
     faiss.omp_set_num_threads(1)
     searcher = Searcher(index_dir, embedder=encoder)

@@ -31,7 +31,9 @@ from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, loadavg, log
 from qa import evaluate
 from qa.build import build, passage_encoder
 from qa.embed import load_query_encoder
-from qa.index import layout, terms
+from qa import lexical
+from qa.index import layout
+from qa.lexical import scoring
 from qa.search import Searcher
 from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
@@ -94,9 +96,9 @@ def main() -> None:
             index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{name}"
             if args.budget_share and layout.current_build(index_dir) is not None:
                 passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
-                terms.POSTINGS_BUDGET = int(args.budget_share * passages)
+                scoring.POSTINGS_BUDGET = int(args.budget_share * passages)
                 # The default's own budget keeps its ratio to the other (50,000 to 200,000).
-                terms.CANDIDATE_POSTINGS_BUDGET = int(args.budget_share * passages / 4)
+                lexical.CANDIDATE_POSTINGS_BUDGET = int(args.budget_share * passages / 4)
             scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, model, encoder), MODES,
                                             query_encoder=queries)
             scores["speed"] = speed(index_dir, judged, queries)

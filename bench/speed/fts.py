@@ -19,8 +19,7 @@ import time
 from pathlib import Path
 
 from qa.index import layout
-from qa.index.tables import BM25_WEIGHTS, index_terms
-from qa.index.terms import bounded, content_words, match_expression
+from qa.lexical import BM25_WEIGHTS, bounded, content_words, index_terms, match_expression
 
 QUESTIONS = [
     "who was the president of the united states during the war",

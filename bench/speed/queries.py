@@ -124,13 +124,13 @@ def worst_questions(index_dir: Path) -> dict[str, str]:
 
 def bench_worst(index_dir: Path, encoder, k: int, repeats: int = 5) -> dict:
     """Default-mode latency of each of ``worst_questions``: ``repeats`` times each, after one warm-up."""
-    from qa.index import content_words, fts_tokens, terms
+    from qa.lexical import content_words, fts_tokens, scoring
 
     searcher = Searcher(index_dir, embedder=encoder)
     out = {}
     for name, question in worst_questions(index_dir).items():
         words = content_words(question)
-        counts = searcher.reader.tables.term_passages(*fts_tokens(words))
+        counts = searcher.reader.tables.lexicon.term_passages(*fts_tokens(words))
         searcher.search(question, k)
         times = []
         for _ in range(repeats):
@@ -140,15 +140,15 @@ def bench_worst(index_dir: Path, encoder, k: int, repeats: int = 5) -> dict:
         lexical_began = time.perf_counter()
         searcher.reader.lexical(question, 100)
         lexical_ms = (time.perf_counter() - lexical_began) * 1000
-        budget, terms.POSTINGS_BUDGET = terms.POSTINGS_BUDGET, 10**12  # what the budget saves
+        budget, scoring.POSTINGS_BUDGET = scoring.POSTINGS_BUDGET, 10**12  # what the budget saves
         try:
             unbounded_began = time.perf_counter()
             searcher.reader.lexical(question, 100)
             unbounded_ms = (time.perf_counter() - unbounded_began) * 1000
         finally:
-            terms.POSTINGS_BUDGET = budget
+            scoring.POSTINGS_BUDGET = budget
         out[name] = {"chars": len(question), "content_words": len(words), "postings": int(sum(counts)),
-                     "postings_ranked": int(sum(counts[i] for i in terms.bounded(counts))),
+                     "postings_ranked": int(sum(counts[i] for i in scoring.bounded(counts))),
                      "lexical_ms": round(lexical_ms, 1), "lexical_unbounded_ms": round(unbounded_ms, 1),
                      "median_ms": round(float(np.median(times)), 1), "max_ms": round(max(times), 1)}
     searcher.reader.close()

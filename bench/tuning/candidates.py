@@ -21,7 +21,7 @@ from ir_measures import ScoredDoc, nDCG
 
 from bench.common import CACHE, log
 from qa import evaluate
-from qa.index import content_words, term_positions
+from qa.lexical import content_words, term_positions
 from qa.records import Filters
 from qa.search import Searcher
 

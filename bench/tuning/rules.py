@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from bench.tuning.candidates import Candidates
-from qa.search.fusion import coverage, proximity
+from qa.lexical import coverage, proximity
 from qa.settings import SearchSettings
 
 Rule = Callable[[Candidates], np.ndarray]

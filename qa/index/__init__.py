@@ -2,8 +2,8 @@
 
 - ``layout``: the folder on disk, the manifest, the build lock, publishing a build;
 - ``vectors``: passage vectors behind one small interface (FAISS);
-- ``tables``: the passage table in SQLite (every SQL statement of qa);
-- ``terms``: lexical matching's words, constants and idf;
+- ``tables``: the passage store in SQLite (documents, passages, sentences; the lexical index, qa/lexical,
+  shares the file);
 - ``protocol``: ``IndexView``, the read surface both readers offer;
 - ``reader``: one build, loaded (``IndexReader``) or written (``write_build``);
 - ``sharded``: a collection in shards, read as one index, on Ray Serve or not;
@@ -24,15 +24,13 @@ from qa.index.serving import in_service, index_model, open_index
 from qa.index.sharded import (
     MAX_SHARDS, Connector, ShardedReader, ShardPlan, is_sharded, shard_folder, shard_of, write_collection,
 )
-from qa.index.tables import MAX_LAYER_CHARS, fts_tokens, term_positions
-from qa.index.terms import content_words, idf, match_expression, names_in
+from qa.index.tables import MAX_LAYER_CHARS
 
 __all__ = [
-    "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "Connector", "IndexReader", "IndexView", "Manifest", "RayShards",
-    "ShardPlan", "ShardedReader", "TableReads", "build_lock", "content_words", "current_build", "fts_tokens", "idf",
-    "lock_holder",
-    "in_service", "index_model", "is_sharded", "match_expression", "names_in", "open_index", "publish_copy", "shard_folder", "shard_of",
-    "term_positions", "unreadable", "write_build", "write_collection", "TUNED", "read_tuning", "write_tuning",
+    "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "TUNED", "Connector", "IndexReader", "IndexView", "Manifest",
+    "RayShards", "ShardPlan", "ShardedReader", "TableReads", "build_lock", "current_build", "in_service",
+    "index_model", "is_sharded", "lock_holder", "open_index", "publish_copy", "read_tuning", "shard_folder",
+    "shard_of", "unreadable", "write_build", "write_collection", "write_tuning",
 ]
 
 

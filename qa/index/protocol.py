@@ -89,7 +89,7 @@ class IndexView(Protocol):
         lexical: bool = True, postings: int | None = None,
     ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, float]]:
         """The ``depth`` best (row, cosine) and (row, BM25), and the cosine of every row among either;
-        the lexical search ranks at most ``postings`` postings (default ``terms.POSTINGS_BUDGET``)."""
+        the lexical search ranks at most ``postings`` postings (default qa/lexical ``POSTINGS_BUDGET``)."""
         ...
 
     def sentence_cosines_of(self, passages: Sequence[Passage], query: np.ndarray) -> list[list[tuple[int, int, float]]]:

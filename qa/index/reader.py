@@ -11,7 +11,7 @@ import numpy as np
 from qa.errors import IndexUnavailable, IndexWriteError
 from qa.index import layout, tables
 from qa.index.layout import Manifest
-from qa.index.terms import idf
+from qa.lexical import idf
 from qa.index.vectors import FaissVectors, Vectors
 from qa.records import Filters, Passage
 from qa.settings import ChunkSettings
@@ -87,13 +87,13 @@ class IndexReader:
         self, question: str, k: int, filters: Filters = Filters(), postings: int | None = None
     ) -> list[tuple[int, float]]:
         """Return (row, BM25) of the ``k`` best lexical matches that ``filters`` allow, ranking at
-        most ``postings`` postings (``terms.bounded``)."""
-        return self.tables.lexical(question, k, filters, postings)
+        most ``postings`` postings (qa/lexical ``rarest_terms``)."""
+        return self.tables.lexicon.match(question, k, self.tables.allowed(filters), postings)
 
     def term_idf(self, terms: Sequence[str]) -> list[float]:
         """Return bm25()'s idf of each of ``terms`` (index terms) over this build's passages."""
         total = max(self.manifest.passage_count, 1)
-        return [idf(total, hits) for hits in self.tables.term_passages(*terms)]
+        return [idf(total, hits) for hits in self.tables.lexicon.term_passages(*terms)]
 
     def reconstruct(self, rows: Sequence[int]) -> np.ndarray:
         """Return the stored passage vectors of ``rows``."""
@@ -109,7 +109,7 @@ class IndexReader:
         What a search gathers before fusion, in one call (one round trip to each shard of a sharded index).
         ``statistics`` (the question's terms with their idf, and the mean passage length of a
         whole collection) scores BM25 on those instead of this build's own: a shard's part.
-        ``postings`` bounds the lexical search (``terms.bounded``; by default ``POSTINGS_BUDGET``).
+        ``postings`` bounds the lexical search (qa/lexical ``rarest_terms``; by default ``POSTINGS_BUDGET``).
         """
         nearest = self.search(query, depth, filters) if dense else []
         if not lexical:
@@ -117,7 +117,7 @@ class IndexReader:
         elif statistics is None:
             matched = self.lexical(question, depth, filters, postings)
         else:
-            matched = self.tables.scored_lexical(*statistics, depth, filters)
+            matched = self.tables.lexicon.scored(*statistics, depth, self.tables.allowed(filters))
         rows = list(dict.fromkeys([r for r, _ in nearest] + [r for r, _ in matched]))
         cosines = dict(zip(rows, (self.reconstruct(rows) @ query).tolist())) if rows else {}
         return nearest, matched, cosines

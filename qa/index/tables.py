@@ -1,9 +1,10 @@
-"""The passage table: documents, passages, sentences and the FTS5 index, in one SQLite file.
+"""The passage store: documents, their text layers, passages and sentences, in one SQLite file per build.
 
-Every SQL statement of qa lives in this module. Callers pass typed values
-(``Filters``, rows, sources) and get records back; none of them builds SQL.
-Lexical matching's constants, the question's words and the idf formula are in
-qa/index/terms.py.
+Every SQL statement about documents, passages and sentences lives in this
+module; callers pass typed values (``Filters``, rows, sources) and get records
+back. The lexical index shares the file (its FTS5 tables and queries are
+qa/lexical's): this module lends it connections and says, as an SQL condition,
+which rows a request's filters allow.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import sqlite3
 import threading
 import unicodedata
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
+from qa import lexical
 from qa.errors import IndexUnavailable
 from qa.index.layout import unreadable
-from qa.index.terms import BM25_B, BM25_K1, BM25_WEIGHTS, TOKENIZER, bounded, content_words, match_expression
 from qa.records import METADATA, Document, Filters, Passage, Skipped
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE documents (
     source TEXT PRIMARY KEY,
     sha256 TEXT NOT NULL,
@@ -71,22 +72,6 @@ CREATE TABLE sentences (
     end INTEGER NOT NULL
 );
 CREATE INDEX sentences_by_span ON sentences(source, start);
--- Passage text and its document title, contentless: the text lives in passages.
-CREATE VIRTUAL TABLE passages_fts USING fts5(
-    text, title, content='', tokenize='{TOKENIZER}'
-);
--- Tokens FTS5 counted in each passage (text and title): BM25 computed outside bm25(),
--- with a sharded collection's statistics, needs them.
-CREATE TABLE lengths (
-    row INTEGER PRIMARY KEY,
-    tokens INTEGER NOT NULL
-);
--- How many passages hold each term (bm25()'s idf), read with one seek: FTS5's own vocabulary
--- counts them by reading every posting of the term, a million for a common word.
-CREATE TABLE term_passages (
-    term TEXT PRIMARY KEY,
-    passages INTEGER NOT NULL
-) WITHOUT ROWID;
 """
 
 _PASSAGE_COLUMNS = "p.row, p.id, p.text, p.source, p.start, p.end, p.page, p.page_end, d.format, " + ", ".join(
@@ -109,7 +94,7 @@ def write(
     """Write a new passage table: documents with their text layers, passages, sentences (source, start, end)
     and the files that were skipped."""
     with contextlib.closing(sqlite3.connect(path)) as db:
-        db.executescript(_SCHEMA)
+        db.executescript(_SCHEMA + lexical.SCHEMA)
         db.executemany(  # a transient skip is kept without its digest, so ``known`` never answers with it
             "INSERT OR REPLACE INTO skipped VALUES (?, ?, ?, ?)",
             ((s.source, None if s.transient else s.sha256, s.reason, int(s.transient)) for s in skipped),
@@ -128,25 +113,8 @@ def write(
             [(row, p.id, p.source, p.start, p.end, p.text, p.page, p.page_end) for row, p in enumerate(passages)],
         )
         db.executemany("INSERT INTO sentences VALUES (?, ?, ?, ?)", [(row, *s) for row, s in enumerate(sentences)])
-        db.executemany(
-            "INSERT INTO passages_fts(rowid, text, title) VALUES (?, ?, ?)",
-            ((row, p.text, p.title or "") for row, p in enumerate(passages)),
-        )
-        sizes = db.execute("SELECT id, sz FROM passages_fts_docsize").fetchall()
-        db.executemany("INSERT INTO lengths VALUES (?, ?)", ((row, sum(_varints(sz))) for row, sz in sizes))
-        db.execute("CREATE VIRTUAL TABLE temp.vocabulary USING fts5vocab(main, passages_fts, row)")
-        db.execute("INSERT INTO term_passages SELECT term, doc FROM temp.vocabulary")
+        lexical.write(db, ((row, p.text, p.title or "") for row, p in enumerate(passages)))
         db.commit()
-
-
-def _varints(blob: bytes) -> Iterator[int]:
-    """Decode FTS5's docsize record: one SQLite varint (7 bits a byte, high bit = more) per column."""
-    value = 0
-    for byte in blob:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            yield value
-            value = 0
 
 
 def _where(filters: Filters) -> tuple[str, tuple]:
@@ -210,8 +178,9 @@ class Tables:
         self._connections_lock = threading.Lock()
         (self.passage_count,) = self._query("SELECT count(*) FROM passages")[0]
         (self.sentence_count,) = self._query("SELECT count(*) FROM sentences")[0]
-        # Builds before the table of term counts count a term's passages in FTS5's vocabulary.
-        self._counted = bool(self._query("SELECT 1 FROM sqlite_master WHERE name = 'term_passages'"))
+        counted = bool(self._query("SELECT 1 FROM sqlite_master WHERE name = 'term_passages'"))
+        #: The build's lexical index (qa/lexical), on this store's connections.
+        self.lexicon = lexical.LexicalIndex(self._query, counted)
 
     def _query(self, sql: str, params: Sequence = ()) -> list[sqlite3.Row]:
         """Run a read query on a borrowed connection; a missing or damaged table is IndexUnavailable.
@@ -240,14 +209,10 @@ class Tables:
         db.close()
 
     def _connect(self) -> sqlite3.Connection:
-        db = _open_read_only(self.path)
+        db = open_read_only(self.path)
         db.row_factory = sqlite3.Row
         try:
-            # Every occurrence of a term (row, column): what ``scored_lexical`` counts. A temp
-            # table, so the read-only build is not touched.
-            db.execute("CREATE VIRTUAL TABLE temp.occurrences USING fts5vocab(main, passages_fts, instance)")
-            # How many passages hold each term: the idf of ``term_passages``.
-            db.execute("CREATE VIRTUAL TABLE temp.term_rows USING fts5vocab(main, passages_fts, row)")
+            lexical.prepare(db)
         except sqlite3.Error as exc:
             db.close()
             raise unreadable(self.path, exc) from exc
@@ -440,88 +405,16 @@ class Tables:
         sql = f"SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where}"
         return [r for (r,) in self._query(sql, params)]
 
-    def lexical(self, question: str, k: int, filters: Filters, postings: int | None = None) -> list[tuple[int, float]]:
-        """Return up to ``k`` (row, BM25 score) pairs, best first, among the rows ``filters`` allow.
-
-        Only the question's rarest words are matched, within ``postings`` (by default
-        ``terms.POSTINGS_BUDGET``) postings (``terms.bounded``): a question of common words
-        costs no more than any other.
-        """
-        words = content_words(question)
-        found = index_terms(words)
-        counts = self.term_passages(*[t or "" for t in found]) if words else []
-        expression = match_expression([words[i] for i in bounded(counts, postings)])
-        if expression is None:
-            return []
-        sql = (
-            f"SELECT rowid, bm25(passages_fts, {BM25_WEIGHTS[0]}, {BM25_WEIGHTS[1]}) AS s FROM passages_fts "
-            "WHERE passages_fts MATCH ?"
-        )
+    def allowed(self, filters: Filters) -> lexical.Allowed:
+        """Return which passage rows ``filters`` allow, as a condition for the lexical index's queries (None: all)."""
         where, params = _where(filters)
-        if where:
-            sql += f" AND rowid IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where})"
-        sql += " ORDER BY s LIMIT ?"
-        return [(row, -score) for row, score in self._query(sql, (expression, *params, k))]
-
-    def scored_lexical(
-        self, terms: Sequence[tuple[str, float]], average_tokens: float, k: int, filters: Filters
-    ) -> list[tuple[int, float]]:
-        """Return up to ``k`` (row, BM25) pairs, best first, scored with statistics given from outside.
-
-        ``terms`` are (index term, idf), one per phrase of the question (see
-        ``fts_tokens``); ``average_tokens`` the mean passage length. This is
-        bm25()'s formula term for term, so with this table's own statistics the
-        scores are bm25()'s; with a sharded collection's, every shard scores on
-        the same scale.
-        """
-        if not terms:
-            return []
-        phrases = ", ".join("(?, ?, ?)" for _ in terms)
-        text_weight, title_weight = BM25_WEIGHTS
-        where, params = _where(filters)
-        allowed = (
-            f"WHERE f.row IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE {where})"
-            if where else ""
-        )
-        sql = (
-            f"WITH q(phrase, term, idf) AS (VALUES {phrases}), "
-            "f AS (SELECT o.doc AS row, q.idf AS idf, "
-            f"sum(CASE o.col WHEN 'title' THEN {title_weight} ELSE {text_weight} END) AS n "
-            "FROM q JOIN temp.occurrences o ON o.term = q.term GROUP BY o.doc, q.phrase) "
-            f"SELECT f.row, sum(f.idf * f.n * {BM25_K1 + 1} / "
-            f"(f.n + {BM25_K1} * (1 - {BM25_B} + {BM25_B} * l.tokens / ?))) AS s "
-            f"FROM f JOIN lengths l ON l.row = f.row {allowed} GROUP BY f.row ORDER BY s DESC LIMIT ?"
-        )
-        flat = [value for i, (term, idf) in enumerate(terms) for value in (i, term, float(idf))]
-        return [(row, score) for row, score in self._query(sql, (*flat, float(average_tokens), *params, k))]
-
-    def term_passages(self, *terms: str) -> list[int]:
-        """Return how many passages hold each of ``terms`` (index terms, as ``fts_tokens`` makes them)."""
-        if self._counted:
-            found = dict(self._query(
-                f"SELECT term, passages FROM term_passages WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})",
-                terms,
-            ))
-            return [found.get(t, 0) for t in terms]
-        # One term at a time: the vocabulary seeks to an equal term, and scans the whole of it for IN.
-        found = {}
-        for term in dict.fromkeys(terms):
-            rows = self._query("SELECT doc FROM temp.term_rows WHERE term = ?", (term,)) if term else []
-            found[term] = rows[0][0] if rows else 0
-        return [found[t] for t in terms]
-
-    def token_total(self) -> int:
-        """Return the tokens of every passage together, as FTS5 counts them."""
-        return self._query("SELECT coalesce(sum(tokens), 0) FROM lengths")[0][0]
+        if not where:
+            return None
+        return "{row} IN (SELECT p.row FROM passages p JOIN documents d USING (source) WHERE " + where + ")", params
 
     def absent_terms(self, terms: Sequence[str]) -> list[str]:
-        """Return those of ``terms`` that no passage (text or title) contains, as the lexical index sees words."""
-        absent = []
-        for term in terms:
-            expression = match_expression(term)
-            if expression and not self._query("SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1", (expression,)):
-                absent.append(term)
-        return absent
+        """Return those of ``terms`` no passage contains (qa/lexical ``LexicalIndex.absent_terms``); a read shards serve."""
+        return self.lexicon.absent_terms(terms)
 
     def recent_documents(self, n: int) -> list[tuple[str, str, str | None]]:
         """Return up to ``n`` (source, title, date) of titled documents, newest dated first, then undated by title."""
@@ -530,117 +423,7 @@ class Tables:
         return [(r["source"], r["title"], r["date"]) for r in self._query(sql, (n,))]
 
 
-# In-memory FTS5 tables that cut text into index terms with the index's tokenizer, lent
-# out one call at a time (making them costs about as much as tokenizing forty passages).
-_tokenizers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-
-
-@contextlib.contextmanager
-def _tokenizer() -> Iterator[sqlite3.Connection]:
-    """Lend empty in-memory tables ``words`` and ``texts`` with their instance vocabularies
-    ``temp.word_terms`` and ``temp.text_terms``; empty them after."""
-    try:
-        db = _tokenizers.get_nowait()
-    except queue.Empty:
-        db = sqlite3.connect(":memory:", check_same_thread=False)
-        for table, vocabulary in (("words", "word_terms"), ("texts", "text_terms")):
-            db.execute(f"CREATE VIRTUAL TABLE {table} USING fts5(text, tokenize='{TOKENIZER}', content='')")
-            db.execute(f"CREATE VIRTUAL TABLE temp.{vocabulary} USING fts5vocab(main, {table}, instance)")
-    try:
-        yield db
-    finally:
-        try:
-            db.execute("INSERT INTO words(words) VALUES ('delete-all')")
-            db.execute("INSERT INTO texts(texts) VALUES ('delete-all')")
-        except sqlite3.Error:
-            db.close()
-        else:
-            _tokenizers.put(db)
-
-
-def fts_tokens(words: Sequence[str]) -> list[str]:
-    """Return the index terms FTS5 makes of ``words``, one per word that has one, in order.
-
-    A query's words are tokenized exactly as the passages were (stemmed, folded),
-    by an FTS5 table in memory with the same tokenizer.
-    """
-    return [term for term in index_terms(words) if term]
-
-
-def index_terms(words: Sequence[str]) -> list[str | None]:
-    """Return the first index term of each of ``words``, or None for a word that makes none."""
-    if not words:
-        return []
-    with _tokenizer() as db:
-        db.executemany("INSERT INTO words(rowid, text) VALUES (?, ?)", enumerate(words))
-        first: dict[int, str] = {}
-        for doc, term in db.execute("SELECT doc, term FROM temp.word_terms ORDER BY doc, offset"):
-            first.setdefault(doc, term)
-    return [first.get(i) for i in range(len(words))]
-
-
-def term_positions(words: Sequence[str], texts: Sequence[str]) -> tuple[list[str], list[dict[str, list[int]]]]:
-    """Return the index terms of ``words`` (as ``fts_tokens``), and for each of ``texts`` the
-    token offsets at which each of those terms occurs in it.
-
-    Everything is tokenized as the passages were, by in-memory FTS5 tables:
-    under a millisecond for a question and forty passages.
-    """
-    found: list[dict[str, list[int]]] = [{} for _ in texts]
-    terms = fts_tokens(words)
-    if not texts or not terms:
-        return terms, found
-    with _tokenizer() as db:
-        db.executemany("INSERT INTO texts(rowid, text) VALUES (?, ?)", enumerate(texts))
-        for term in dict.fromkeys(terms):
-            # One term at a time: the vocabulary seeks to an equal term, and scans for IN.
-            for doc, offset in db.execute("SELECT doc, offset FROM temp.text_terms WHERE term = ?", (term,)):
-                found[doc].setdefault(term, []).append(offset)
-    return terms, found
-
-
-def write_term_statistics(path: Path, tables: Sequence[Path]) -> None:
-    """Write the document frequency of every term over several passage tables into a new file ``path``."""
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute("CREATE TABLE terms (term TEXT PRIMARY KEY, passages INTEGER NOT NULL) WITHOUT ROWID")
-        for i, table in enumerate(tables):
-            db.execute(f"ATTACH DATABASE ? AS shard{i}", (f"file:{table}?mode=ro",))
-            db.execute(f"CREATE VIRTUAL TABLE temp.vocab{i} USING fts5vocab(shard{i}, passages_fts, row)")
-            db.execute(
-                f"INSERT INTO terms SELECT term, doc FROM temp.vocab{i} WHERE true "
-                "ON CONFLICT(term) DO UPDATE SET passages = passages + excluded.passages"
-            )
-            db.execute(f"DROP TABLE temp.vocab{i}")
-            db.commit()
-            db.execute(f"DETACH DATABASE shard{i}")
-        db.commit()
-
-
-class TermStatistics:
-    """Read-only document frequencies of a sharded collection (``write_term_statistics``)."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._db = _open_read_only(path)
-        self._lock = threading.Lock()
-        self.passages("")  # a missing or damaged file is reported now, not at the first question
-
-    def passages(self, *terms: str) -> list[int]:
-        """Return how many passages of the collection hold each of ``terms``."""
-        with self._lock:
-            try:
-                found = dict(self._db.execute(
-                    f"SELECT term, passages FROM terms WHERE term IN ({','.join('?' * len(terms)) or 'NULL'})", terms
-                ).fetchall())
-            except sqlite3.Error as exc:
-                raise IndexUnavailable(f"cannot read {self.path}: {exc}; run `qa index --rebuild`") from exc
-        return [found.get(t, 0) for t in terms]
-
-    def close(self) -> None:
-        self._db.close()
-
-
-def _open_read_only(path: Path) -> sqlite3.Connection:
+def open_read_only(path: Path) -> sqlite3.Connection:
     """Open an index file for reading from any thread; a missing or unopenable one is IndexUnavailable."""
     if not path.is_file():
         raise IndexUnavailable(f"index file missing: {path}; run `qa index --rebuild`")

@@ -17,7 +17,7 @@ from qa.search.ranking import Ranking, rank
 from qa.search.requests import (
     DEFAULT_K, MAX_K, MAX_PAGE, MAX_QUESTION_CHARS, clean_k, clean_mode, clean_question, clean_whole,
 )
-from qa.index import names_in
+from qa.lexical import names_in
 from qa.search.searcher import Searcher
 
 __all__ = [

@@ -1,4 +1,6 @@
-"""Combine dense and lexical rankings, and re-score candidates by their best sentences."""
+"""Combine dense and lexical rankings, re-score candidates by their best sentences, and pick the sentences to mark.
+
+The lexical evidence itself (coverage, proximity) is qa/lexical's."""
 
 from __future__ import annotations
 
@@ -79,50 +81,6 @@ def sentence_rescore(passage_cosine: float, sentence_cosines: Sequence[float], f
     """
     best = max(sentence_cosines, default=passage_cosine)
     return (1.0 - weight) * fused + weight * best
-
-
-def coverage(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequence[int]]) -> float:
-    """Return the share of the question's term weight that a passage holds: idf of its terms found over all, in [0, 1].
-
-    ``terms`` are the question's index terms with their idf (a repeated term
-    counts once), ``positions`` a passage's term offsets as for ``proximity``.
-    Unlike BM25 divided by the question's best BM25, which gives 1 to the best
-    match however little of the question it holds, coverage is absolute: a
-    passage holding every rare word of the question scores 1 on any question,
-    one holding only its common words scores little even when nothing holds
-    more. The default counts it as it is (``coverage_power`` 1; squared, a whole
-    match counts far more than half of one), chosen on the tuning sets against
-    BM25 (docs/quality.md).
-    """
-    weights = dict(terms)
-    total = sum(weights.values())
-    return sum(w for term, w in weights.items() if positions.get(term)) / total if total > 0 else 0.0
-
-
-def proximity(terms: Sequence[tuple[str, float]], positions: Mapping[str, Sequence[int]], window: int) -> float:
-    """Return the share of the question's neighbouring term pairs that a passage holds close together, in order.
-
-    ``terms`` are the question's index terms in order with their idf; a pair
-    (a, b) counts when b follows a within ``window`` tokens (``window`` 2 lets
-    one word in between: "capital and largest city of Azerbaijan" holds every
-    pair of "capital largest city Azerbaijan"). Each pair weighs the mean idf
-    of its terms. BM25 scores each word alone, so a passage that names the
-    question's words apart ranks as high as one that says what it asks; this
-    is the ordered-window feature of Metzler & Croft's sequential dependence
-    model ("A Markov Random Field Model for Term Dependencies", SIGIR 2005), as
-    a share in [0, 1] added to the re-scored candidates. ``positions`` maps a
-    term to its token offsets in the passage (``qa.index.term_positions``).
-    """
-    pairs = [(a, b, (wa + wb) / 2) for (a, wa), (b, wb) in zip(terms, terms[1:])]
-    total = sum(w for _, _, w in pairs)
-    if total <= 0:
-        return 0.0
-    held = 0.0
-    for a, b, weight in pairs:
-        after = positions.get(b, ())
-        if after and any(0 < j - i <= window for i in positions.get(a, ()) for j in after):
-            held += weight
-    return held / total
 
 
 def highlight(

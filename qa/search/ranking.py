@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qa.index import IndexView, content_words, term_positions
-from qa.index import terms as lexicon
+from qa.index import IndexView
+from qa import lexical
 from qa.records import Filters, Passage
 from qa.search import fusion
 from qa.settings import SearchSettings
@@ -41,11 +41,11 @@ def rank(
 
     ``query`` is the question's embedding. Used by ``Searcher.search`` and by evaluation.
     """
-    coverage = mode == "rerank" and settings.lexical_evidence == "coverage"
+    use_coverage = mode == "rerank" and settings.lexical_evidence == "coverage"
     dense, lexical_hits, cosine = reader.candidates(
         query, question, depth, filters, dense=mode != "lexical", lexical=mode != "dense",
         # Candidates scored by coverage, not BM25: fewer postings find the same answers.
-        postings=lexicon.CANDIDATE_POSTINGS_BUDGET if coverage else None,
+        postings=lexical.CANDIDATE_POSTINGS_BUDGET if use_coverage else None,
     )
     alpha, sentence_weight = (settings.rerank_alpha if mode == "rerank" else settings.alpha), settings.sentence_weight
     if settings.adaptive and mode == "rerank":
@@ -56,7 +56,7 @@ def rank(
         )
         # The sentences are the dense side's evidence: their weight follows the cosine's.
         sentence_weight = min(1.0, settings.adaptive_sentence_weight * alpha / base) if base else 0.0
-    words = content_words(question) if mode == "rerank" else []
+    words = lexical.content_words(question) if mode == "rerank" else []
     # Every mode scores exactly the rows both lists found (``cosine`` holds each): fetched once.
     rows = list(cosine)
     fetched = reader.tables.passages(rows)
@@ -70,14 +70,14 @@ def rank(
         scored = {row: b / top if top > 0 else 0.0 for row, b in lexical_hits}
     elif settings.fusion == "rrf":
         scored = fusion.rrf([[r for r, _ in dense], [r for r, _ in lexical_hits]])
-    elif coverage:
-        # Every candidate's share of the question's words (by idf), in place of BM25 (fusion.coverage).
-        terms, found = term_positions(words, [p.text for p in fetched])
+    elif use_coverage:
+        # Every candidate's share of the question's words (by idf), in place of BM25 (qa/lexical coverage).
+        terms, found = lexical.term_positions(words, [p.text for p in fetched])
         weighted = list(zip(terms, reader.term_idf(terms)))
         positions = dict(zip(rows, found))
         power = settings.coverage_power
         scored = {
-            row: alpha * cosine[row] + (1 - alpha) * fusion.coverage(weighted, positions[row]) ** power
+            row: alpha * cosine[row] + (1 - alpha) * lexical.coverage(weighted, positions[row]) ** power
             for row in rows
         }
     else:
@@ -96,12 +96,12 @@ def rank(
                 cosine[row], [c for _, _, c in sentences[row]], scored[row], sentence_weight
             )
         if settings.proximity_weight and len(words) > 1:
-            if not coverage:
-                terms, found = term_positions(words, [p.text for p in passages[:head]])
+            if not use_coverage:
+                terms, found = lexical.term_positions(words, [p.text for p in passages[:head]])
                 weighted = list(zip(terms, reader.term_idf(terms)))
                 positions = dict(zip(order, found))
             for row in order[:head]:
-                near = fusion.proximity(weighted, positions[row], settings.proximity_window)
+                near = lexical.proximity(weighted, positions[row], settings.proximity_window)
                 # Divided back to the fused scale: a passage that matches everything scores 1, not 1.08.
                 scored[row] = (scored[row] + settings.proximity_weight * near) / (1 + settings.proximity_weight)
         ranked = sorted(range(head), key=lambda i: -scored[order[i]]) + list(range(head, len(order)))

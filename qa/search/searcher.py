@@ -12,10 +12,10 @@ import numpy as np
 from qa.embed import Embedder, load_query_encoder, model_name
 from qa.errors import BadRequest
 from qa import index
-from qa.index import MODELS, Connector, IndexView, names_in
+from qa.index import MODELS, Connector, IndexView
 from qa.ingest import page_of
 from qa.records import Answer, Filters, Result, place
-from qa.search import catalogue, fusion
+from qa.search import catalogue, confidence, fusion
 from qa.search.dedup import best_context, keep_distinct
 from qa.search.ranking import Ranking, rank
 from qa.search.requests import DEFAULT_K, clean_k, clean_mode, clean_question
@@ -185,16 +185,17 @@ class Searcher:
         kept = _pick(reader, ranking, query, k)
         results = _results(reader, ranking, kept, settings.weaker_below, question)
         best_sentence = max((c for i in kept for _, _, c in ranking.sentences[ranking.rows[i]]), default=-1.0)
-        names = names_in(question) if settings.flag_unknown_names else []
-        unknown = reader.tables.absent_terms(names) if names else []
+        # The candidates' head, not the k shown: a flag must not turn on k.
+        evidence = confidence.gather(reader, settings, question, ranking.passages[: confidence.LOOKED_AT], best_sentence)
         return Answer(
             question,
             results,
             0.0,
             mode=mode,
-            low_confidence=best_sentence < settings.low_confidence_below or bool(unknown),
+            low_confidence=confidence.out_of_corpus(evidence, settings),
             excluded_undated=excluded,
-            unknown_names=tuple(unknown),
+            unknown_names=evidence.unknown_names,
+            evidence=evidence,
         )
 
     def rank(

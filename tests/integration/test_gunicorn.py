@@ -1,4 +1,4 @@
-"""gunicorn itself under qa.web.serve: connection shedding, one FAISS thread per request, a quick Ctrl-C."""
+"""gunicorn itself under qa.web.server: connection shedding, one FAISS thread per request, a quick Ctrl-C."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ pytest.importorskip("gevent", reason="qa serve's workers are gevent workers: pip
 pytestmark = pytest.mark.slow
 
 
-#: An app under qa.web.serve.serve: /slow marks a file when it starts, then sleeps; /omp
+#: An app under qa.web.server.serve: /slow marks a file when it starts, then sleeps; /omp
 #: reports the OpenMP threads a FAISS scan would use in the request's thread. The master
 #: imports onnxruntime before forking, as qa serve's preloaded query encoder does.
 SLOW_APP = """
@@ -28,7 +28,7 @@ from pathlib import Path
 import faiss
 import onnxruntime
 from flask import Flask
-from qa.web.serve import serve
+from qa.web.server import serve
 
 app = Flask("probe")
 started = Path(sys.argv[2])

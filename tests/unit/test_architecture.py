@@ -28,3 +28,16 @@ def test_help_loads_neither_numpy_nor_faiss():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_every_stage_has_a_contract_that_only_its_face_is_imported_from_outside():
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    protected = {c["allowed_importers"][0] for c in contracts if c["type"] == "protected"}
+    for contract in contracts:
+        if contract["type"] == "protected":
+            (stage,) = contract["allowed_importers"]
+            assert contract["protected_modules"] == [f"{stage}.**"]  # everything below the face, nothing else
+    stages = {f"qa.{p.name}" for p in (ROOT / "qa").iterdir() if (p / "__init__.py").is_file()}
+    assert stages == protected, stages ^ protected

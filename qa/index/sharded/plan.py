@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+from qa import lexical
 from qa.errors import IndexUnavailable
 from qa.index import layout, tables
 from qa.index.layout import Manifest
@@ -101,10 +102,10 @@ def write_collection(index_dir: Path, builds: Sequence[str], manifest: Manifest)
     for folder in folders:
         shard_tables = tables.Tables(folder / layout.PASSAGES)
         try:
-            tokens += shard_tables.token_total()
+            tokens += shard_tables.lexicon.token_total()
         finally:
             shard_tables.close()
     with layout.staged_build(index_dir) as folder, layout.writing(index_dir):
-        tables.write_term_statistics(folder / TERMS_FILE, [f / layout.PASSAGES for f in folders])
+        lexical.write_term_statistics(folder / TERMS_FILE, [f / layout.PASSAGES for f in folders])
         ShardPlan(tuple(builds), manifest, tokens).write(folder / SHARDS_FILE)
     return layout.current_build(index_dir)

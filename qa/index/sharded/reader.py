@@ -3,7 +3,7 @@
 A passage's row is ``local_row * N + shard``. Dense cosines from shards merge
 directly. BM25 does not: each shard scores with the collection's statistics
 (document frequencies from ``terms.sqlite``, the mean passage length from
-``shards.json``) through ``Tables.scored_lexical``, which is bm25()'s own
+``shards.json``) through qa/lexical's ``LexicalIndex.scored``, which is bm25()'s own
 formula, so a sharded collection ranks as one index would. A shard that does
 not answer makes the answer partial (``missing_shards``) unless strict mode asks
 for an error.
@@ -24,7 +24,7 @@ from qa.errors import IndexUnavailable
 from qa.index import tables
 from qa.index.sharded.plan import SHARDS_FILE, TERMS_FILE, ShardPlan, shard_of
 from qa.index.sharded.shard import Connector, OutOfDescriptors, connect_locally, descriptors_error, out_of_descriptors
-from qa.index.terms import bounded, content_words, idf, names_in
+from qa.lexical import TermStatistics, idf, names_in, rarest_terms
 from qa.records import Filters, Passage
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class ShardedReader:
         self.timeout_s = timeout_s
         try:
             self.plan = ShardPlan.read(folder / SHARDS_FILE)
-            self.terms = tables.TermStatistics(folder / TERMS_FILE)
+            self.terms = TermStatistics(folder / TERMS_FILE, tables.open_read_only)
         except IndexUnavailable as exc:
             if out_of_descriptors(exc):  # not a damaged file: say so, or the operator rebuilds for nothing
                 raise descriptors_error(folder) from None
@@ -148,12 +148,10 @@ class ShardedReader:
     def _weighted_terms(self, question: str, postings: int | None = None) -> tuple[list[tuple[str, float]], float]:
         """Return the question's index terms with their idf over the whole collection (the rarest within
         ``postings``), and the mean passage length."""
-        terms = tables.fts_tokens(content_words(question))
-        counts = self.terms.passages(*terms) if terms else []
         total = max(self.manifest.passage_count, 1)
-        # The rarest terms within the postings budget, as one build's lexical search matches.
-        weighted = [(terms[i], idf(total, counts[i])) for i in bounded(counts, postings)]
-        return weighted, self.plan.tokens / total
+        # The rarest terms within the postings budget, as one build's lexical search matches: the same function.
+        kept = rarest_terms(question, lambda terms: self.terms.passages(*terms), postings)
+        return [(t.term, idf(total, t.passages)) for t in kept], self.plan.tokens / total
 
     def term_idf(self, terms: Sequence[str]) -> list[float]:
         """``IndexReader.term_idf`` over the whole collection."""

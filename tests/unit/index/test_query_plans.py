@@ -12,6 +12,8 @@ import sqlite3
 
 import pytest
 
+from qa.errors import BadRequest
+
 from qa.index import tables
 from qa.search import Searcher
 
@@ -36,7 +38,9 @@ def statements(index_dir, embedder, monkeypatch):
     searcher = Searcher(index_dir, embedder=embedder)
     for mode in ("dense", "lexical", "hybrid", "rerank"):
         searcher.search("When did the US suspend the INF Treaty?", 5, mode=mode)
-    searcher.search("treaty", 3, since="2024-01-01", folder="x")
+    searcher.search("treaty", 3, since="2024-01-01")
+    with pytest.raises(BadRequest):  # no document lies under it: its count is asked, and the search refused
+        searcher.search("treaty", 3, folder="x")
     searcher.search("treaty", 3, source="004_027c9bdda43207c8.txt")
     return index_dir, [s for s in dict.fromkeys(sent) if s.lstrip().upper().startswith(("SELECT", "WITH"))]
 

@@ -16,9 +16,8 @@ from qa.errors import IndexUnavailable
 from qa.records import Filters
 from qa.index import sharded
 from qa.index.sharded import shard
-from qa.index import fts_tokens
-from qa.index import content_words
-from qa.index import terms
+from qa.lexical import content_words, fts_tokens
+from qa.lexical import scoring as terms
 from qa.search import Searcher
 
 QUESTIONS = [
@@ -50,7 +49,7 @@ def sharded_dir(tmp_path: Path, docs: Path, embedder) -> Path:
 def test_scored_lexical_with_a_tables_own_statistics_is_fts5_bm25(index_dir: Path):
     reader = index.open_index(index_dir)
     tables = reader.tables
-    total, average = tables.passage_count, tables.token_total() / tables.passage_count
+    total, average = tables.passage_count, tables.lexicon.token_total() / tables.passage_count
     db = sqlite3.connect(f"file:{tables.path}?mode=ro", uri=True)
     db.execute("CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, passages_fts, row)")
     compared = 0
@@ -61,7 +60,7 @@ def test_scored_lexical_with_a_tables_own_statistics_is_fts5_bm25(index_dir: Pat
             terms.append((term, max(math.log((total - hits + 0.5) / (hits + 0.5)), 1e-6)))
         for filters in (Filters(), Filters(sources=("001_197f8570244cbea7.txt",))):
             expected = dict(reader.lexical(question, 500, filters))
-            got = dict(tables.scored_lexical(terms, average, 500, filters))
+            got = dict(tables.lexicon.scored(terms, average, 500, tables.allowed(filters)))
             assert set(got) == set(expected)
             assert all(abs(got[r] - expected[r]) < 1e-9 for r in got)
             compared += len(got)

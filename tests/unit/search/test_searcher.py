@@ -186,7 +186,7 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
 
 def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(tmp_path, embedder):
     from qa.build import build
-    from qa.search.fusion import coverage
+    from qa.lexical import coverage
     from qa.settings import SearchSettings
 
     docs = tmp_path / "docs"

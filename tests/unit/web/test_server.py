@@ -1,4 +1,4 @@
-"""web/serve.py: gunicorn's hooks, connection shedding, and the worker's exit."""
+"""web/server.py: gunicorn's hooks, connection shedding, and the worker's exit."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from qa.web.serve import (
+from qa.web.server import (
     ConnectionShedding,
     exit_worker_now,
     gevent_worker_class,

@@ -1,4 +1,4 @@
-"""The lexical stage ranks at most ``terms.POSTINGS_BUDGET`` postings, rarest terms first (qa/index/terms.py)."""
+"""The lexical stage ranks at most ``POSTINGS_BUDGET`` postings, rarest terms first (qa/lexical/scoring.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import sqlite3
 import pytest
 
 from qa import index
-from qa.index import terms
 from qa.index.tables import Tables
-from qa.index.terms import bounded
+from qa.lexical import bounded, fts_tokens
+from qa import lexical
+from qa.lexical import scoring as terms
 from qa.search import Searcher
 
 
@@ -27,7 +28,7 @@ def test_a_question_of_only_common_words_ranks_no_postings_and_is_still_answered
     reader = index.open_index(index_dir)
     tables = reader.tables
     common, rare = "ukraine russia", "zaporizhzhia"
-    held = dict(zip(["ukrain", "russia", "zaporizhzhia"], tables.term_passages("ukrain", "russia", "zaporizhzhia")))
+    held = dict(zip(["ukrain", "russia", "zaporizhzhia"], tables.lexicon.term_passages("ukrain", "russia", "zaporizhzhia")))
     assert min(held["ukrain"], held["russia"]) > 3 * held["zaporizhzhia"] > 0, held
     everything = reader.lexical(f"{common} {rare}", 500)
     assert len(everything) > held["zaporizhzhia"]  # unbounded, the common words bring their passages
@@ -45,7 +46,7 @@ def test_the_budget_bounds_the_rows_ranked_not_the_answers_k(index_dir, budget, 
     reader = index.open_index(index_dir)
     question = "grain exports minister Europe shelling nuclear plant"
     words = terms.content_words(question)
-    counts = reader.tables.term_passages(*index.fts_tokens(words))
+    counts = reader.tables.lexicon.term_passages(*fts_tokens(words))
     kept = bounded(counts, budget)
     assert sum(counts[i] for i in kept) <= budget
     # Every row ranked holds one of the kept words: no more rows than their postings.
@@ -61,10 +62,10 @@ def test_the_default_ranking_gathers_lexical_candidates_within_its_own_smaller_b
     reader = index.open_index(index_dir)
     common, rare = "ukraine russia", "zaporizhzhia"
     stems = ["ukrain", "russia", "zaporizhzhia"]
-    held = dict(zip(stems, reader.tables.term_passages(*stems)))
+    held = dict(zip(stems, reader.tables.lexicon.term_passages(*stems)))
     # The common words fit the lexical modes' budget, not the default's.
     monkeypatch.setattr(terms, "POSTINGS_BUDGET", 10**6)
-    monkeypatch.setattr(terms, "CANDIDATE_POSTINGS_BUDGET", held["zaporizhzhia"])
+    monkeypatch.setattr(lexical, "CANDIDATE_POSTINGS_BUDGET", held["zaporizhzhia"])  # what ranking reads
     asked = []
     candidates = type(reader).candidates
 
@@ -94,7 +95,7 @@ def test_term_counts_are_written_with_the_build_and_equal_fts5s_own(index_dir):
     assert len(vocabulary) > 500 and dict(db.execute("SELECT term, passages FROM term_passages")) == vocabulary
     db.close()
     some = sorted(vocabulary)[::37] + ["nosuchterm", ""]
-    assert reader.tables.term_passages(*some) == [vocabulary.get(t, 0) for t in some]
+    assert reader.tables.lexicon.term_passages(*some) == [vocabulary.get(t, 0) for t in some]
 
 
 def test_a_build_without_term_counts_counts_in_fts5s_vocabulary(index_dir, tmp_path):
@@ -104,4 +105,4 @@ def test_a_build_without_term_counts_counts_in_fts5s_vocabulary(index_dir, tmp_p
         expected = dict(db.execute("SELECT term, passages FROM term_passages"))
         db.execute("DROP TABLE term_passages")
     some = sorted(expected)[::41] + ["nosuchterm"]
-    assert Tables(path).term_passages(*some) == [expected.get(t, 0) for t in some]
+    assert Tables(path).lexicon.term_passages(*some) == [expected.get(t, 0) for t in some]
