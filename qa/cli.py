@@ -179,7 +179,9 @@ def index_command(
     if watch:
         from qa.ingest import FAILED
 
-        watcher = start_watching(docs_dir, index_dir, model, settings)
+        from qa.build import watch
+
+        watcher = watch(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
         try:
             while watcher.state != FAILED:
                 time.sleep(0.5)
@@ -371,7 +373,7 @@ def serve_command(
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa import index
-    from qa.build import BackgroundBuild, passage_encoder
+    from qa.build import BackgroundBuild, passage_encoder, watch
     from qa.errors import NoDocuments
     from qa.search import Searcher
     from qa.web import create_app, serve, served_hosts
@@ -408,7 +410,8 @@ def serve_command(
     # they switch to each new build by themselves.
     watcher = None
     if watch:
-        watcher = start_watching(docs_dir, index_dir, builder, settings, on_state=lambda st: shared.update(watch=st))
+        watcher = watch(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True),
+                        on_state=lambda st: shared.update(watch=st), on_build=lambda st: shared.update(building=st))
         shared.update(watch=watcher.status())
     status = None
     try:
@@ -605,35 +608,6 @@ def _run_queries(searcher, lines, k: int, options: dict) -> int:
     return failed
 
 
-
-
-def start_watching(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, on_state=None):
-    """Start a Watcher that rebuilds ``index_dir`` when ``docs_dir`` changes, loading the model at most once.
-
-    ``on_state`` is told the watch's status whenever it changes (``qa serve`` shows it in /healthz).
-    """
-    from qa.build import build, folder_changed
-    from qa.embed import LazyEmbedder
-    from qa.index import MODELS
-    from qa.ingest import DigestCache
-    from qa.ingest import Watcher
-
-    # A ready embedder (a RayEmbedder) is used as it is; a model name loads once, on the first build.
-    embedder = model if model is not None and not isinstance(model, str) else LazyEmbedder(model, index_dir / MODELS)
-    # Builds and polls both run on the watcher's thread: one cache of file digests serves them.
-    digests = DigestCache()
-
-    def rebuild() -> None:
-        _report(build(docs_dir, index_dir, embedder, settings, wait=True, cache=digests))
-
-    watcher = Watcher(
-        docs_dir, rebuild, log=lambda line: say(line, err=True), ignore=(index_dir,),
-        changed=lambda: folder_changed(docs_dir, index_dir, digests), on_state=on_state,
-    ).start()
-    # A change made after the last build but before the watch began is caught by one more look.
-    watcher.check()
-    say(f"watching {docs_dir} for changes", err=True)
-    return watcher
 
 
 def check_port(host: str, port: int) -> None:

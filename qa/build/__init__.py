@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from qa.build.assemble import split
 from qa.build.encoder import passage_encoder
-from qa.build.freshness import BackgroundBuild, ensure_index, folder_changed, stale_reason
+from qa.build.freshness import BackgroundBuild, ensure_index, folder_changed, stale_reason, watch
 from qa.build.pipeline import build, build_documents
 from qa.build.report import BuildReport
 
 __all__ = [
     "BackgroundBuild", "BuildReport", "build", "build_documents", "ensure_index", "folder_changed", "passage_encoder", "split",
-    "stale_reason",
+    "stale_reason", "watch",
 ]

@@ -29,9 +29,25 @@ from qa.settings import ChunkSettings
 Sentence = tuple[str, int, int]
 
 
+#: Formats whose text layer qa writes a line per item (a sheet's row, a slide's shape): a line break ends a sentence.
+LINE_FORMATS = frozenset({"xlsx", "csv", "pptx"})
+#: Formats whose pages stand apart (slides, sheets, messages, chapters): no passage runs from one into the next.
+SEPARATE_PAGES = frozenset({"pptx", "xlsx", "mbox", "epub"})
+
+
 def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
-    """Cut one document into passages that quote it exactly, and the sentences they are made of."""
-    sentences = chunk.units(document.text, document.body_start, None, settings)
+    """Cut one document into passages that quote it exactly, and the sentences they are made of.
+
+    A PDF's text flows across its pages, and so do its passages; a slide, a sheet, a
+    message or a chapter is a whole of its own, and each is cut on its own.
+    """
+    wrapped = document.format not in LINE_FORMATS
+    sentences: list[tuple[int, int]] = []
+    spans: list[tuple[int, int]] = []
+    for start, end in _parts(document):
+        units = chunk.units(document.text, start, end, settings, wrapped)
+        sentences += units
+        spans += chunk.windows(document.text, units, settings)
     passages = [
         Passage(
             id=passage_id(document.source, start, end),
@@ -44,9 +60,18 @@ def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], l
             page_end=page_of(document.pages, end - 1),
             **document.metadata(),
         )
-        for start, end in chunk.windows(document.text, sentences, settings)
+        for start, end in spans
     ]
     return passages, [(document.source, start, end) for start, end in sentences]
+
+
+def _parts(document: Document) -> list[tuple[int, int | None]]:
+    """The spans of the body cut on their own: the whole body, or each separate page of it."""
+    body = document.body_start
+    if document.format not in SEPARATE_PAGES or len(document.pages) < 2:
+        return [(body, None)]
+    starts = [max(body, p) for p in document.pages] + [len(document.text)]
+    return [(a, b) for a, b in zip(starts, starts[1:]) if b > a]
 
 
 

@@ -54,15 +54,16 @@ _NEWLINE = re.compile(r"\n")
 _NEXT_VISIBLE = re.compile(r"\s*(\S)")
 
 
-def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[Span]:
+def split_sentences(text: str, start: int = 0, end: int | None = None, wrapped: bool = True) -> list[Span]:
     """Return sentence spans covering the non-blank text of ``text[start:end]``.
 
     Breaks at blank lines, after terminal punctuation followed by white space or
     directly by a capital letter ("trust.Russia's"), and at a line break that is
     followed by a capital letter, quote, digit or bullet, unless the line before
     it was wrapped at a margin (``_wrapped``): in hard-wrapped mail "Australia and
-    New\nZealand." is one sentence. Spans are trimmed of surrounding white space
-    and never empty.
+    New\nZealand." is one sentence. ``wrapped=False`` says no line is wrapped (the
+    rows of a sheet, the shapes of a slide: lines qa wrote one per item). Spans are
+    trimmed of surrounding white space and never empty.
     """
     end = len(text) if end is None else end
     cuts = {start, end}
@@ -75,7 +76,7 @@ def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[S
     for m in _NEWLINE.finditer(text, start, end):
         pos = m.end()
         if pos < end and _starts_line_sentence(text[pos]) and not (
-            text[pos].isalpha() and _wrapped(text, m.start(), start)
+            wrapped and text[pos].isalpha() and _wrapped(text, m.start(), start)
         ):
             cuts.add(pos)
     spans = []
@@ -179,13 +180,16 @@ def _pieces(span: Span, size: int) -> list[Span]:
     return [(a, min(a + size, span[1])) for a in range(span[0], span[1], size)]
 
 
-def units(text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT) -> list[Span]:
+def units(
+    text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT, wrapped: bool = True
+) -> list[Span]:
     """Return the sentences of ``text[start:end]``, overlong ones cut into word windows.
 
-    These are the building blocks of passages, and what gets highlighted.
+    These are the building blocks of passages, and what gets highlighted. ``wrapped``
+    as for ``split_sentences``.
     """
     out: list[Span] = []
-    for sentence in split_sentences(text, start, end):
+    for sentence in split_sentences(text, start, end, wrapped):
         out.extend(
             split_long(text, sentence, settings.max_words, settings.overlap_words, settings.max_chars, settings.overlap_chars)
         )

@@ -9,7 +9,7 @@ from qa import index
 from qa.build.encoder import passage_encoder
 from qa.build.pipeline import build
 from qa.embed import model_name
-from qa.errors import IndexUnavailable, NoDocuments
+from qa.errors import IndexUnavailable, IndexWriteError, NoDocuments
 from qa.index import IndexView
 from qa.ingest import DigestCache, fingerprint
 from qa.settings import ChunkSettings
@@ -102,34 +102,123 @@ def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettin
 
 
 class BackgroundBuild:
-    """``ensure_index`` on a thread of this process, telling ``on_state`` how far it has gone.
+    """``ensure_index`` in a process of its own, telling ``on_state`` how far it has gone.
 
     ``qa serve`` answers while it builds: the page and /healthz say "building (12 of 53
     files read)", the API answers 503 with Retry-After until there is an index, and the
     workers switch to the new build when it is published. ``on_state`` is given a dict
     (state "waiting" for another process's build, or "building", with the stage and its
     counts), then None when done; a failure is logged and left in the state.
+
+    A process, not a thread of the server's master: gunicorn forks its workers from the
+    master whenever one is (re)started, and a worker forked while the master held the
+    build's SQLite file open inherited SQLite's record of that lock, so every read of
+    the published build answered "database is locked", for good. A spawned process
+    shares no such state; only its messages come back, through a pipe.
     """
 
     def __init__(self, docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
                  shards: int | None, log, on_state):
-        from qa.progress import Progress
-
-        self.args = (docs_dir, index_dir, model, settings)
-        self.shards, self.log, self.on_state = shards, log, on_state
-        self.progress = Progress(listener=lambda stage: on_state({"state": "building", **(stage or {})}))
+        self.args = (docs_dir, index_dir, model, settings, shards)
+        self.log, self.on_state = log, on_state
+        self.failed: str | None = None
         self.thread = threading.Thread(target=self._run, name="qa-build", daemon=True)
 
     def start(self) -> BackgroundBuild:
         self.thread.start()
         return self
 
+    def run(self) -> None:
+        """Build now, in the child process, and wait for it; raise IndexWriteError saying why when it failed."""
+        self._run()
+        if self.failed is not None:
+            raise IndexWriteError(self.failed)
+
     def _run(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        receiving, sending = context.Pipe(duplex=False)
+        child = context.Process(target=_build_in_child, args=(*self.args, sending), name="qa-build", daemon=True)
+        child.start()
+        sending.close()
+        failed = None
+        while True:
+            try:
+                kind, value = receiving.recv()
+            except (EOFError, OSError):
+                break
+            if kind == "log":
+                self.log(value)
+            elif kind == "state":
+                self.on_state(value)
+            elif kind == "failed":
+                failed = value
+        child.join()
+        if failed is None and child.exitcode != 0:
+            failed = f"the build process ended with exit status {child.exitcode}"
+        self.failed = failed
+        if failed is not None:
+            self.log(f"the index could not be built: {failed}")
+            self.on_state({"state": "failed", "error": failed})
+        else:
+            self.on_state(None)
+
+
+def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
+                    shards: int | None, pipe) -> None:
+    """The body of ``BackgroundBuild``'s process: ``ensure_index``, each line and state sent up the pipe."""
+    from qa.progress import Progress
+
+    def send(kind: str, value) -> None:
         try:
-            ensure_index(*self.args, log=self.log, shards=self.shards, progress=self.progress,
-                         waiting=lambda holder: self.on_state({"state": "waiting", "by": holder}))
-        except Exception as exc:  # noqa: BLE001 - the server goes on, serving what it can, and says why
-            self.log(f"the index could not be built: {exc}")
-            self.on_state({"state": "failed", "error": str(exc)})
-            return
-        self.on_state(None)
+            pipe.send((kind, value))
+        except (OSError, ValueError):
+            pass  # the server went away: the build goes on, and publishes for the next one
+
+    progress = Progress(listener=lambda stage: send("state", {"state": "building", **(stage or {})}))
+    try:
+        ensure_index(docs_dir, index_dir, model, settings, log=lambda line: send("log", line), shards=shards,
+                     progress=progress, waiting=lambda holder: send("state", {"state": "waiting", "by": holder}))
+    except Exception as exc:  # noqa: BLE001 - said to the server, which goes on serving what it can
+        send("failed", str(exc))
+    finally:
+        progress.close()
+        pipe.close()
+
+
+def watch(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log, on_state=None,
+          on_build=None):
+    """Start a Watcher (qa/ingest) that rebuilds ``index_dir`` when ``docs_dir`` changes; return it.
+
+    ``model`` is a spec (its model loaded once, on the first build) or a ready embedder
+    (a RayEmbedder). ``on_state`` is told the watch's status whenever it changes. With
+    ``on_build`` (``qa serve``, whose master forks workers) each build runs in a process
+    of its own (``BackgroundBuild``), telling ``on_build`` how far it has gone.
+    """
+    from qa.embed import LazyEmbedder
+    from qa.ingest import Watcher
+
+    # Builds and polls both run on the watcher's thread: one cache of file digests serves them.
+    digests = DigestCache()
+    if on_build is not None:
+        spec = model if model is None or isinstance(model, str) else None
+
+        def rebuild() -> None:
+            BackgroundBuild(docs_dir, index_dir, spec, settings, None, log, on_build).run()
+    else:
+        # A ready embedder is used as it is; a model name loads once, on the first build.
+        embedder = model if model is not None and not isinstance(model, str) else \
+            LazyEmbedder(model, index_dir / index.MODELS)
+
+        def rebuild() -> None:
+            log(build(docs_dir, index_dir, embedder, settings, wait=True, cache=digests).summary())
+
+    watcher = Watcher(
+        docs_dir, rebuild, log=log, ignore=(index_dir,),
+        changed=lambda: folder_changed(docs_dir, index_dir, digests), on_state=on_state,
+    ).start()
+    # A change made after the last build but before the watch began is caught by one more look.
+    watcher.check()
+    log(f"watching {docs_dir} for changes")
+    return watcher
