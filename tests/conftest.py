@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from qa.embed import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
+# The document builders (tests/fixtures/documents.py) are imported by name, as a test's own folder is.
+sys.path.insert(0, str(ROOT / "tests" / "fixtures"))
 
 
 @pytest.fixture

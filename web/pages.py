@@ -8,6 +8,7 @@ from flask import Blueprint, render_template, request
 
 from qa.errors import BadRequest, QAError
 from qa.ingest import page_of
+from qa.records import PAGE_WORDS
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
 from qa.web import building, get_searcher, public_message, stale_reason
 
@@ -17,6 +18,8 @@ K_CHOICES = (3, 5, 10, 20)
 FILTERS = ("since", "until", "folder")
 #: Above this many documents the source filter is a text box instead of a list to pick from.
 MAX_PICKABLE = 500
+#: Above this many (and up to MAX_PICKABLE) the list is offered as one types a name, not as a box to scroll.
+MAX_LIST_BOX = 30
 #: Questions suggested on the empty page, and newest documents offered to browse.
 EXAMPLES = 3
 
@@ -68,6 +71,8 @@ def index():
     except QAError:
         # No usable index: the search below, or the empty page, says so.
         context["stale"], context["examples"], context["newest"], context["sources"] = None, [], [], None
+    sources = context["sources"]
+    context["picker"] = "text" if sources is None else "list" if len(sources) <= MAX_LIST_BOX else "typed"
     if "q" not in request.args:
         return render_template("index.html", **context)
     try:
@@ -142,6 +147,13 @@ def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int
 
 #: Documents (and skipped files) per page of /documents.
 PAGE = 100
+
+
+@bp.app_template_filter("parts")
+def parts(count: int, format: str) -> str:
+    """Say how many parts a document has in its own terms: "1 page", "3 slides", "1 sheet"."""
+    one, many = PAGE_WORDS.get(format, PAGE_WORDS["pdf"])
+    return f"{count:,} {one if count == 1 else many}"
 
 
 @bp.get("/documents")

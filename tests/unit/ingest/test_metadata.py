@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import io
-import sys
 import zipfile
-from pathlib import Path
 
 import pytest
+from documents import tiny_pdf
 
 from qa.ingest import parse_document, to_document
 from qa.ingest.formats import Extracted
 from qa.ingest.metadata import FALLBACK_TITLE_CHARS, FIELD_CHARS, bounded, clean
 from qa.records import Document
-
-sys.path.insert(0, str(Path(__file__).parent / "formats"))
-from formats_support import tiny_pdf  # noqa: E402  (the formats tests' helpers; not a conftest)
 
 FORMATS = ("text", "markdown", "html", "pdf", "docx", "pptx", "xlsx", "csv", "epub", "odt", "email", "msg", "mbox",
            "image")

@@ -7,49 +7,29 @@ writer would not make (a CRLF mailbox, a body line opening with "From ").
 
 from __future__ import annotations
 
-import mailbox
 from email.message import EmailMessage
 
 import pytest
+from documents import make_mbox, make_message
 
 from qa.ingest import format_of, parse_document
 from qa.ingest.formats import Extracted, Limits, UnreadableDocument, extract, extract_many, page_of
 from qa.records import Document
 
 
-def _message(subject: str, sender: str, date: str, body: str, html: str | None = None) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"], message["From"], message["Date"] = subject, sender, date
-    if html is None:
-        message.set_content(body)
-    else:
-        message.set_content(html, subtype="html")
-    return message
-
-
-def _mbox(tmp_path, messages: list[EmailMessage]) -> bytes:
-    """The bytes of a mailbox the standard library writes (mboxo: "From " lines in bodies escaped)."""
-    box = mailbox.mbox(tmp_path / "written.mbox")
-    for message in messages:
-        box.add(message)
-    box.flush()
-    box.close()
-    return (tmp_path / "written.mbox").read_bytes()
-
-
 THREAD = [
-    _message("Harbour budget", "Ann Lee <ann@example.org>", "Tue, 18 Feb 2025 09:00:00 +0000",
-             "The dredging costs 4.6 million.\nFrom the north quay it is two summers of work.\n"),
-    _message("Re: Harbour budget", "Bob Hale <bob@example.org>", "Mon, 17 Feb 2025 22:30:00 -0500",
-             "", html="<html><body><article><p>The fishermen ask for the quay to stay open all year round, "
-                      "whatever the budget says about the channel.</p></article></body></html>"),
-    _message("Minutes", "Ann Lee <ann@example.org>", "Wed, 19 Feb 2025 10:00:00 +0000",
-             "The minutes will be published within ten working days.\n"),
+    make_message("Harbour budget", "Ann Lee <ann@example.org>", "Tue, 18 Feb 2025 09:00:00 +0000",
+                 "The dredging costs 4.6 million.\nFrom the north quay it is two summers of work.\n"),
+    make_message("Re: Harbour budget", "Bob Hale <bob@example.org>", "Mon, 17 Feb 2025 22:30:00 -0500",
+                 "", html="<html><body><article><p>The fishermen ask for the quay to stay open all year round, "
+                          "whatever the budget says about the channel.</p></article></body></html>"),
+    make_message("Minutes", "Ann Lee <ann@example.org>", "Wed, 19 Feb 2025 10:00:00 +0000",
+                 "The minutes will be published within ten working days.\n"),
 ]
 
 
-def test_every_message_is_a_page_headed_by_its_subject_sender_and_date(tmp_path):
-    data = _mbox(tmp_path, THREAD)
+def test_every_message_is_a_page_headed_by_its_subject_sender_and_date():
+    data = make_mbox(THREAD)
     assert b"\n>From the north quay" in data  # the writer's escape, undone by the reader
     result = extract("harbour.mbox", data)
     assert result.format == "mbox" and len(result.pages) == 3
@@ -65,15 +45,15 @@ def test_every_message_is_a_page_headed_by_its_subject_sender_and_date(tmp_path)
     assert (result.title, result.date, result.author) == (None, "2025-02-17", None)
 
 
-def test_a_thread_of_one_subject_and_sender_gives_title_and_author(tmp_path):
-    thread = [THREAD[0], _message("RE: Fwd: Harbour budget", "ANN LEE <Ann@Example.org>", "Mon, 24 Feb 2025 08:00:00 +0000",
-                                  "Approved on Monday.\n")]
-    result = extract("thread.mbox", _mbox(tmp_path, thread))
+def test_a_thread_of_one_subject_and_sender_gives_title_and_author():
+    thread = [THREAD[0], make_message("RE: Fwd: Harbour budget", "ANN LEE <Ann@Example.org>",
+                                      "Mon, 24 Feb 2025 08:00:00 +0000", "Approved on Monday.\n")]
+    result = extract("thread.mbox", make_mbox(thread))
     assert (result.title, result.date, result.author) == ("Harbour budget", "2025-02-18", "Ann Lee")
 
 
-def test_a_mailbox_of_many_subjects_is_named_by_its_file(tmp_path):
-    document = parse_document("mail/2025 harbour.mbox", _mbox(tmp_path, THREAD))
+def test_a_mailbox_of_many_subjects_is_named_by_its_file():
+    document = parse_document("mail/2025 harbour.mbox", make_mbox(THREAD))
     assert isinstance(document, Document) and document.title == "2025 harbour"
 
 
@@ -91,19 +71,19 @@ def test_a_crlf_mailbox_has_no_carriage_returns_and_its_pages_still_start_at_the
     assert page_of(document.pages, document.text.index("The second message.")) == 2
 
 
-def test_a_mailbox_past_the_message_limit_is_read_up_to_it_with_a_note(tmp_path):
-    messages = [_message(f"Note {n}", "ann@example.org", "Tue, 18 Feb 2025 09:00:00 +0000", f"Body {n}.\n")
+def test_a_mailbox_past_the_message_limit_is_read_up_to_it_with_a_note():
+    messages = [make_message(f"Note {n}", "ann@example.org", "Tue, 18 Feb 2025 09:00:00 +0000", f"Body {n}.\n")
                 for n in range(1, 6)]
-    result = extract("many.mbox", _mbox(tmp_path, messages), Limits(max_messages=3))
+    result = extract("many.mbox", make_mbox(messages), Limits(max_messages=3))
     assert len(result.pages) == 3 and "Body 3." in result.text and "Body 4." not in result.text
     assert result.notes == ("read the first 3 of 5 messages (message limit)",)
 
 
-def test_a_message_without_a_body_keeps_its_page_and_is_noted(tmp_path):
+def test_a_message_without_a_body_keeps_its_page_and_is_noted():
     empty = EmailMessage()
     empty["Subject"], empty["From"] = "Picture", "ann@example.org"
     empty.add_attachment(b"\x89PNG", maintype="image", subtype="png", filename="p.png")
-    result = extract("mixed.mbox", _mbox(tmp_path, [THREAD[0], empty]))
+    result = extract("mixed.mbox", make_mbox([THREAD[0], empty]))
     assert len(result.pages) == 2 and result.text[result.pages[1]:] == "Subject: Picture\nFrom: ann@example.org"
     assert result.notes == ("1 message(s) without a readable body (message 2: e-mail has no text or HTML body)",)
 
@@ -117,7 +97,7 @@ def test_what_is_not_a_mailbox_is_refused_with_a_reason(data, reason):
         extract("x.mbox", data)
 
 
-def test_mbox_is_read_in_a_worker_like_every_other_format(tmp_path):
+def test_mbox_is_read_in_a_worker_like_every_other_format():
     assert format_of("Archive.MBOX") == "mbox"
-    [result] = list(extract_many([("a.mbox", _mbox(tmp_path, THREAD))], workers=1))
+    [result] = list(extract_many([("a.mbox", make_mbox(THREAD))], workers=1))
     assert isinstance(result, Extracted) and len(result.pages) == 3

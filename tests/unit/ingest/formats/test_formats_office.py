@@ -1,15 +1,14 @@
-"""PowerPoint, Excel, CSV, EPUB, OpenDocument text and Outlook .msg readers, on real files made here.
+"""PowerPoint, Excel, CSV, EPUB, OpenDocument text and Outlook .msg readers, on real files made for the tests.
 
-.pptx and .xlsx come from python-pptx and openpyxl, .msg from aspose-email-foss
-(MIT, pure Python: it writes Outlook messages as [MS-OXMSG] lays them out, so
-the reader is not tested against its own idea of the format), and EPUB and ODT
-packages are zipped here the way their specs lay them out. LibreOffice, where
-installed, also converts one ODT round trip.
+The files come from tests/fixtures/documents.py: .pptx and .xlsx from
+python-pptx and openpyxl, .msg from aspose-email-foss (so the reader is not
+tested against its own idea of the format), EPUB and ODT packages zipped the
+way their specs lay them out. LibreOffice, where installed, also converts one
+ODT round trip.
 """
 
 from __future__ import annotations
 
-import csv
 import io
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import zipfile
 from datetime import UTC, datetime
 
 import pytest
+from documents import ODF_NS, make_csv, make_epub, make_msg, make_odt, make_pptx, make_xlsx
 
 from qa.ingest.formats import epub, msg, odt, pptx, sheet
 from qa.ingest.formats.base import DEFAULT_LIMITS, Limits, UnreadableDocument, page_of
@@ -62,25 +62,6 @@ def _damaged(data: bytes, member: str) -> bytes:
 # --- PowerPoint -------------------------------------------------------------------------------------
 
 
-def _pptx(slides: list[tuple[str, list[str]]], **props) -> bytes:
-    """A presentation with a title-and-content slide per (title, bullets); bullets may hold "\\v" line breaks."""
-    from pptx import Presentation
-
-    presentation = Presentation()
-    for title, bullets in slides:
-        slide = presentation.slides.add_slide(presentation.slide_layouts[1])
-        slide.shapes.title.text = title
-        frame = slide.placeholders[1].text_frame
-        frame.text = bullets[0] if bullets else ""
-        for bullet in bullets[1:]:
-            frame.add_paragraph().text = bullet
-    for name, value in props.items():
-        setattr(presentation.core_properties, name, value)
-    buffer = io.BytesIO()
-    presentation.save(buffer)
-    return buffer.getvalue()
-
-
 def _pptx_with_table_and_notes() -> bytes:
     from pptx import Presentation
     from pptx.util import Inches
@@ -103,7 +84,7 @@ def _pptx_with_table_and_notes() -> bytes:
 
 
 def test_pptx_reads_each_slide_in_order_as_a_page_with_core_properties():
-    data = _pptx(
+    data = make_pptx(
         [("Opening", ["Why we meet"]), ("Second slide", ["Revenue rose 12 percent", "Costs fell\vsharply"]),
          ("Closing", ["Questions welcome"])],
         title="Quarterly review", author="Anna Berg", created=datetime(2024, 3, 5, 9, 30))
@@ -129,14 +110,14 @@ def test_pptx_reads_tables_text_boxes_and_speaker_notes():
 
 
 def test_pptx_past_the_page_limit_is_read_up_to_it_with_a_note():
-    data = _pptx([(f"Slide {n}", [f"point {n}"]) for n in range(1, 6)])
+    data = make_pptx([(f"Slide {n}", [f"point {n}"]) for n in range(1, 6)])
     result = pptx.read(data, Limits(max_pages=3))
     assert len(result.pages) == 3 and "Slide 3" in result.text and "Slide 4" not in result.text
     assert result.notes == ("read the first 3 of 5 slides (page limit)",)
 
 
 def test_pptx_longer_than_the_character_limit_is_refused():
-    data = _pptx([("Long", ["word " * 2000])])
+    data = make_pptx([("Long", ["word " * 2000])])
     with pytest.raises(UnreadableDocument, match="over 1,000 characters"):
         pptx.read(data, Limits(max_chars=1000))
 
@@ -171,22 +152,6 @@ def test_encrypted_pptx_and_xlsx_are_named_as_such():
 # --- Excel and CSV ----------------------------------------------------------------------------------
 
 
-def _xlsx(sheets: dict[str, list[list]], **props) -> bytes:
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    workbook.remove(workbook.active)
-    for name, rows in sheets.items():
-        worksheet = workbook.create_sheet(name)
-        for row in rows:
-            worksheet.append(row)
-    for name, value in props.items():
-        setattr(workbook.properties, name, value)
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
 SALES = [
     [],  # a blank first row: the header is the first non-empty one
     ["Region", "Units", "Price"],
@@ -197,8 +162,8 @@ SALES = [
 
 
 def test_xlsx_carries_the_header_into_every_row_with_sheet_and_row_number():
-    data = _xlsx({"Sales": SALES, "Staff": [["Name", "Started"], ["Ada", datetime(2021, 6, 1)]]},
-                 title="Sales 2024", creator="Finance team", created=datetime(2024, 1, 15, 8, 0))
+    data = make_xlsx({"Sales": SALES, "Staff": [["Name", "Started"], ["Ada", datetime(2021, 6, 1)]]},
+                     title="Sales 2024", creator="Finance team", created=datetime(2024, 1, 15, 8, 0))
     result = sheet.read(data, DEFAULT_LIMITS)
     assert result.format == "xlsx"
     assert (result.title, result.author, result.date) == ("Sales 2024", "Finance team", "2024-01-15")
@@ -219,14 +184,14 @@ def test_xlsx_carries_the_header_into_every_row_with_sheet_and_row_number():
 def test_xlsx_names_each_page_by_its_sheet_and_the_document_carries_the_names():
     from qa.ingest import to_document
 
-    result = sheet.read(_xlsx({"Sales": SALES, "Staff": [["Name"], ["Ada"]], "Empty": []}), DEFAULT_LIMITS)
+    result = sheet.read(make_xlsx({"Sales": SALES, "Staff": [["Name"], ["Ada"]], "Empty": []}), DEFAULT_LIMITS)
     assert result.page_names == ("Sales", "Staff", "Empty") and len(result.pages) == 3
     assert to_document("book.xlsx", "0" * 64, result).page_names == ("Sales", "Staff", "Empty")
 
 
 def test_xlsx_with_a_title_above_its_table_finds_the_header_under_it():
     rows = [["Sales by region, 2024"], [], ["Region", "Units", "Price"], ["North", 30, 12.5], ["South", 20, 9]]
-    result = sheet.read(_xlsx({"Sales": rows}), DEFAULT_LIMITS)
+    result = sheet.read(make_xlsx({"Sales": rows}), DEFAULT_LIMITS)
     assert result.text.split("\n") == [
         "Sales, row 1: Sales by region, 2024", "Sales, row 3: Region | Units | Price",
         "Sales, row 4: Region: North | Units: 30 | Price: 12.5", "Sales, row 5: Region: South | Units: 20 | Price: 9"]
@@ -250,7 +215,7 @@ def test_xlsx_names_a_column_without_a_header_by_its_letter_and_ignores_the_decl
 
 def test_xlsx_past_the_row_limit_stops_with_a_note(monkeypatch):
     monkeypatch.setattr(sheet, "MAX_ROWS", 50)
-    data = _xlsx({"Log": [["Step", "Value"]] + [[f"s{n}", n] for n in range(1, 200)]})
+    data = make_xlsx({"Log": [["Step", "Value"]] + [[f"s{n}", n] for n in range(1, 200)]})
     result = sheet.read(data, DEFAULT_LIMITS)
     assert result.text.split("\n")[-1] == "Log, row 50: Step: s49 | Value: 49"
     assert result.notes == ("read the first 50 rows (limit: 50 rows per file)",)
@@ -271,7 +236,7 @@ def test_xlsx_row_declared_a_million_rows_down_is_bounded_by_the_row_limit(monke
 
 
 def test_xlsx_longer_than_the_character_limit_is_refused():
-    data = _xlsx({"Big": [["Text"]] + [["lorem ipsum " * 10] for _ in range(100)]})
+    data = make_xlsx({"Big": [["Text"]] + [["lorem ipsum " * 10] for _ in range(100)]})
     with pytest.raises(UnreadableDocument, match="over 2,000 characters"):
         sheet.read(data, Limits(max_chars=2000))
 
@@ -287,7 +252,7 @@ def test_xlsx_corrupt_or_bomb_is_refused_with_a_reason(data, reason):
 
 
 def test_xlsx_with_broken_xml_is_refused_with_a_reason():
-    good = _xlsx({"Sales": SALES})
+    good = make_xlsx({"Sales": SALES})
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(good)) as source, zipfile.ZipFile(buffer, "w") as out:
         for item in source.infolist():
@@ -297,16 +262,10 @@ def test_xlsx_with_broken_xml_is_refused_with_a_reason():
         sheet.read(buffer.getvalue(), DEFAULT_LIMITS)
 
 
-def _csv(rows: list[list], delimiter: str = ",", encoding: str = "utf-8") -> bytes:
-    buffer = io.StringIO(newline="")
-    csv.writer(buffer, delimiter=delimiter).writerows(rows)
-    return buffer.getvalue().encode(encoding)
-
-
 def test_csv_detects_the_delimiter_and_labels_every_row_with_the_header():
     rows = [["Stadt", "Einwohner", "Notiz"], ["München", "1512491", "Hauptstadt; Bayerns"],
             ["Köln", "1084831", ""], ["Genève", "203856", 'sagt "bonjour"']]
-    result = sheet.read(_csv(rows, delimiter=";", encoding="cp1252"), DEFAULT_LIMITS, format="csv")
+    result = sheet.read(make_csv(rows, delimiter=";", encoding="cp1252"), DEFAULT_LIMITS, format="csv")
     assert result.format == "csv" and result.encoding == "cp1252"
     assert result.text.split("\n") == [
         "Row 1: Stadt | Einwohner | Notiz",
@@ -324,7 +283,7 @@ def test_csv_with_a_preamble_above_its_header_labels_cells_by_the_real_header(pa
     rows = [line + [""] * (width - 1) for line in preamble] + [
         ["Region", "Units", "Price", "Note"], ["North", "30", "12.5", "steady"], ["South", "", "9", ""],
         ["East", "12", "n/a", "new shop"], ["West", "7", "11", "late filing"]]
-    result = sheet.read(_csv(rows), DEFAULT_LIMITS, format="csv")
+    result = sheet.read(make_csv(rows), DEFAULT_LIMITS, format="csv")
     assert result.text.split("\n") == [
         "Row 1: Quarterly sales report",  # the preamble stays, as text
         "Row 2: Generated 2024-04-01 by the finance team",
@@ -341,19 +300,19 @@ def test_csv_with_a_preamble_above_its_header_labels_cells_by_the_real_header(pa
 def test_csv_whose_first_row_is_narrower_than_its_rows_keeps_it_as_the_header():
     # A blank top-left cell, as a pivot table has: the first row is the header, not a preamble line.
     rows = [["", "2023", "2024"], ["North", "30", "31"], ["South", "20", "22"], ["East", "12", "15"]]
-    result = sheet.read(_csv(rows), DEFAULT_LIMITS, format="csv")
+    result = sheet.read(make_csv(rows), DEFAULT_LIMITS, format="csv")
     assert result.text.split("\n")[:2] == ["Row 1: 2023 | 2024", "Row 2: column 1: North | 2023: 30 | 2024: 31"]
 
 
 def test_csv_row_numbers_count_records_and_a_quoted_line_break_stays_in_its_row():
-    data = _csv([["id", "note"], ["1", "first\nline two"], [], ["3", "x", "extra"]])
+    data = make_csv([["id", "note"], ["1", "first\nline two"], [], ["3", "x", "extra"]])
     result = sheet.read(data, DEFAULT_LIMITS, format="csv")
     assert result.text.split("\n")[1:] == ["Row 2: id: 1 | note: first line two", "Row 4: id: 3 | note: x | column 3: extra"]
 
 
 def test_csv_past_the_row_limit_stops_with_a_note(monkeypatch):
     monkeypatch.setattr(sheet, "MAX_ROWS", 10)
-    data = _csv([["n", "square"]] + [[str(n), str(n * n)] for n in range(1, 100)])
+    data = make_csv([["n", "square"]] + [[str(n), str(n * n)] for n in range(1, 100)])
     result = sheet.read(data, DEFAULT_LIMITS, format="csv")
     assert result.text.split("\n")[-1] == "Row 10: n: 9 | square: 81"
     assert result.notes == ("read the first 10 rows (limit: 10 rows per file)",)
@@ -369,54 +328,6 @@ def test_csv_binary_or_malformed_is_refused_with_a_reason():
 
 # --- EPUB -------------------------------------------------------------------------------------------
 
-CONTAINER = """<?xml version="1.0" encoding="UTF-8"?>
-<container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">
-  <rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/></rootfiles>
-</container>"""
-
-CHAPTER = """<?xml version="1.0" encoding="utf-8"?>
-<!DOCTYPE html>
-<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">
-<head><title>{title}</title><style>p {{ margin: 0 }}</style><script src="x.js"/></head>
-<body>{body}</body></html>"""
-
-
-def _epub(chapters: list[tuple[str, str]], metadata: str, spine: list[str] | None = None,
-          extra: dict[str, bytes] | None = None) -> bytes:
-    """An EPUB 3 package: stored mimetype first, container.xml, OPF (metadata, manifest, spine), nav, chapters."""
-    items = "\n".join(f'<item id="c{n}" href="text/ch%20{n}.xhtml" media-type="application/xhtml+xml"/>'
-                      for n in range(1, len(chapters) + 1))
-    refs = "\n".join(f'<itemref idref="{ref}"/>' for ref in (spine or [f"c{n}" for n in range(1, len(chapters) + 1)]))
-    opf = f"""<?xml version="1.0" encoding="UTF-8"?>
-<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid">
-  <metadata xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:opf="http://www.idpf.org/2007/opf">
-    <dc:identifier id="uid">urn:uuid:0b7d2d3e-0000-4000-8000-000000000001</dc:identifier>
-    <dc:language>en</dc:language>
-    {metadata}
-    <meta property="dcterms:modified">2025-01-01T00:00:00Z</meta>
-  </metadata>
-  <manifest>
-    <item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>
-    <item id="css" href="style.css" media-type="text/css"/>
-    {items}
-  </manifest>
-  <spine>{refs}</spine>
-</package>"""
-    nav = CHAPTER.format(title="Contents", body='<nav epub:type="toc"><ol><li><a href="text/ch%201.xhtml">One</a></li></ol></nav>')
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip", compress_type=zipfile.ZIP_STORED)
-        archive.writestr("META-INF/container.xml", CONTAINER)
-        archive.writestr("OEBPS/content.opf", opf)
-        archive.writestr("OEBPS/nav.xhtml", nav)
-        archive.writestr("OEBPS/style.css", "p { margin: 0 }")
-        for n, (title, body) in enumerate(chapters, start=1):
-            archive.writestr(f"OEBPS/text/ch {n}.xhtml", CHAPTER.format(title=title, body=body))
-        for name, raw in (extra or {}).items():
-            archive.writestr(name, raw)
-    return buffer.getvalue()
-
-
 BOOK_METADATA = """<dc:title>The Lighthouse Keeper</dc:title>
     <dc:creator id="a1">Mary Quill</dc:creator>
     <dc:date>1998-04-23</dc:date>"""
@@ -429,7 +340,7 @@ BOOK = [
 
 
 def test_epub_reads_chapters_in_spine_order_as_pages_with_dublin_core_metadata():
-    result = epub.read(_epub(BOOK, BOOK_METADATA, spine=["c1", "c3", "c2"]), DEFAULT_LIMITS)
+    result = epub.read(make_epub(BOOK, BOOK_METADATA, spine=["c1", "c3", "c2"]), DEFAULT_LIMITS)
     assert result.format == "epub"
     assert (result.title, result.author, result.date) == ("The Lighthouse Keeper", "Mary Quill", "1998-04-23")
     assert result.text.split("\n\n") == [
@@ -448,7 +359,7 @@ def test_epub_title_of_two_megabytes_is_stored_bounded():
     from qa.ingest.metadata import FIELD_CHARS
 
     huge = "The Lighthouse Keeper " * 100_000  # 2.2 MB of dc:title, made here
-    data = _epub(BOOK, f"<dc:title>{huge}</dc:title><dc:creator>Mary\tQuill</dc:creator>")
+    data = make_epub(BOOK, f"<dc:title>{huge}</dc:title><dc:creator>Mary\tQuill</dc:creator>")
     document = to_document("keeper.epub", "0" * 64, epub.read(data, DEFAULT_LIMITS))
     assert len(document.title) <= FIELD_CHARS["title"] == 1000  # was stored whole, with every passage
     assert document.title.startswith("The Lighthouse Keeper The") and document.title.endswith("…")
@@ -458,7 +369,7 @@ def test_epub_title_of_two_megabytes_is_stored_bounded():
 
 def test_epub_chapter_with_html_entities_is_read_by_the_html_parser():
     body = "<p>Caf&eacute; &nbsp;society&mdash;at night.</p>"
-    result = epub.read(_epub([("Entities", body)], "<dc:title>E</dc:title>"), DEFAULT_LIMITS)
+    result = epub.read(make_epub([("Entities", body)], "<dc:title>E</dc:title>"), DEFAULT_LIMITS)
     assert result.text == "Café society—at night."
 
 
@@ -467,20 +378,20 @@ def test_epub_date_prefers_publication_and_never_takes_a_modification_date():
     <dc:date opf:event="modification">2020-02-02</dc:date>
     <dc:date opf:event="publication">2001-09-10</dc:date>
     <dc:creator opf:role="edt">An Editor</dc:creator><dc:creator>One Author</dc:creator>"""
-    result = epub.read(_epub(BOOK[:1], metadata), DEFAULT_LIMITS)
+    result = epub.read(make_epub(BOOK[:1], metadata), DEFAULT_LIMITS)
     assert (result.date, result.author) == ("2001-09-10", "One Author")
 
 
 def test_epub_past_the_page_limit_is_read_up_to_it_with_a_note():
     chapters = [(f"C{n}", f"<p>Chapter text {n}.</p>") for n in range(1, 6)]
-    result = epub.read(_epub(chapters, BOOK_METADATA), Limits(max_pages=2))
+    result = epub.read(make_epub(chapters, BOOK_METADATA), Limits(max_pages=2))
     assert result.text == "Chapter text 1.\n\nChapter text 2."
     assert result.notes == ("read the first 2 of 5 chapters (page limit)",)
 
 
 def test_epub_listing_one_chapter_again_and_again_is_bounded():
     big = [("Big", "<p>" + "<span>x</span>" * 20_000 + "</p>")]
-    data = _epub(big, BOOK_METADATA, spine=["c1"] * 2000)
+    data = make_epub(big, BOOK_METADATA, spine=["c1"] * 2000)
     with pytest.raises(UnreadableDocument, match="again and again"):
         epub.read(data, Limits(max_unpacked_bytes=8 << 20, max_pages=5000))
 
@@ -488,7 +399,7 @@ def test_epub_listing_one_chapter_again_and_again_is_bounded():
 @pytest.mark.parametrize(("data", "reason"), [
     (b"PK\x03\x04" + b"\0" * 200, "not an EPUB"),
     (_zip_bomb("OEBPS/ch1.xhtml", ("mimetype", b"application/epub+zip")), "zip bomb"),
-    (_epub(BOOK, BOOK_METADATA)[:1500], "not an EPUB"),  # truncated: no central directory
+    (make_epub(BOOK, BOOK_METADATA)[:1500], "not an EPUB"),  # truncated: no central directory
 ])
 def test_epub_corrupt_or_bomb_is_refused_with_a_reason(data, reason):
     with pytest.raises(UnreadableDocument, match=reason):
@@ -504,15 +415,15 @@ def test_epub_with_drm_is_refused_but_obfuscated_fonts_are_not_drm():
             </enc:EncryptedData></encryption>"""
         return {"META-INF/encryption.xml": xml.encode()}
 
-    drm = _epub(BOOK, BOOK_METADATA, extra=encryption("http://www.w3.org/2001/04/xmlenc#aes128-cbc"))
+    drm = make_epub(BOOK, BOOK_METADATA, extra=encryption("http://www.w3.org/2001/04/xmlenc#aes128-cbc"))
     with pytest.raises(UnreadableDocument, match="encrypted EPUB"):
         epub.read(drm, DEFAULT_LIMITS)
-    fonts = _epub(BOOK, BOOK_METADATA, extra=encryption("http://www.idpf.org/2008/embedding"))
+    fonts = make_epub(BOOK, BOOK_METADATA, extra=encryption("http://www.idpf.org/2008/embedding"))
     assert "Chapter One" in epub.read(fonts, DEFAULT_LIMITS).text
 
 
 def test_epub_with_a_broken_package_file_is_refused_with_a_reason():
-    data = _epub(BOOK, BOOK_METADATA, extra={})
+    data = make_epub(BOOK, BOOK_METADATA, extra={})
     buffer = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w") as out:
         for item in source.infolist():
@@ -524,12 +435,6 @@ def test_epub_with_a_broken_package_file_is_refused_with_a_reason():
 
 # --- OpenDocument text ------------------------------------------------------------------------------
 
-ODF_NS = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
-          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
-          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
-          'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" '
-          'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0" '
-          'xmlns:dc="http://purl.org/dc/elements/1.1/"')
 ODT_META = f"""<?xml version="1.0" encoding="UTF-8"?>
 <office:document-meta {ODF_NS} office:version="1.3"><office:meta>
   <dc:title>Field notes</dc:title>
@@ -554,31 +459,8 @@ ODT_BODY = """
 """
 
 
-def _odt(body: str = ODT_BODY, meta: str | None = ODT_META, manifest_extra: str = "",
-         mimetype: str = "application/vnd.oasis.opendocument.text") -> bytes:
-    """An ODF package: stored mimetype first, META-INF/manifest.xml, content.xml, styles.xml, meta.xml."""
-    content = (f'<?xml version="1.0" encoding="UTF-8"?>\n<office:document-content {ODF_NS} office:version="1.3">'
-               f"<office:body><office:text>{body}</office:text></office:body></office:document-content>")
-    manifest = f"""<?xml version="1.0" encoding="UTF-8"?>
-<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.3">
- <manifest:file-entry manifest:full-path="/" manifest:media-type="{mimetype}"/>
- <manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml">{manifest_extra}</manifest:file-entry>
- <manifest:file-entry manifest:full-path="styles.xml" manifest:media-type="text/xml"/>
- <manifest:file-entry manifest:full-path="meta.xml" manifest:media-type="text/xml"/>
-</manifest:manifest>"""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(zipfile.ZipInfo("mimetype"), mimetype, compress_type=zipfile.ZIP_STORED)
-        archive.writestr("META-INF/manifest.xml", manifest)
-        archive.writestr("content.xml", content)
-        archive.writestr("styles.xml", f'<office:document-styles {ODF_NS} office:version="1.3"/>')
-        if meta is not None:
-            archive.writestr("meta.xml", meta)
-    return buffer.getvalue()
-
-
 def test_odt_reads_headings_paragraphs_lists_and_tables_in_order_with_meta():
-    result = odt.read(_odt(), DEFAULT_LIMITS)
+    result = odt.read(make_odt(ODT_BODY, ODT_META), DEFAULT_LIMITS)
     assert result.format == "odt"
     assert (result.title, result.author, result.date) == ("Field notes", "Jonas Field", "2022-11-07")
     assert result.text.split("\n\n") == [
@@ -595,32 +477,33 @@ def test_odt_reads_headings_paragraphs_lists_and_tables_in_order_with_meta():
 
 def test_odt_author_falls_back_to_dc_creator_and_no_meta_is_no_metadata():
     meta = ODT_META.replace("<meta:initial-creator>Jonas Field</meta:initial-creator>", "")
-    assert odt.read(_odt(meta=meta), DEFAULT_LIMITS).author == "Last Editor"
-    bare = odt.read(_odt(meta=None), DEFAULT_LIMITS)
+    assert odt.read(make_odt(ODT_BODY, meta), DEFAULT_LIMITS).author == "Last Editor"
+    bare = odt.read(make_odt(ODT_BODY), DEFAULT_LIMITS)
     assert (bare.title, bare.author, bare.date) == (None, None, None)
 
 
 def test_odt_longer_than_the_character_limit_is_refused():
     body = "<text:p>" + "words and more words " * 100 + "</text:p>" * 1
     with pytest.raises(UnreadableDocument, match="over 1,000 characters"):
-        odt.read(_odt(body=body * 5), Limits(max_chars=1000))
+        odt.read(make_odt(body * 5, ODT_META), Limits(max_chars=1000))
 
 
 def test_odt_hostile_nesting_and_space_counts_are_bounded():
     deep = "<text:span>" * 100_000 + "x" + "</text:span>" * 100_000
     with pytest.raises(UnreadableDocument, match="corrupt OpenDocument file"):
-        odt.read(_odt(body=f"<text:p>{deep}</text:p>"), DEFAULT_LIMITS)
-    spaces = odt.read(_odt(body='<text:p>a<text:s text:c="999999999"/>b</text:p>'), DEFAULT_LIMITS)
+        odt.read(make_odt(f"<text:p>{deep}</text:p>", ODT_META), DEFAULT_LIMITS)
+    spaces = odt.read(make_odt('<text:p>a<text:s text:c="999999999"/>b</text:p>', ODT_META), DEFAULT_LIMITS)
     assert spaces.text == "a" + " " * odt.MAX_SPACES + "b"
 
 
 @pytest.mark.parametrize(("data", "reason"), [
     (b"PK\x03\x04" + b"\0" * 200, "not an OpenDocument text"),
     (_zip_bomb("content.xml", ("mimetype", b"application/vnd.oasis.opendocument.text")), "zip bomb"),
-    (_odt(mimetype="application/vnd.oasis.opendocument.spreadsheet"), "mimetype"),
-    (_odt(manifest_extra='<manifest:encryption-data manifest:checksum-type="SHA1" manifest:checksum="x"/>'),
+    (make_odt(ODT_BODY, ODT_META, mimetype="application/vnd.oasis.opendocument.spreadsheet"), "mimetype"),
+    (make_odt(ODT_BODY, ODT_META,
+              manifest_extra='<manifest:encryption-data manifest:checksum-type="SHA1" manifest:checksum="x"/>'),
      "encrypted OpenDocument"),
-    (_odt(body="<text:p>unclosed"), "corrupt OpenDocument file \\(content.xml"),
+    (make_odt("<text:p>unclosed", ODT_META), "corrupt OpenDocument file \\(content.xml"),
 ])
 def test_odt_corrupt_encrypted_or_bomb_is_refused_with_a_reason(data, reason):
     with pytest.raises(UnreadableDocument, match=reason):
@@ -630,7 +513,7 @@ def test_odt_corrupt_encrypted_or_bomb_is_refused_with_a_reason(data, reason):
 @pytest.mark.skipif(shutil.which("soffice") is None, reason="LibreOffice is not installed")
 def test_odt_round_tripped_through_libreoffice_reads_the_same(tmp_path):
     source = tmp_path / "notes.odt"
-    source.write_bytes(_odt())
+    source.write_bytes(make_odt(ODT_BODY, ODT_META))
     out = tmp_path / "out"
     subprocess.run(["soffice", "--headless", "--convert-to", "odt", "--outdir", str(out), str(source)],
                    check=True, timeout=120, capture_output=True)
@@ -639,10 +522,10 @@ def test_odt_round_tripped_through_libreoffice_reads_the_same(tmp_path):
 
 
 @pytest.mark.parametrize(("reader", "make", "member"), [
-    (pptx.read, lambda: _pptx([("Title", ["Body text of the slide"])]), "ppt/slides/slide1.xml"),
-    (sheet.read, lambda: _xlsx({"Sales": SALES}), "xl/worksheets/sheet1.xml"),
-    (epub.read, lambda: _epub(BOOK, BOOK_METADATA), "OEBPS/text/ch 1.xhtml"),
-    (odt.read, _odt, "content.xml"),
+    (pptx.read, lambda: make_pptx([("Title", ["Body text of the slide"])]), "ppt/slides/slide1.xml"),
+    (sheet.read, lambda: make_xlsx({"Sales": SALES}), "xl/worksheets/sheet1.xml"),
+    (epub.read, lambda: make_epub(BOOK, BOOK_METADATA), "OEBPS/text/ch 1.xhtml"),
+    (odt.read, lambda: make_odt(ODT_BODY, ODT_META), "content.xml"),
 ])
 def test_a_damaged_zip_member_is_refused_with_a_reason(reader, make, member):
     with pytest.raises(UnreadableDocument) as refused:
@@ -653,20 +536,8 @@ def test_a_damaged_zip_member_is_refused_with_a_reason(reader, make, member):
 # --- Outlook .msg -----------------------------------------------------------------------------------
 
 
-def _msg(subject: str = "", body: str = "", unicode: bool = True, **properties) -> bytes:
-    """An Outlook message written by aspose-email-foss; ``properties`` maps MAPI property ids (ints) or names."""
-    email_msg = pytest.importorskip("aspose.email_foss.msg")
-    message = email_msg.MapiMessage.create(subject, body, unicode_strings=unicode)
-    for key, value in properties.items():
-        if key.startswith("x"):  # x0039=(type, value): a property by id
-            message.set_property(int(key[1:], 16), *value)
-        else:
-            message.set_property(getattr(email_msg.PropertyId, key), value)
-    return email_msg.MsgWriter.to_bytes(message.to_msg_document())
-
-
 def test_msg_reads_subject_sender_submit_date_and_body():
-    data = _msg("Quarterly figures", "Dear all,\r\nthe figures are attached.\r\nAnna",
+    data = make_msg("Quarterly figures", "Dear all,\r\nthe figures are attached.\r\nAnna",
                 SENDER_NAME="Anna Berg", SENDER_EMAIL_ADDRESS="anna@example.org",
                 x0039=(0x0040, datetime(2024, 3, 5, 23, 30, tzinfo=UTC)),
                 MESSAGE_DELIVERY_TIME=datetime(2024, 3, 6, 1, 0, tzinfo=UTC))
@@ -677,7 +548,7 @@ def test_msg_reads_subject_sender_submit_date_and_body():
 
 
 def test_msg_falls_back_to_delivery_time_address_and_8_bit_strings():
-    data = _msg("Caf\u00e9 menu", "Soup of the day", unicode=False, SENDER_EMAIL_ADDRESS="chef@example.org",
+    data = make_msg("Caf\u00e9 menu", "Soup of the day", unicode=False, SENDER_EMAIL_ADDRESS="chef@example.org",
                 MESSAGE_DELIVERY_TIME=datetime(2023, 12, 31, 22, 0, tzinfo=UTC))
     result = msg.read(data, DEFAULT_LIMITS)
     assert (result.title, result.author, result.date) == ("Caf\u00e9 menu", "chef@example.org", "2023-12-31")
@@ -688,18 +559,18 @@ def test_msg_with_only_an_html_body_goes_through_the_html_reader():
     page = (b"<html><head><title>News</title></head><body><nav>Home | About</nav><article>"
             b"<p>The new library opens on Monday with a reading by local authors and a concert.</p>"
             b"<p>Entry is free for everyone and the doors open at nine in the morning.</p></article></body></html>")
-    result = msg.read(_msg("Library news", BODY_HTML=page), DEFAULT_LIMITS)
+    result = msg.read(make_msg("Library news", BODY_HTML=page), DEFAULT_LIMITS)
     assert result.title == "Library news"
     assert "The new library opens on Monday" in result.text and "doors open at nine" in result.text
 
 
 def test_msg_longer_than_the_character_limit_is_refused():
     with pytest.raises(UnreadableDocument, match="over 1,000 characters"):
-        msg.read(_msg("Long", "word " * 1000), Limits(max_chars=1000))
+        msg.read(make_msg("Long", "word " * 1000), Limits(max_chars=1000))
 
 
 def test_msg_corrupt_or_not_a_message_is_refused_with_a_reason():
-    good = _msg("Subject", "Body text")
+    good = make_msg("Subject", "Body text")
     with pytest.raises(UnreadableDocument, match="corrupt Outlook message"):
         msg.read(good[:1500], DEFAULT_LIMITS)
     with pytest.raises(UnreadableDocument, match="not an Outlook message \\(not an OLE"):
@@ -709,8 +580,8 @@ def test_msg_corrupt_or_not_a_message_is_refused_with_a_reason():
 
 
 def test_msg_without_a_body_says_why():
-    encrypted = _msg("Secret", "", MESSAGE_CLASS="IPM.Note.SMIME")
+    encrypted = make_msg("Secret", "", MESSAGE_CLASS="IPM.Note.SMIME")
     with pytest.raises(UnreadableDocument, match="encrypted e-mail"):
         msg.read(encrypted, DEFAULT_LIMITS)
     with pytest.raises(UnreadableDocument, match="no text or HTML body"):
-        msg.read(_msg("Empty", ""), DEFAULT_LIMITS)
+        msg.read(make_msg("Empty", ""), DEFAULT_LIMITS)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pypdfium2 as pdfium
 import pytest
-from formats_support import FORMATS, SEEDS_PDF, squash, tiny_pdf
+from documents import tiny_pdf
+from formats_support import FORMATS, SEEDS_PDF, squash
 
 from qa.ingest.formats import UnreadableDocument, extract, ocr, page_of
 from qa.ingest.formats.pdf import pdf_date
