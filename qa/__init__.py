@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _EXPORTS = {
     "Collection": "qa.collection",
-    "BuildReport": "qa.build",
+    "BuildReport": "qa.indexing",
     "ChunkSettings": "qa.settings",
     "SearchSettings": "qa.settings",
     "MODES": "qa.settings",

@@ -160,7 +160,7 @@ def index_command(
     ray_address: str | None, shards: int | None, encoder: str | None,
 ) -> None:
     """Build or refresh the index of the documents folder."""
-    from qa.build import build, passage_encoder
+    from qa.indexing import build, passage_encoder
 
     settings = ChunkSettings(sentence_vectors=sentence_vectors)
     if ray_address:
@@ -179,7 +179,7 @@ def index_command(
     if watch:
         from qa.ingest import FAILED
 
-        from qa.build import watch
+        from qa.indexing import watch
 
         watcher = watch(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
         try:
@@ -373,7 +373,7 @@ def serve_command(
 ) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
     from qa import index
-    from qa.build import BackgroundBuild, passage_encoder, watch
+    from qa.indexing import BackgroundBuild, passage_encoder, watch
     from qa.errors import NoDocuments
     from qa.search import Searcher
     from qa.web import create_app, serve, served_hosts
@@ -464,7 +464,7 @@ def eval_command(
     queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
     if questions.is_dir():
-        from qa.build import passage_encoder
+        from qa.indexing import passage_encoder
 
         table = evaluate.evaluate_beir(
             questions, beir_index, passage_encoder(beir_index, model, encoder), modes, run_dir,
@@ -518,7 +518,7 @@ def tune_command(
     model = model or index.index_model(target)  # the index's own model unless another is asked for
     queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
     if questions.is_dir():
-        from qa.build import passage_encoder
+        from qa.indexing import passage_encoder
 
         texts, qrels = evaluate.index_beir(questions, target, passage_encoder(target, model, encoder),
                                            progress=sys.stderr.isatty())
@@ -579,7 +579,7 @@ def _shard_connector(ray_address: str | None):
 
 
 def _warn_if_stale(searcher, docs_dir: Path) -> None:
-    from qa.build import stale_reason
+    from qa.indexing import stale_reason
 
     reader = searcher.reader
     if docs_dir.is_dir() and (reason := stale_reason(reader, docs_dir, reader.chunking)):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qa.build import BuildReport, build, passage_encoder, stale_reason
+from qa.indexing import BuildReport, build, passage_encoder, stale_reason
 from qa.search import DEFAULT_K, Searcher
 from qa.settings import ChunkSettings, SearchSettings
 

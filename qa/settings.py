@@ -36,7 +36,7 @@ CHUNKING_VERSION = 5
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    """How documents are cut into passages; see qa/build/chunk.py for why these sizes."""
+    """How documents are cut into passages; see qa/indexing/chunk.py for why these sizes."""
 
     #: Words per passage: ~170 word pieces, inside MiniLM's 256 (bench/tune_chunking.py).
     max_words: int = 120

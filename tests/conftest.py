@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build
+from qa.indexing import build
 from qa.embed import HashingEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]

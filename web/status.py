@@ -93,7 +93,7 @@ class Freshness:
 
     def check(self) -> None:
         """Compare the folder with the build in service now, and record the answer."""
-        from qa.build import folder_changed
+        from qa.indexing import folder_changed
 
         if not self.docs.is_dir():
             stale = None  # the documents are gone: the index in service is all there is

@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from qa.build import split
+from qa.indexing import split
 from qa.embed import load_embedder
 from qa.embed import RayEmbedder
 from qa.ingest import load_documents

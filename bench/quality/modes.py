@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, loadavg, log
 from qa import evaluate
-from qa.build import build, passage_encoder
+from qa.indexing import build, passage_encoder
 from qa.embed import load_query_encoder
 from qa import lexical
 from qa.index import layout

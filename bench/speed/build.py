@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from qa import evaluate
-from qa.build import build, build_documents
+from qa.indexing import build, build_documents
 from qa.embed import DEFAULT_MODEL, INT8, load_query_encoder
 from qa.search import Searcher
 from qa.settings import MODES, SearchSettings

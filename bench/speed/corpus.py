@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import log, loadavg
-from qa import build as builder
+from qa import indexing
 from qa import index
-from qa.build.chunk import split_sentences
+from qa.indexing.chunk import split_sentences
 from qa.settings import ChunkSettings
 
 #: How every build here cuts its documents: qa's defaults, as `qa index` uses them (late sentence vectors,
@@ -83,7 +83,7 @@ class RawShadow:
 
 def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
     """A fresh build_documents with raw encodes interleaved, then build_documents again unchanged."""
-    split = [builder.split(d, CHUNKING) for d in documents]
+    split = [indexing.split(d, CHUNKING) for d in documents]
     passages = sum(len(ps) for ps, _ in split)
     sentences = sum(len(ss) for _, ss in split)
     digest = digest_of(documents)
@@ -95,7 +95,7 @@ def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
     embedder.model = shadow
     try:
         began = time.perf_counter()
-        report = builder.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
+        report = indexing.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
         wall_s = time.perf_counter() - began
     finally:
         embedder.model = shadow._model
@@ -107,7 +107,7 @@ def bench_build(embedder, documents, index_dir: Path, kind: str) -> dict:
         f"({passages / raw_s:.1f} passages/s); again, unchanged")
 
     began = time.perf_counter()
-    again = builder.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
+    again = indexing.build_documents(documents, [], digest, index_dir, embedder, CHUNKING)
     again_s = time.perf_counter() - began
     return {
         "kind": kind,
@@ -165,7 +165,7 @@ def text_copies(documents, counts, target: int, seed: int):
             copy = dataclasses.replace(d, source=f"{d.source}~copy{rounds}", text=text,
                                        sha256=hashlib.sha256(text.encode()).hexdigest())
             out.append(copy)
-            total += len(builder.split(copy, CHUNKING)[0])
+            total += len(indexing.split(copy, CHUNKING)[0])
     return out, total, rounds, identical
 
 
@@ -175,7 +175,7 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
     reader = index.open_index(base_index)
     base_vectors = reader.reconstruct(range(len(reader.vectors)))
     base_sentence_vectors = np.asarray(reader.sentence_vectors, dtype=np.float32)  # stored as float16
-    base_split = [builder.split(d, CHUNKING) for d in base_docs]
+    base_split = [indexing.split(d, CHUNKING) for d in base_docs]
     base_passages = [p for ps, _ in base_split for p in ps]
     base_sentences = [s for _, ss in base_split for s in ss]
     # Rows of the base build follow split() over its documents in order: check before reusing them.
@@ -204,7 +204,7 @@ def build_synthetic(base_index: Path, base_docs, target: int, index_dir: Path, s
             if len(passages) + len(copy_p) >= target:
                 break
             doc = d if copy == 0 else dataclasses.replace(d, source=d.source + tag)
-            dp, ds = builder.split(doc, CHUNKING) if copy else (ps, ss)
+            dp, ds = indexing.split(doc, CHUNKING) if copy else (ps, ss)
             documents.append(doc)
             copy_p += dp
             copy_s += ds

@@ -5,7 +5,7 @@
 Text is real: Wikipedia summaries from bench/.cache/wiki-beir (bench/datasets/wiki_beir.py),
 read as qa.evaluate.load_beir reads them; questions are that folder's
 queries.jsonl. A size N (passages) takes documents in corpus order until their
-passages (qa.build.split) reach N. Sizes up to the ~11k passages the corpus gives
+passages (qa.indexing.split) reach N. Sizes up to the ~11k passages the corpus gives
 are REAL. Larger sizes are SYNTHETIC (the corpus holds no more text): with
 --synthetic text (the default) the whole corpus, then copies of its documents
 with their sentences shuffled, each copy under its own source id, embedded
@@ -16,7 +16,7 @@ figures).
 
 Sections, all in one process run:
 
-1. Build throughput: qa.build.build_documents on a fresh index folder, with a
+1. Build throughput: qa.indexing.build_documents on a fresh index folder, with a
    raw ``embedder.model.encode(texts, batch_size=32)`` of each slice of passages
    it embeds run beside it (RawShadow), so both share the machine's load; then
    build_documents again, unchanged.
@@ -57,7 +57,7 @@ from bench.common import CACHE, RESULTS, ROOT, T0, file_mib, loadavg, log, own_r
 from bench.load.http import bench_http
 from bench.speed.corpus import CHUNKING, bench_build, build_synthetic, take_until, text_copies
 from bench.speed.queries import bench_queries, bench_worst, profile_queries
-from qa import build as builder
+from qa import indexing
 from qa import index
 from qa.evaluate import load_beir
 from qa.index import layout
@@ -146,7 +146,7 @@ def prepare(args: argparse.Namespace) -> Run:
                  if line.strip()]
     need = args.warmup + args.questions
     questions = (questions * (need // len(questions) + 1))[:need]
-    counts = [len(builder.split(d, CHUNKING)[0]) for d in documents]
+    counts = [len(indexing.split(d, CHUNKING)[0]) for d in documents]
     real_total = sum(counts)
     real_sizes = [n for n in sizes if n <= real_total]
     synthetic_sizes = [n for n in sizes if n > real_total]
@@ -195,7 +195,7 @@ def build_sizes(run: Run) -> None:
     built_sizes = run.real_sizes + (run.synthetic_sizes if args.synthetic == "text" else [])
     log("loading the torch embedder")
     embedder = load_embedder()
-    warm = [p.text for d in run.documents[:40] for p in builder.split(d, CHUNKING)[0]]
+    warm = [p.text for d in run.documents[:40] for p in indexing.split(d, CHUNKING)[0]]
     embedder.model.encode(warm, batch_size=32)
     figures["torch_threads"] = torch.get_num_threads()
     figures["build"] = {}

@@ -7,7 +7,7 @@ each format's files repeated ``--copies`` times. Prints documents/s and pages/s
 per format for ``extract`` in this process and for ``extract_many`` with 1 and
 2 workers, the cost of starting a worker, and the time the passages of the same
 documents take to embed at all-MiniLM-L6-v2's ~75 passages/s on this machine
-(passages counted with qa.build.chunk). All figures come from one run, so compare
+(passages counted with qa.indexing.chunk). All figures come from one run, so compare
 ratios, not absolutes, across runs on the shared 2-core machine.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from qa.build.chunk import chunk
+from qa.indexing.chunk import chunk
 from qa.ingest.formats import Extracted, UnreadableDocument, extract, extract_many, format_of
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"

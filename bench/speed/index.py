@@ -31,7 +31,7 @@ def base_vectors(limit: int) -> np.ndarray:
     path = CACHE / f"wiki-sentences-{limit}.npy"
     if path.exists():
         return np.load(path)
-    from qa.build.chunk import split_sentences
+    from qa.indexing.chunk import split_sentences
     from qa.embed import load_embedder
 
     texts = []

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.common import SEEDS, cpu_class, loadavg, log, table
-from qa.build import build, passage_encoder
+from qa.indexing import build, passage_encoder
 from qa.search import Searcher
 from qa.testing import percentile
 

@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from qa import evaluate
-from qa.build import build
+from qa.indexing import build
 from qa.embed import load_embedder, load_query_encoder
 from qa.index import open_index
 from qa.search import Searcher

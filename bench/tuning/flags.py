@@ -23,7 +23,7 @@ from dataclasses import replace
 from bench.common import CACHE, DEV, RESULTS, ROOT, SEEDS, log, table
 from bench.quality.modes import SETS, _corpus_key
 from qa import evaluate
-from qa.build import build, passage_encoder
+from qa.indexing import build, passage_encoder
 from qa.embed import load_query_encoder
 from qa.search import Searcher
 from qa.search.confidence import Evidence, out_of_corpus, rarest_held

@@ -1,7 +1,7 @@
 """Embed on a Ray cluster: the same interface as the local model, the work on the cluster's workers.
 
 ``qa index --ray ADDRESS`` builds with a ``RayEmbedder``. The builder only ever
-hands an embedder the passages of new and changed files (qa/build/), so
+hands an embedder the passages of new and changed files (qa/indexing/), so
 unchanged files never leave the driver; everything else about the build (chunk
 ids, the manifest, publishing) stays on the driver and is the same as a local
 build. Each worker holds one model, loaded from the package installed on its

@@ -15,7 +15,7 @@ from typing import Iterable, Iterator
 import ir_measures
 from ir_measures import MRR, Qrel, R, ScoredDoc, nDCG
 
-from qa import build as builder
+from qa import indexing
 from qa.embed import Embedder, load_embedder
 from qa.errors import BadRequest
 from qa.evaluate import jsonl
@@ -137,7 +137,7 @@ def index_beir(
 ) -> tuple[dict[str, str], list[Qrel]]:
     """Index a BEIR corpus into ``index_dir`` (an up-to-date index is kept); return its queries and judgments."""
     documents, queries, qrels, digest = load_beir(folder)
-    builder.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
+    indexing.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
     return queries, qrels
 
 

@@ -7,7 +7,7 @@ Layout of an index folder::
       build.lock               held by the one process that is building
       models/                  cached query-encoder exports, kept across builds
       tuned.json               search settings chosen by `qa tune` for this collection, kept across builds
-      resume/<key>/            vectors embedded by a build not yet published (qa/build/resume.py)
+      resume/<key>/            vectors embedded by a build not yet published (qa/indexing/resume.py)
       builds/<name>/
         manifest.json          format version, model, dimension, counts, fingerprint, chunking
         vectors.faiss          passage vectors; row i is passage row i (qa/index/vectors.py)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 from qa.embed import DEFAULT_MODEL, INT8, load_embedder
 from qa.embed import RayEmbedder
 from qa.errors import IndexUnavailable

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build
+from qa.indexing import build
 from qa.evaluate import load_judged
 from qa.ingest import page_of
 from qa.search import Searcher

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 from qa.embed import DEFAULT_MODEL, load_embedder
 from qa.search import Searcher
 

@@ -69,7 +69,7 @@ def collection(tmp_path, words_in_documents: bool):
 
 def tuned(tmp_path, embedder, words_in_documents: bool):
     from qa import evaluate
-    from qa.build import build
+    from qa.indexing import build
     from qa.search import Searcher
 
     docs, questions = collection(tmp_path, words_in_documents)
@@ -97,7 +97,7 @@ def test_a_collection_only_lexical_can_answer_is_tuned_to_rank_like_lexical(tmp_
 
 def test_fewer_than_ten_questions_are_refused_not_fitted(tmp_path, embedder):
     from qa import evaluate
-    from qa.build import build
+    from qa.indexing import build
     from qa.search import Searcher
 
     docs, questions = collection(tmp_path, words_in_documents=True)
@@ -110,7 +110,7 @@ def test_fewer_than_ten_questions_are_refused_not_fitted(tmp_path, embedder):
 
 def test_questions_about_files_the_index_does_not_hold_do_not_count_towards_the_minimum(tmp_path, embedder, caplog):
     from qa import evaluate
-    from qa.build import build
+    from qa.indexing import build
     from qa.search import Searcher
 
     docs, questions = collection(tmp_path, words_in_documents=True)
@@ -126,7 +126,7 @@ def test_questions_about_files_the_index_does_not_hold_do_not_count_towards_the_
 
 def test_a_question_without_an_answer_leaves_the_others_paired_with_their_own_vectors(tmp_path):
     from qa import evaluate
-    from qa.build import build
+    from qa.indexing import build
     from qa.search import Searcher
 
     embedder = SynonymEmbedder()
@@ -195,7 +195,7 @@ def test_every_ranking_of_a_question_is_scored_on_that_question_s_own_candidates
     from ir_measures import ScoredDoc, nDCG
 
     from qa import evaluate
-    from qa.build import build
+    from qa.indexing import build
     from qa.records import Filters
     from qa.search import Searcher, rank
     from qa.settings import SearchSettings

@@ -8,7 +8,7 @@ import textwrap
 
 
 def test_running_out_of_descriptors_is_not_called_corruption(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
 
     docs = tmp_path / "docs"
     docs.mkdir()

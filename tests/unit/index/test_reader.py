@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 from qa.errors import IndexUnavailable
 from qa.index import layout
 from qa.index import vectors as vectors_module

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 from qa.errors import IndexUnavailable
 from qa.index import layout
 from qa.index import publish_copy

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from qa import index
-from qa.build import build, ensure_index
+from qa.indexing import build, ensure_index
 from qa.cli import cli
 from qa.errors import IndexUnavailable
 from qa.records import Filters

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 
 SHARDS = 4
 

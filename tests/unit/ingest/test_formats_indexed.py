@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from qa import index
-from qa.build import build
+from qa.indexing import build
 from qa.cli import cli
 from qa.errors import BadRequest, NotFound
 from qa.ingest.formats import extract, page_of

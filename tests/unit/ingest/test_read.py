@@ -148,7 +148,7 @@ def test_load_reports_every_file_it_skips_unsupported_types_included(tmp_path):
 
 
 def test_a_folder_with_nothing_to_read_names_what_qa_reads(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
     from qa.errors import NoDocuments
 
     (tmp_path / "docs").mkdir()
@@ -318,7 +318,7 @@ def test_unreadable_file_is_reported(tmp_path, monkeypatch):
 
 def test_thousands_of_tiny_files_are_all_indexed(tmp_path, embedder):
     from qa import index
-    from qa.build import build
+    from qa.indexing import build
 
     docs = tmp_path / "docs"
     for i in range(3000):
@@ -336,7 +336,7 @@ def test_a_text_file_near_the_layer_limit_is_indexed_with_exact_offsets(tmp_path
     import random
 
     from qa import index
-    from qa.build import build
+    from qa.indexing import build
 
     seed = (SEEDS / "003_693562d2949a8d6d.txt").read_text(encoding="utf-8")
     docs = tmp_path / "docs"
@@ -416,7 +416,7 @@ def test_text_no_storage_can_hold_is_made_storable_in_every_format(tmp_path):
 
 
 def test_a_utf7_email_with_a_lone_surrogate_is_indexed_with_the_rest(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
     from qa.search import Searcher
 
     docs = tmp_path / "docs"
@@ -434,7 +434,7 @@ def test_a_utf7_email_with_a_lone_surrogate_is_indexed_with_the_rest(tmp_path, e
 
 
 def test_an_index_kept_inside_the_documents_folder_is_not_a_document(tmp_path, embedder):
-    from qa.build import build, folder_changed
+    from qa.indexing import build, folder_changed
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -161,7 +161,7 @@ def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embe
 
 
 def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
     from qa.settings import SearchSettings
 
     docs = tmp_path / "docs"
@@ -185,7 +185,7 @@ def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_pat
 
 
 def test_rerank_scores_the_share_of_the_question_words_a_passage_holds_not_bm25(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
     from qa.lexical import coverage
     from qa.settings import SearchSettings
 
@@ -251,7 +251,7 @@ def test_search_settings_refuse_values_out_of_range(kwargs, message):
 
 
 def test_a_passage_over_two_pages_cites_the_page_of_its_best_sentence(tmp_path, embedder):
-    from qa.build import build_documents
+    from qa.indexing import build_documents
     from qa.records import Document
 
     first = "The committee met in spring to discuss the budget. Members agreed on the agenda.\n\n"

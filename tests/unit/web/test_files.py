@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build
+from qa.indexing import build
 from qa.search import Searcher
 from qa.web import create_app
 

@@ -438,7 +438,7 @@ def test_a_running_server_says_when_the_documents_changed(index_dir, embedder, d
 
 
 def test_the_staleness_check_never_holds_up_a_request(index_dir, embedder, docs, monkeypatch):
-    import qa.build
+    import qa.indexing
 
     checking = threading.Event()
 
@@ -447,7 +447,7 @@ def test_the_staleness_check_never_holds_up_a_request(index_dir, embedder, docs,
         time.sleep(3)  # hashing a 2 GB file took 7.7 s inside a request
         return True
 
-    monkeypatch.setattr(qa.build, "folder_changed", slow_check)
+    monkeypatch.setattr(qa.indexing, "folder_changed", slow_check)
     app = create_app(searcher=Searcher(index_dir, embedder=embedder),
                      test_config={"TESTING": True, "QA_DOCS": str(docs), "QA_STALE_CHECK_EVERY": 0.01})
     assert checking.wait(5)
@@ -472,7 +472,7 @@ def test_several_sources_and_a_folder_filter_the_answers(client, docs):
 
 
 def test_a_folder_filter_takes_the_folder_and_below_only(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
 
     docs = tmp_path / "docs"
     for folder in ("reports/2024", "reports/2024_old", "notes"):
@@ -487,7 +487,7 @@ def test_a_folder_filter_takes_the_folder_and_below_only(tmp_path, embedder):
 
 
 def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir, embedder, docs):
-    from qa.build import build
+    from qa.indexing import build
 
     (docs / "empty.txt").write_bytes(b"")
     build(docs, index_dir, embedder)
@@ -506,7 +506,7 @@ def test_the_documents_view_lists_what_is_indexed_and_what_was_skipped(index_dir
 
 
 def test_the_documents_are_listed_a_page_at_a_time(tmp_path, embedder):
-    from qa.build import build
+    from qa.indexing import build
 
     docs = tmp_path / "docs"
     docs.mkdir()

@@ -2,7 +2,7 @@
 
 Passages of a document whose bytes are unchanged since the previous build keep
 their vectors; only added or changed documents are cut and embedded. The caller
-(qa/build/pipeline.py) holds the index's lock.
+(qa/indexing/pipeline.py) holds the index's lock.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from qa import index
-from qa.build import chunk
-from qa.build.report import BuildReport
-from qa.build.resume import ResumeStore, digest, embed_resumably
+from qa.indexing import chunk
+from qa.indexing.report import BuildReport
+from qa.indexing.resume import ResumeStore, digest, embed_resumably
 from qa.embed import Embedder
 from qa.index import IndexReader
 from qa.ingest import page_of

@@ -6,8 +6,8 @@ import threading
 from pathlib import Path
 
 from qa import index
-from qa.build.encoder import passage_encoder
-from qa.build.pipeline import build
+from qa.indexing.encoder import passage_encoder
+from qa.indexing.pipeline import build
 from qa.embed import model_name
 from qa.errors import IndexUnavailable, IndexWriteError, NoDocuments
 from qa.index import IndexView

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from qa import index
-from qa.build.assemble import build_one, same_verdicts
-from qa.build.report import BuildReport
+from qa.indexing.assemble import build_one, same_verdicts
+from qa.indexing.report import BuildReport
 from qa.embed import Embedder
 from qa.errors import IndexUnavailable
 from qa.index import IndexReader, IndexView, Manifest

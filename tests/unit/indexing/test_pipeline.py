@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from qa import index
-from qa.build import build, stale_reason
+from qa.indexing import build, stale_reason
 from qa.embed import HashingEmbedder
 from qa.errors import IndexBusy, IndexUnavailable, NoDocuments
 from qa.index import layout

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qa.build import build, passage_encoder
+from qa.indexing import build, passage_encoder
 from qa.embed import DEFAULT_MODEL, INT8, HashingEmbedder, LazyEmbedder, encoder_spec, model_name
 from qa.errors import ModelUnavailable
 

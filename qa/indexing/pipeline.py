@@ -3,7 +3,7 @@
 ``build`` reads a folder (qa/ingest) and ``build_documents`` takes documents read
 elsewhere (a BEIR corpus); both hold the index's lock, find what the build in
 service can give (its vectors, what it extracted), and publish a new build, in
-one piece (qa/build/assemble.py) or in shards (qa/build/sharded.py).
+one piece (qa/indexing/assemble.py) or in shards (qa/indexing/sharded.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Iterator
 
 from qa import index
-from qa.build.assemble import build_one
-from qa.build.encoder import passage_encoder
-from qa.build import resume
-from qa.build.report import BuildReport
-from qa.build.sharded import build_sharded
+from qa.indexing.assemble import build_one
+from qa.indexing.encoder import passage_encoder
+from qa.indexing import resume
+from qa.indexing.report import BuildReport
+from qa.indexing.sharded import build_sharded
 from qa.embed import Embedder, LazyEmbedder
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.index import IndexReader, IndexView
@@ -55,7 +55,7 @@ def build(
     builds again and again (the watcher) learn that nothing changed from file
     metadata. An index folder inside ``docs_dir`` is never read as documents.
     ``progress`` reports files read and texts embedded (``qa.progress``). What a
-    build reads and embeds is kept as it goes (qa/build/resume.py): run again after a
+    build reads and embeds is kept as it goes (qa/indexing/resume.py): run again after a
     kill, it resumes; ``rebuild`` throws that away too.
 
     Raises:

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from qa import index
-from qa.build import build, ensure_index
+from qa.indexing import build, ensure_index
 from qa.errors import NoDocuments
 
 
@@ -56,7 +56,7 @@ def test_no_documents_and_no_index_is_an_error(tmp_path, embedder):
 
 
 def test_a_background_build_reports_how_far_it_has_gone_then_none(docs, tmp_path):
-    from qa.build import BackgroundBuild
+    from qa.indexing import BackgroundBuild
     from qa.settings import ChunkSettings
 
     states, lines = [], []
@@ -73,7 +73,7 @@ def test_a_background_build_waits_for_another_processs_build_and_says_whose(docs
     import os
     import threading
 
-    from qa.build import BackgroundBuild
+    from qa.indexing import BackgroundBuild
     from qa.settings import ChunkSettings
 
     states, lines, release = [], [], threading.Event()
@@ -98,7 +98,7 @@ def _hold_lock(index_dir, release) -> None:
 
 
 def test_a_failed_background_build_leaves_its_reason(tmp_path):
-    from qa.build import BackgroundBuild
+    from qa.indexing import BackgroundBuild
     from qa.settings import ChunkSettings
 
     docs = tmp_path / "docs"

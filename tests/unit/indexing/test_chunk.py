@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.build.chunk import chunk, split_long, split_sentences, word_count
+from qa.indexing.chunk import chunk, split_long, split_sentences, word_count
 from qa.settings import ChunkSettings
 
 MAX_CHARS = ChunkSettings().max_chars
@@ -155,7 +155,7 @@ def test_chunk_offsets_always_slice_the_original(text, max_words, overlap, max_c
 def test_overlap_is_bounded_in_characters_as_well_as_words():
     import hashlib
 
-    from qa.build.chunk import chunk
+    from qa.indexing.chunk import chunk
     from qa.settings import ChunkSettings
 
     # A list of digests: long tokens, no sentence ends (the text that made ~10x the passages of prose).
@@ -169,7 +169,7 @@ def test_overlap_is_bounded_in_characters_as_well_as_words():
 
 
 def test_prose_is_cut_as_before_the_character_bound_on_overlap():
-    from qa.build.chunk import chunk
+    from qa.indexing.chunk import chunk
 
     words = [f"w{i}" for i in range(400)]
     text = " ".join(" ".join(words[i : i + 10]) + "." for i in range(0, 400, 10))

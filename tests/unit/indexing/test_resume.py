@@ -1,4 +1,4 @@
-"""A killed or failed build resumes where it stopped, and gives what an uninterrupted build gives (qa/build/resume.py).
+"""A killed or failed build resumes where it stopped, and gives what an uninterrupted build gives (qa/indexing/resume.py).
 
 Kept work is input: every way a slice or a kept document can be damaged is passed
 over, re-embedded or read again, and never published.
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from qa import index
-from qa.build import build, resume
+from qa.indexing import build, resume
 from qa.embed import HashingEmbedder
 from qa.errors import IndexWriteError
 from qa.progress import Progress
@@ -246,7 +246,7 @@ def test_a_build_slowed_to_a_crawl_killed_half_way_loses_at_most_a_few_seconds(d
         import json, sys, time
         from pathlib import Path
         sys.path.insert(0, {str(Path(__file__).parent)!r})
-        from qa.build import build, resume
+        from qa.indexing import build, resume
         from test_resume import LateHashing
         resume.KEEP_EVERY_S, resume.STEP_S = 0.4, 0.2
 

@@ -11,11 +11,11 @@ Other stages import this face only.
 
 from __future__ import annotations
 
-from qa.build.assemble import split
-from qa.build.encoder import passage_encoder
-from qa.build.freshness import BackgroundBuild, ensure_index, folder_changed, stale_reason, watch
-from qa.build.pipeline import build, build_documents
-from qa.build.report import BuildReport
+from qa.indexing.assemble import split
+from qa.indexing.encoder import passage_encoder
+from qa.indexing.freshness import BackgroundBuild, ensure_index, folder_changed, stale_reason, watch
+from qa.indexing.pipeline import build, build_documents
+from qa.indexing.report import BuildReport
 
 __all__ = [
     "BackgroundBuild", "BuildReport", "build", "build_documents", "ensure_index", "folder_changed", "passage_encoder", "split",
