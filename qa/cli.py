@@ -4,105 +4,70 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import click
 
-from qa.errors import BadRequest, QAError
+from qa.errors import QAError
 from qa.settings import DEFAULT_MODE, MODES, SENTENCE_VECTORS, ChunkSettings
-from qa.terminal import dumps, format_answer, printable
+from qa.terminal import build_notes, describe_document, dumps, format_answer, format_catalogue, printable
 
 # Kept here rather than imported from qa.embed, so that `qa --help` loads neither numpy nor FAISS.
-QUERY_ENCODERS = ("onnx", "torch")
+ENCODERS = ("int8", "fp32")
+#: The question encoders' names before they were named as passage encoders are: still taken, with a note.
+OLD_QUERY_ENCODERS = {"onnx": "int8", "torch": "fp32"}
 
-DOCS_OPTION = click.option(
-    "--docs",
-    "docs_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="seeds",
-    envvar="QA_DOCS",
-    show_default=True,
-    show_envvar=True,
-    help="Folder of documents: .txt .md .html .pdf .docx .pptx .xlsx .csv .epub .odt .eml .msg.",
-)
-INDEX_OPTION = click.option(
-    "--index",
-    "index_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default="index",
-    envvar="QA_INDEX",
-    show_default=True,
-    show_envvar=True,
-    help="Folder holding the built index.",
-)
-MODEL_OPTION = click.option(
-    "--model",
-    envvar="QA_MODEL",
-    default=None,
-    show_envvar=True,
-    help="Embedding model: all-MiniLM-L6-v2 (default), a local model folder, or 'hashing'.",
-)
-QUERY_ENCODER_OPTION = click.option(
-    "--query-encoder",
-    type=click.Choice(QUERY_ENCODERS),
-    default="onnx",
-    envvar="QA_QUERY_ENCODER",
-    show_default=True,
-    show_envvar=True,
-    help="Encode questions with the int8 ONNX export of the default model, or with torch.",
-)
-SHARDS_OPTION = click.option(
-    "--shards",
-    type=click.IntRange(1, 256),
-    envvar="QA_SHARDS",
-    show_envvar=True,
-    help="Split the collection into this many shards (1: one build) [default: as the index is now, else 1].",
-)
-SHARDS_RAY_OPTION = click.option(
-    "--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
-    help="Serve a sharded index's shards from Ray Serve deployments on this cluster; needs qa[ray].",
-)
-STRICT_OPTION = click.option(
-    "--strict", is_flag=True, envvar="QA_STRICT", show_envvar=True,
-    help="A shard that does not answer fails the search (503) instead of leaving the answer partial.",
-)
-ENCODER_OPTION = click.option(
-    "--encoder",
-    type=click.Choice(("int8", "fp32")),
-    envvar="QA_ENCODER",
-    show_envvar=True,
-    help="Embed passages with the int8 onnxruntime export of the default model (about twice as fast) or the "
-    "fp32 model [default: what built the index; new indexes: int8].",
-)
-SENTENCE_VECTORS_OPTION = click.option(
-    "--sentence-vectors",
-    type=click.Choice(SENTENCE_VECTORS),
-    default="late",
-    envvar="QA_SENTENCE_VECTORS",
-    show_default=True,
-    show_envvar=True,
-    help="Pool sentence vectors from each passage's forward pass (late), or encode each sentence.",
-)
+
+def option(*declarations: str, env: str | None = None, **settings):
+    """A click option that an environment variable can give, and whose help says so."""
+    return click.option(*declarations, envvar=env, show_envvar=env is not None, **settings)
+
+
+def _query_encoder(ctx, param, value: str) -> str:
+    if value in OLD_QUERY_ENCODERS:
+        say(f"note: --query-encoder {value} is now --query-encoder {OLD_QUERY_ENCODERS[value]}", err=True)
+    return OLD_QUERY_ENCODERS.get(value, value)
+
+
+FOLDER = click.Path(file_okay=False, path_type=Path)
+DOCS_OPTION = option("--docs", "docs_dir", type=FOLDER, default="seeds", show_default=True, env="QA_DOCS",
+                     help="Folder of documents: .txt .md .html .pdf .docx .pptx .xlsx .csv .epub .odt .eml .msg .mbox.")
+INDEX_OPTION = option("--index", "index_dir", type=FOLDER, default="index", show_default=True, env="QA_INDEX",
+                      help="Folder holding the built index.")
+MODEL_OPTION = option("--model", env="QA_MODEL", help="Embedding model: all-MiniLM-L6-v2, all-mpnet-base-v2, a local "
+                      "model folder, or 'hashing' [default: the index's own; new indexes: all-MiniLM-L6-v2].")
+ENCODER_OPTION = option("--encoder", type=click.Choice(ENCODERS), env="QA_ENCODER",
+                        help="Encode passages with the model's int8 export (faster) or the fp32 model itself "
+                        "[default: as the index was built; new indexes: int8].")
+QUERY_ENCODER_OPTION = option("--query-encoder", type=click.Choice((*ENCODERS, *OLD_QUERY_ENCODERS)), default="int8",
+                              show_default=True, env="QA_QUERY_ENCODER", callback=_query_encoder,
+                              help="Encode questions with the model's int8 export or the fp32 model itself.")
+SHARDS_OPTION = option("--shards", type=click.IntRange(1, 256), env="QA_SHARDS",
+                       help="Split the collection into this many shards (1: one build) [default: as it is now, else 1].")
+SHARDS_RAY_OPTION = option("--ray", "ray_address", metavar="ADDRESS", env="QA_RAY",
+                           help="Serve a sharded index's shards from Ray Serve deployments on this cluster; needs qa[ray].")
+STRICT_OPTION = option("--strict", is_flag=True, env="QA_STRICT",
+                       help="A shard that does not answer fails the search (503) instead of leaving the answer partial.")
+SENTENCE_VECTORS_OPTION = option("--sentence-vectors", type=click.Choice(SENTENCE_VECTORS), default="late",
+                                 show_default=True, env="QA_SENTENCE_VECTORS",
+                                 help="Pool sentence vectors from each passage's forward pass (late), or encode each.")
+
+
+FILTERS = [
+    option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
+           help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences and word proximity."),
+    option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
+    option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
+    option("--source", metavar="FILE", multiple=True, help="Only passages of this document (repeat for several)."),
+    option("--folder", metavar="DIR", help="Only documents under this folder of the collection."),
+]
 
 
 def FILTER_OPTIONS(command):
-    """Add the retrieval mode and the date/source filters to a command."""
-    for option in reversed(
-        [
-            click.option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
-                         help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences and word proximity."),
-            click.option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
-            click.option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
-            click.option("--source", metavar="FILE", multiple=True,
-                         help="Only passages of this document (path as listed; repeat for several)."),
-            click.option("--folder", metavar="DIR", help="Only documents under this folder of the collection."),
-        ]
-    ):
-        command = option(command)
+    """Add the retrieval mode and the date, source and folder filters to a command."""
+    for add in reversed(FILTERS):
+        command = add(command)
     return command
 
 
@@ -121,26 +86,9 @@ class QAGroup(click.Group):
 @click.version_option(package_name="qa")
 def cli() -> None:
     """Offline extractive question answering over a folder of documents."""
+    from qa.index import raise_open_files_limit
+
     raise_open_files_limit()
-
-
-def raise_open_files_limit() -> None:
-    """Raise this process's soft limit on open files to its hard limit.
-
-    An index in shards holds two descriptors per shard in every worker, and one
-    more per search in flight; the usual soft limit of 1,024 runs out at a few
-    hundred shards while the hard limit is far above. (Python servers and
-    databases do the same at start-up.)
-    """
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-        except (ValueError, OSError):
-            pass  # a container may refuse; the limit stays as it was
 
 
 @cli.command("index")
@@ -151,65 +99,43 @@ def raise_open_files_limit() -> None:
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
 @click.option("--watch", is_flag=True, help="Then keep the index up to date as documents change, until Ctrl-C.")
-@click.option("--ray", "ray_address", metavar="ADDRESS", envvar="QA_RAY", show_envvar=True,
-              help="Embed on this Ray cluster's workers (auto, host:6379 or ray://host:10001); needs qa[ray].")
+@option("--ray", "ray_address", metavar="ADDRESS", env="QA_RAY",
+        help="Embed on this Ray cluster's workers (auto, host:6379 or ray://host:10001); needs qa[ray].")
 @SHARDS_OPTION
 @ENCODER_OPTION
-def index_command(
-    docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool, watch: bool,
-    ray_address: str | None, shards: int | None, encoder: str | None,
-) -> None:
+def index_command(docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool,
+                  watch: bool, ray_address: str | None, shards: int | None, encoder: str | None) -> None:
     """Build or refresh the index of the documents folder."""
     from qa.indexing import build, passage_encoder
 
-    settings = ChunkSettings(sentence_vectors=sentence_vectors)
+    chunking = ChunkSettings(sentence_vectors=sentence_vectors)
+    # The spec of what encodes passages; on Ray, its workers run it, as a local build would.
+    embedder = passage_encoder(index_dir, model, encoder)
     if ray_address:
         from qa.embed import RayEmbedder
 
-        # The workers run the encoder the index was built with (int8 for a new one), as a local build would.
-        model = RayEmbedder(ray_address, passage_encoder(index_dir, model, encoder))
-    else:
-        model = passage_encoder(index_dir, model, encoder)
+        embedder = RayEmbedder(ray_address, embedder)
     try:
-        report = build(docs_dir, index_dir, model, settings, rebuild=rebuild, progress=True, wait=wait, shards=shards)
+        report = build(docs_dir, index_dir, embedder, chunking, rebuild=rebuild, progress=True, wait=wait,
+                       shards=shards)
     except KeyboardInterrupt:
-        say(f"interrupted: nothing was published; {_in_service(index_dir)}", err=True)
+        from qa.indexing import in_service_summary
+
+        say(f"interrupted: nothing was published; {in_service_summary(index_dir)}", err=True)
         sys.exit(130)
     _report(report)
     if watch:
-        from qa.ingest import FAILED
+        from qa.indexing import watch_until_interrupted
 
-        from qa.indexing import watch
-
-        watcher = watch(docs_dir, index_dir, model, settings, log=lambda line: say(line, err=True))
-        try:
-            while watcher.state != FAILED:
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            watcher.stop()
-            return
-        watcher.stop()
-        raise click.ClickException(f"the watch cannot go on: {watcher.error}")
-
-
-def _in_service(index_dir: Path) -> str:
-    """Say what a stopped build left in service: the build before it, or nothing."""
-    from qa import index
-
-    manifest, shards = index.in_service(index_dir)
-    if manifest is None:
-        return f"{index_dir} holds no index yet"
-    parts = f" in {shards} shards" if shards > 1 else ""
-    return (f"the index in service is unchanged: {manifest.document_count} documents, {manifest.passage_count} "
-            f"passages{parts}, built {manifest.built_at}")
+        error = watch_until_interrupted(docs_dir, index_dir, embedder, chunking, log=lambda line: say(line, err=True))
+        if error is not None:
+            raise click.ClickException(f"the watch cannot go on: {error}")
 
 
 def _report(report) -> None:
     """Print what a build did: skipped files and notes on stderr, the summary on stdout."""
-    for skipped in report.skipped:
-        say(f"skipped {printable(skipped.source, keep_newlines=False)}: {skipped.reason}", err=True)
-    for source, note in report.notes:
-        say(f"note {printable(source, keep_newlines=False)}: {note}", err=True)
+    for line in build_notes(report):
+        say(line, err=True)
     click.echo(report.summary())
 
 
@@ -217,12 +143,8 @@ def _report(report) -> None:
 @click.argument("question", required=False)
 @click.option("-k", "k", default=5, show_default=True, help="How many passages to return.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON answer instead of text.")
-@click.option(
-    "--queries",
-    type=click.File("r", encoding="utf-8"),
-    help='JSON Lines file of {"id", "question"}; writes one {"id", ...} line per question, with every '
-    "field of a single --json answer.",
-)
+@click.option("--queries", type=click.File("r", encoding="utf-8"), help='JSON Lines file of {"id", "question"}; '
+              'writes one {"id", ...} line per question, with every field of a single --json answer.')
 @FILTER_OPTIONS
 @DOCS_OPTION
 @INDEX_OPTION
@@ -230,31 +152,23 @@ def _report(report) -> None:
 @QUERY_ENCODER_OPTION
 @SHARDS_RAY_OPTION
 @STRICT_OPTION
-def search_command(
-    question: str | None,
-    k: int,
-    as_json: bool,
-    queries,
-    docs_dir: Path,
-    index_dir: Path,
-    model: str | None,
-    query_encoder: str,
-    ray_address: str | None,
-    strict: bool,
-    **options,
-) -> None:
+def search_command(question: str | None, k: int, as_json: bool, queries, docs_dir: Path, index_dir: Path,
+                   model: str | None, query_encoder: str, ray_address: str | None, strict: bool, **options) -> None:
     """Print the passages that best answer QUESTION."""
     if question is None and queries is None:
         raise click.UsageError("give a QUESTION, or --queries FILE with one question per line")
     if question is not None and queries is not None:
         raise click.UsageError("give a QUESTION or --queries FILE, not both")
-    from qa.search import Searcher
+    from qa.search import Searcher, answer_lines
 
     searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
                         strict=strict)
-    _warn_if_stale(searcher, docs_dir)
+    _warn_if_stale(index_dir, docs_dir)
     if queries is not None:
-        failed = _run_queries(searcher, queries, k, options)
+        failed = 0
+        for out in answer_lines(searcher, queries, k, options):
+            failed += "error" in out
+            click.echo(dumps(out))
         if failed:
             raise click.ClickException(f"{failed} queries failed; see their error lines")
         return
@@ -299,10 +213,7 @@ def show_command(source: str, start: int | None, end: int | None, as_json: bool,
     if as_json:
         click.echo(dumps(document, indent=2))
         return
-    pages = f", {len(document['pages'])} pages" if document["pages"] else ""
-    encoding = f", read as {document['encoding']}" if document["encoding"] not in (None, "utf-8") else ""
-    say(f"{document['source']} ({document['format']}{encoding}{pages}), characters {document['start']}-{document['end']} "
-        f"of {document['length']}", err=True)
+    say(describe_document(document), err=True)
     click.echo(printable(document["text"]))
 
 
@@ -320,41 +231,32 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
     if as_json:
         click.echo(dumps(catalogue, indent=2))
         return
-    for d in catalogue["documents"]:
-        pages = f", {d['pages']} pages" if d["pages"] else ""
-        encoding = f", {d['encoding']}" if d["encoding"] not in (None, "utf-8") else ""
-        line = f"{d['source']}  [{d['format']}{encoding}{pages}, {d['passages']} passages]  {d['date'] or 'no date'}  "
-        say(line + (d["title"] or "(untitled)") + (f" - {d['author']}" if d["author"] else ""))
-    for s in catalogue["skipped"]:
-        say(f"skipped {s['source']}: {s['reason']}")
+    click.echo(format_catalogue(catalogue))
     say(f"{len(catalogue['documents'])} documents, {len(catalogue['skipped'])} skipped", err=True)
-    tuned = searcher.tuning()
-    if tuned:
-        say(f"ranking tuned on {tuned['count']} questions ({tuned['questions']}) at {tuned['tuned_at']}: "
-            f"{describe_settings(searcher.settings)}", err=True)
+    if searcher.tuning():
+        from qa.evaluate import describe_tuning
+
+        say(describe_tuning(searcher.tuning(), searcher.settings), err=True)
 
 
 @cli.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option(
-    "--allowed-host", "allowed_hosts", multiple=True, envvar="QA_ALLOWED_HOSTS", show_envvar=True,
-    help="A Host name clients reach the server by, besides localhost (repeatable; .example.com takes "
-    "subdomains; * takes any). Others get 400: a guard against DNS rebinding.",
-)
-@click.option("--token", envvar="QA_TOKEN", show_envvar=True,
-              help="Require this token on every request (Authorization: Bearer, or as the Basic password). "
-              "Visible to every local user in ps: prefer --token-file or the environment.")
-@click.option("--token-file", type=click.Path(dir_okay=False, path_type=Path), envvar="QA_TOKEN_FILE",
-              show_envvar=True, help="Read the token from this file (its first line), so it never shows in ps.")
-@click.option("--metrics", is_flag=True, envvar="QA_METRICS", show_envvar=True,
-              help="Serve /metrics in the Prometheus format, to clients on this machine only.")
-@click.option("--access-log", type=click.Choice(["text", "json", "off"]), default="text", show_default=True,
-              envvar="QA_ACCESS_LOG", show_envvar=True, help="Access log lines: text, one JSON object per line, or none.")
-@click.option("--log-questions", is_flag=True, envvar="QA_LOG_QUESTIONS", show_envvar=True,
-              help="Put the query string (the question) in access log lines; left out by default.")
-@click.option("--watch", is_flag=True, help="Rebuild the index when documents change; the server switches to it.")
+@option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@option("--allowed-host", "allowed_hosts", multiple=True, env="QA_ALLOWED_HOSTS",
+        help="A Host name clients reach the server by, besides localhost (repeatable; .example.com takes "
+        "subdomains; * takes any). Others get 400: a guard against DNS rebinding.")
+@option("--token", env="QA_TOKEN", help="Require this token on every request (Authorization: Bearer, or as the Basic "
+        "password). Visible to every local user in ps: prefer --token-file or the environment.")
+@option("--token-file", type=click.Path(dir_okay=False, path_type=Path), env="QA_TOKEN_FILE",
+        help="Read the token from this file (its first line), so it never shows in ps.")
+@option("--metrics", is_flag=True, env="QA_METRICS",
+        help="Serve /metrics in the Prometheus format, to clients on this machine only.")
+@option("--access-log", type=click.Choice(["text", "json", "off"]), default="text", show_default=True,
+        env="QA_ACCESS_LOG", help="Access log lines: text, one JSON object per line, or none.")
+@option("--log-questions", is_flag=True, env="QA_LOG_QUESTIONS",
+        help="Put the query string (the question) in access log lines; left out by default.")
+@option("--watch", is_flag=True, help="Rebuild the index when documents change; the server switches to it.")
 @DOCS_OPTION
 @INDEX_OPTION
 @MODEL_OPTION
@@ -364,66 +266,19 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @SHARDS_RAY_OPTION
 @STRICT_OPTION
 @ENCODER_OPTION
-def serve_command(
-    host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None, token_file: Path | None,
-    metrics: bool,
-    access_log: str, log_questions: bool, watch: bool, docs_dir: Path, index_dir: Path, model: str | None,
-    query_encoder: str, sentence_vectors: str, shards: int | None, ray_address: str | None, strict: bool,
-    encoder: str | None,
-) -> None:
+def serve_command(host: str, port: int, workers: int, allowed_hosts: tuple[str, ...], token: str | None,
+                  token_file: Path | None, metrics: bool, access_log: str, log_questions: bool, watch: bool,
+                  docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str, sentence_vectors: str,
+                  shards: int | None, ray_address: str | None, strict: bool, encoder: str | None) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
-    from qa import index
-    from qa.indexing import BackgroundBuild, passage_encoder, watch
-    from qa.errors import NoDocuments
-    from qa.search import Searcher
-    from qa.web import create_app, serve, served_hosts
+    from qa.web import Served, check_port, serving_token, serve_collection
 
-    hosts = served_hosts(host, allowed_hosts)
     check_port(host, port)
-    if token_file is not None:
-        if token:
-            raise click.UsageError("give --token or --token-file, not both")
-        token = read_token(token_file)
-    if not token and not is_loopback(host):
-        say(f"warning: serving on {host} without --token: anyone who can reach this port can read "
-            "the documents", err=True)
-    settings = ChunkSettings(sentence_vectors=sentence_vectors)
-    builder = passage_encoder(index_dir, model, encoder)
-    if not docs_dir.is_dir() and index.current_build(index_dir) is None:
-        raise NoDocuments(f"documents folder not found: {docs_dir}, and {index_dir} holds no index to serve")
-    # Each worker connects to the shards on its first search: Ray does not survive a fork.
-    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
-                        strict=strict)
-    searcher.embedder  # load the question encoder once, in the master, before the workers fork
-    if metrics:
-        # Before the app makes its metrics: each worker then writes its counts where a scrape adds them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qa-metrics-")
-    config = {"QA_INDEX": str(index_dir), "QA_DOCS": str(docs_dir), "QA_ALLOWED_HOSTS": hosts, "QA_TOKEN": token or None,
-              "QA_METRICS": metrics}
-    app = create_app(config, searcher=searcher)
-    shared = app.extensions["qa.status"]  # read by every worker's pages and /healthz
-    # The index is built (or brought up to date) while the server answers: 503 with Retry-After until it is there.
-    BackgroundBuild(docs_dir, index_dir, builder, settings, shards, log=lambda line: say(line, err=True),
-                    on_state=lambda state: shared.update(building=state)).start()
-    click.echo(f"serving {index_dir} on http://{host}:{port}/", err=True)
-    # In the master, after the app is loaded: forked workers get no copy of its threads, and
-    # they switch to each new build by themselves.
-    watcher = None
-    if watch:
-        watcher = watch(docs_dir, index_dir, builder, settings, log=lambda line: say(line, err=True),
-                        on_state=lambda st: shared.update(watch=st), on_build=lambda st: shared.update(building=st))
-        shared.update(watch=watcher.status())
-    status = None
-    try:
-        # Ray's client aborts under gevent: shards on Ray Serve are served by threaded workers.
-        serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=not ray_address)
-    except SystemExit as exc:  # gunicorn's master leaves by sys.exit, on Ctrl-C too
-        status = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-    finally:
-        if watcher is not None:
-            watcher.stop()
-        if metrics:
-            shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
+    token = serving_token(host, token, token_file, warn=lambda line: say(line, err=True))
+    served = Served(docs_dir, index_dir, model, encoder, query_encoder, ChunkSettings(sentence_vectors=sentence_vectors),
+                    shards, _shard_connector(ray_address), strict)
+    status = serve_collection(served, host, port, workers, allowed_hosts, token, metrics, access_log, log_questions,
+                              watch, greenlets=not ray_address, log=lambda line: say(line, err=True))
     if status is not None:
         # The server has stopped and nothing is left to write: leave now, without the interpreter's
         # teardown of watchdog's threads, onnxruntime and the extraction fork server.
@@ -448,32 +303,19 @@ def serve_command(
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
-def eval_command(
-    questions: Path, modes, run_dir, beir_index, json_path, shards, encoder, docs_dir: Path, index_dir: Path, model,
-    query_encoder: str,
-) -> None:
+def eval_command(questions: Path, modes, run_dir, beir_index, json_path, shards, encoder, docs_dir: Path,
+                 index_dir: Path, model, query_encoder: str) -> None:
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
-    from qa import evaluate, index
-    from qa.embed import load_query_encoder
-    from qa.search import Searcher
+    from qa import evaluate
 
-    modes = list(modes) or list(MODES)
-    if questions.is_dir():
-        beir_index = beir_index or index_dir / "beir" / questions.resolve().name
-    model = model or index.index_model(beir_index if questions.is_dir() else index_dir)  # the index's own
-    queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
+    target = evaluate.beir_index_dir(index_dir, questions, beir_index) if questions.is_dir() else index_dir
+    queries = evaluate.question_encoder(index_dir, target, model, query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
-    if questions.is_dir():
-        from qa.indexing import passage_encoder
-
-        table = evaluate.evaluate_beir(
-            questions, beir_index, passage_encoder(beir_index, model, encoder), modes, run_dir,
-            progress=sys.stderr.isatty(), query_encoder=queries, shards=shards,
-        )
-    else:
-        searcher = Searcher(index_dir, embedder=queries)
-        _warn_if_stale(searcher, docs_dir)
-        table = evaluate.evaluate_judged(searcher, evaluate.load_judged(questions), modes)
+    if not questions.is_dir():
+        _warn_if_stale(target, docs_dir)
+    table = evaluate.evaluate_questions(questions, index_dir, queries, list(modes) or list(MODES),
+                                        beir_index=beir_index, model=model, encoder=encoder, run_dir=run_dir,
+                                        shards=shards, progress=sys.stderr.isatty())
     click.echo(evaluate.format_table(table))
     if json_path is not None:
         json_path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
@@ -492,165 +334,44 @@ def eval_command(
 @INDEX_OPTION
 @MODEL_OPTION
 @QUERY_ENCODER_OPTION
-def tune_command(
-    questions: Path | None, save: bool, force: bool, reset: bool, beir_index, encoder, docs_dir: Path,
-    index_dir: Path, model, query_encoder: str,
-) -> None:
+def tune_command(questions: Path | None, save: bool, force: bool, reset: bool, beir_index, encoder, docs_dir: Path,
+                 index_dir: Path, model, query_encoder: str) -> None:
     """Choose the ranking's settings for this collection on judged QUESTIONS (a .jsonl file or a BEIR folder).
 
     Prints, on the same questions, every mode, the default, and the cross-validated
     score of tuning (each fold scored by settings chosen on the others), so a gain
     can be told from a fit. --save records the chosen settings in the index.
     """
-    from qa import evaluate, index
-    from qa.embed import load_query_encoder
-    from qa.search import Searcher
+    from qa import evaluate
 
-    if reset:
-        target = beir_index or (index_dir / "beir" / questions.resolve().name if questions and questions.is_dir()
-                                else index_dir)
-        index.write_tuning(target, None)
-        click.echo(f"{target}: searches use the default settings again")
-        return
-    if questions is None:
+    if questions is None and not reset:
         raise click.UsageError("give QUESTIONS to tune on, or --reset")
-    target = (beir_index or index_dir / "beir" / questions.resolve().name) if questions.is_dir() else index_dir
-    model = model or index.index_model(target)  # the index's own model unless another is asked for
-    queries = load_query_encoder(model, index_dir / index.MODELS, query_encoder=query_encoder)
-    if questions.is_dir():
-        from qa.indexing import passage_encoder
-
-        texts, qrels = evaluate.index_beir(questions, target, passage_encoder(target, model, encoder),
-                                           progress=sys.stderr.isatty())
-        asked = evaluate.beir_questions(texts)
-    else:
-        asked, qrels = evaluate.judged_questions(evaluate.load_judged(questions))
-    searcher = Searcher(target, embedder=queries)
-    report = evaluate.tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)
-    click.echo(format_tuning(report))
-    if save and report.gain <= MIN_GAIN and not force:
-        click.echo(f"not saved: tuning gains {report.gain:+.3f} on questions it was not chosen on, so the chosen "
-                   "settings would fit these questions, not the collection (--force saves them anyway)")
-    elif save:
-        index.write_tuning(target, {
-            # Every setting, not only those that differ from today's defaults: later defaults leave it as tuned.
-            "settings": report.chosen.as_dict(),
-            "questions": str(questions), "count": report.questions,
-            "cross_validated": round(report.tuned_cv, 4), "default": round(report.default, 4),
-            "tuned_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        })
-        click.echo(f"saved in {target / index.TUNED}: qa search, qa serve, qa eval and the library now rank "
-                   "with these settings (qa tune --reset forgets them)")
-
-
-#: Cross-validated nDCG@10 over the default below which tuned settings are not worth saving.
-MIN_GAIN = 0.005
-
-
-def describe_settings(settings) -> str:
-    """Name the search settings that differ from the defaults, as ``name=value`` pairs."""
-    from qa.evaluate import describe
-
-    return ", ".join(f"{k}={v}" for k, v in describe(settings).items()) or "the defaults"
-
-
-def format_tuning(report) -> str:
-    """Render what qa tune found: every ranking on the same questions, and the chosen settings."""
-    rows = [(name, value) for name, value in report.modes.items()]
-    rows.append((f"tuned, cross-validated ({report.folds} folds)", report.tuned_cv))
-    lines = [f"{report.questions} judged questions; nDCG@10 on them:", "| ranking | nDCG@10 |", "|---|---|"]
-    lines += [f"| {name} | {value:.3f} |" for name, value in rows]
-    verdict = "a real gain" if report.gain > MIN_GAIN else "no gain worth having: keep the default"
-    lines.append(f"tuning against the default on the same folds: {report.gain:+.3f} ({verdict})")
-    lines.append(f"chosen on all the questions: {describe_settings(report.chosen)} "
-                 f"({report.chosen_fit:.3f} on the questions it was chosen on)")
-    if report.unheld.questions:
-        lines.append(f"left out: {report.unheld.describe(report.questions + len(report.unheld.questions))}")
-    return "\n".join(lines)
+    if reset:
+        click.echo(evaluate.reset_tuning(index_dir, questions, beir_index))
+        return
+    target = evaluate.beir_index_dir(index_dir, questions, beir_index) if questions.is_dir() else index_dir
+    queries = evaluate.question_encoder(index_dir, target, model, query_encoder)
+    report, target = evaluate.tune_questions(questions, index_dir, queries, beir_index=beir_index, model=model,
+                                             encoder=encoder, progress=sys.stderr.isatty())
+    click.echo(evaluate.format_tuning(report))
+    if save:
+        click.echo(evaluate.save_tuning(target, report, questions, force))
 
 
 def _shard_connector(ray_address: str | None):
     """Return how to reach a sharded index's shards: Ray Serve deployments, or (None) this process."""
     if not ray_address:
         return None
-    from qa.index import RayShards
+    from qa.index import RayShards  # Ray, an optional extra, is imported only when asked for
 
     return RayShards(ray_address)
 
 
-def _warn_if_stale(searcher, docs_dir: Path) -> None:
-    from qa.indexing import stale_reason
+def _warn_if_stale(index_dir: Path, docs_dir: Path) -> None:
+    from qa.indexing import folder_changed
 
-    reader = searcher.reader
-    if docs_dir.is_dir() and (reason := stale_reason(reader, docs_dir, reader.chunking)):
-        say(f"warning: the index is stale: {reason}; run `qa index`", err=True)
-
-
-def _run_queries(searcher, lines, k: int, options: dict) -> int:
-    """Answer each JSON line, writing one result line per query; return how many failed."""
-    failed = 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        qid = None
-        try:
-            item = json.loads(line)
-            if isinstance(item, dict):
-                qid = item.get("id")  # known before anything else is checked, so an error line keeps it
-            if not isinstance(item, dict) or "question" not in item:
-                raise BadRequest('each line must be a JSON object with a "question"')
-            answer = searcher.search(item["question"], item.get("k", k), **options)
-            out = {"id": qid, **answer.as_dict()}
-        except (ValueError, BadRequest) as exc:
-            failed += 1
-            out = {"id": qid, "error": f"line {number}: {exc}"}
-        click.echo(dumps(out))
-    return failed
-
-
-
-
-def check_port(host: str, port: int) -> None:
-    """Stop with a clear message when ``host:port`` cannot be listened on, before any work is done.
-
-    gunicorn would print that it is serving, then retry for five seconds and exit.
-    """
-    import errno
-    import socket
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
-        try:
-            probe.bind((host.strip("[]"), port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise click.ClickException(f"port {port} on {host} is taken by another program: stop it, or "
-                                           "choose another with --port") from None
-            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-def read_token(path: Path) -> str:
-    """Return the token in the first line of ``path``, or stop with a message saying what is wrong."""
-    try:
-        with open(path, encoding="utf-8") as handle:
-            token = handle.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise click.BadParameter(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
-                                 param_hint="--token-file") from None
-    if not token:
-        raise click.BadParameter(f"{path} holds no token on its first line", param_hint="--token-file")
-    return token
-
-
-def is_loopback(host: str) -> bool:
-    """Return whether binding ``host`` keeps the server to this machine."""
-    import ipaddress
-
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return host == "localhost"
+    if docs_dir.is_dir() and folder_changed(docs_dir, index_dir):
+        say("warning: the index is stale: the documents changed since it was built; run `qa index`", err=True)
 
 
 def say(text: str, err: bool = False) -> None:

@@ -31,7 +31,7 @@ class Collection:
         chunking: how documents are cut into passages; recorded in the index.
         settings: how candidates are fused, re-scored and flagged (default: what ``qa tune --save``
             chose for this index, else ``SearchSettings()``).
-        query_encoder: ``onnx`` (int8 export of the default model) or ``torch``.
+        query_encoder: ``int8`` (the model's int8 export) or ``fp32`` (the model itself; ``onnx`` and ``torch`` are old names).
         encoder: what embeds passages: ``int8`` (the default model's int8 export) or
             ``fp32``; by default the encoder that built the index, and int8 for a new one.
     """
@@ -44,7 +44,7 @@ class Collection:
         model: str | None = None,
         chunking: ChunkSettings = ChunkSettings(),
         settings: SearchSettings | None = None,
-        query_encoder: str = "onnx",
+        query_encoder: str = "int8",
         encoder: str | None = None,
     ):
         self.docs = Path(docs)

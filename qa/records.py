@@ -55,8 +55,14 @@ class Passage(Metadata):
 
 
 #: What a paged format calls its pages, one and many: a passage's place is said in the document's own terms.
-PAGE_WORDS = {"pdf": ("page", "pages"), "pptx": ("slide", "slides"), "xlsx": ("sheet", "sheets"),
+PAGE_WORDS = {"pdf": ("page", "pages"), "pptx": ("slide", "slides"), "xlsx": ("sheet", "sheets"), "csv": ("sheet", "sheets"),
               "epub": ("chapter", "chapters"), "mbox": ("message", "messages"), "image": ("frame", "frames")}
+
+
+def parts(count: int, format: str) -> str:
+    """Count a document's pages in its own words: "1 page", "3 slides", "2 sheets"."""
+    one, many = PAGE_WORDS.get(format, ("page", "pages"))
+    return f"{count:,} {one if count == 1 else many}"
 
 
 def place(format: str, page: int | None, page_end: int | None, names: tuple[str, ...] = ()) -> str | None:

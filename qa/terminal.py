@@ -13,6 +13,8 @@ import json
 import re
 import textwrap
 
+from qa.records import parts
+
 #: Bidirectional embeddings, overrides, isolates and marks (Unicode TR9), shown as <U+XXXX>.
 _BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 # C0 controls but tab and newline, DEL, C1 controls, bidi formatting characters.
@@ -105,3 +107,29 @@ def _marked(text: str, highlights: list) -> str:
         pos = end
     out.append(printable(text[pos:]))
     return "".join(out)
+
+
+def build_notes(report) -> list[str]:
+    """Return the lines a build's report gives besides its summary: each skipped file and each note, with why."""
+    lines = [f"skipped {printable(s.source, keep_newlines=False)}: {s.reason}" for s in report.skipped]
+    return lines + [f"note {printable(source, keep_newlines=False)}: {note}" for source, note in report.notes]
+
+
+def describe_document(document: dict) -> str:
+    """One line on a document span ``qa show`` prints (``/api/document``'s dict): what it is and which characters."""
+    pages = f", {parts(len(document['pages']), document['format'])}" if document["pages"] else ""
+    encoding = f", read as {document['encoding']}" if document["encoding"] not in (None, "utf-8") else ""
+    return printable(f"{document['source']} ({document['format']}{encoding}{pages}), characters "
+                     f"{document['start']}-{document['end']} of {document['length']}", keep_newlines=False)
+
+
+def format_catalogue(catalogue: dict) -> str:
+    """Render ``qa documents``: a line per document, then a line per skipped file with its reason."""
+    lines = []
+    for d in catalogue["documents"]:
+        pages = f", {parts(d['pages'], d['format'])}" if d["pages"] else ""
+        encoding = f", {d['encoding']}" if d["encoding"] not in (None, "utf-8") else ""
+        lines.append(f"{d['source']}  [{d['format']}{encoding}{pages}, {d['passages']} passages]  "
+                     f"{d['date'] or 'no date'}  {d['title'] or '(untitled)'}" + (f" - {d['author']}" if d["author"] else ""))
+    lines += [f"skipped {s['source']}: {s['reason']}" for s in catalogue["skipped"]]
+    return "\n".join(printable(line, keep_newlines=False) for line in lines)

@@ -127,7 +127,11 @@ class Server:
         self.stop()
 
     def wait_ready(self, path: str = "/healthz", timeout: float = START_TIMEOUT, headers: dict | None = None) -> object:
-        """Wait until this server (not a neighbour on a reused port) answers ``path`` with 200; return the body."""
+        """Wait until this server (not a neighbour on a reused port) answers ``path`` with 200; return the body.
+
+        On /healthz, also until the server has checked its index against the documents
+        (and built it when needed): until no build is under way.
+        """
         listening = f"Listening at: {self.base} "
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -136,7 +140,7 @@ class Server:
             if listening in self.tail(400):
                 with contextlib.suppress(OSError, ValueError):
                     status, body = get(self.base + path, timeout=5, headers=headers)
-                    if status == 200:
+                    if status == 200 and not (path == "/healthz" and isinstance(body, dict) and "building" in body):
                         return body
             time.sleep(0.1)
         raise RuntimeError(f"qa serve not ready within {timeout:.0f}s:\n{self.tail()}")

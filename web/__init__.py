@@ -17,7 +17,10 @@ from qa.web.guard import guard
 from qa.web.openapi import MAX_BODY_BYTES
 from qa.web.status import CHECK_EVERY_S, Freshness, SharedStatus
 
-__all__ = ["RETRY_AFTER_S", "create_app", "get_searcher", "serve", "served_hosts"]
+__all__ = [
+    "RETRY_AFTER_S", "PortUnavailable", "Served", "check_port", "create_app", "get_searcher", "is_loopback",
+    "read_token", "serve", "serve_collection", "served_hosts", "serving_token",
+]
 
 _searcher_lock = threading.Lock()
 
@@ -118,6 +121,8 @@ def building() -> str | None:
         return f"waiting for the build that {state.get('by', 'another process')} is running"
     if state.get("state") == "failed":
         return None  # said by the error it left, where an answer is asked for
+    if state.get("state") == "checking":
+        return "checking the index against the documents"
     if state.get("stage"):
         return f"{state['stage']}: {state['done']:,} of {state['total']:,}"
     return "starting"
@@ -184,4 +189,6 @@ def _security_headers(response):
     return response
 
 
-from qa.web.server import serve, served_hosts  # noqa: E402  (gunicorn itself is imported when serve is called)
+from qa.web.server import (  # noqa: E402  (gunicorn itself is imported when serve is called)
+    PortUnavailable, Served, check_port, is_loopback, read_token, serve, serve_collection, served_hosts, serving_token,
+)

@@ -130,6 +130,7 @@ def healthz():
         "passages": manifest.passage_count,
         "documents": manifest.document_count,
         "model": manifest.model,
+        "encoder": manifest.encoder,
         "built_at": manifest.built_at,
         "stale": found.get("stale") is not None,
         "stale_reason": public_message(found["stale"]) if found.get("stale") else None,

@@ -9,10 +9,14 @@ across workers.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
+import shutil
+import tempfile
 import time
 from datetime import datetime
+from typing import Iterator
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import NotFound
@@ -70,6 +74,20 @@ def _timestamp(iso: str) -> float | None:
         return datetime.fromisoformat(iso).timestamp()
     except ValueError:
         return None
+
+
+@contextlib.contextmanager
+def shared_across_workers(enabled: bool) -> Iterator[None]:
+    """With ``enabled``, give every worker forked inside the block a folder its counts go to, a scrape adding them
+    up (``PROMETHEUS_MULTIPROC_DIR``, set before the app makes its metrics), and remove it after."""
+    if not enabled:
+        yield
+        return
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="qa-metrics-")
+    try:
+        yield
+    finally:
+        shutil.rmtree(os.environ.pop("PROMETHEUS_MULTIPROC_DIR"), ignore_errors=True)
 
 
 def init_app(app: Flask) -> None:

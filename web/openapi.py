@@ -272,13 +272,15 @@ def openapi_document() -> dict:
                 },
                 "Health": {
                     "type": "object",
-                    "required": ["status", "passages", "documents", "model", "built_at", "stale"],
+                    "required": ["status", "passages", "documents", "model", "encoder", "built_at", "stale"],
                     "properties": {
                         "status": {"enum": ["ok", "degraded"],
                                    "description": "degraded: the server answers, but its watch of the documents failed."},
                         "passages": {"type": "integer", "minimum": 0},
                         "documents": {"type": "integer", "minimum": 0},
-                        "model": {"type": "string"},
+                        "model": {"type": "string", "description": "The weights, as --model names them."},
+                        "encoder": {"enum": ["int8", "fp32"],
+                                    "description": "How passages were encoded: the model's int8 export, or itself."},
                         "built_at": {"type": "string"},
                         "stale": {"type": "boolean", "description": "The documents changed since this build."},
                         "stale_reason": NULLABLE_STRING,

@@ -8,7 +8,7 @@ from flask import Blueprint, render_template, request
 
 from qa.errors import BadRequest, QAError
 from qa.ingest import page_of
-from qa.records import PAGE_WORDS
+from qa.records import parts
 from qa.search import DEFAULT_K, MAX_QUESTION_CHARS
 from qa.web import building, get_searcher, public_message, stale_reason
 
@@ -149,11 +149,7 @@ def layer_pieces(text: str, offset: int, pages: list[int], marks: list[tuple[int
 PAGE = 100
 
 
-@bp.app_template_filter("parts")
-def parts(count: int, format: str) -> str:
-    """Say how many parts a document has in its own terms: "1 page", "3 slides", "1 sheet"."""
-    one, many = PAGE_WORDS.get(format, PAGE_WORDS["pdf"])
-    return f"{count:,} {one if count == 1 else many}"
+bp.add_app_template_filter(parts, "parts")  # "1 page", "3 slides", "1 sheet": qa.records counts them
 
 
 @bp.get("/documents")

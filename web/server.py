@@ -7,6 +7,18 @@ import os
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from qa.errors import BadRequest, QAError
+from qa.settings import ChunkSettings
+
+
+class PortUnavailable(QAError):
+    """The address and port to serve on cannot be listened on."""
+
+    status = 500
+
 
 #: Addresses that mean "every interface": not a name any client uses.
 _WILDCARDS = ("0.0.0.0", "::", "[::]", "")
@@ -195,6 +207,135 @@ def serve(
             return app
 
     Server().run()
+
+
+@dataclass(frozen=True)
+class Served:
+    """What ``qa serve`` serves: a documents folder and its index, and how the index is built and searched."""
+
+    docs_dir: Path
+    index_dir: Path
+    #: The weights (None: the index's own), the passage encoder (None: as the index is), the question encoder.
+    model: str | None
+    encoder: str | None
+    query_encoder: str
+    chunking: ChunkSettings
+    shards: int | None
+    #: Reaches a sharded index's shards (a RayShards), or None: in each worker.
+    connector: object = None
+    strict: bool = False
+
+
+def serve_collection(served: Served, host: str, port: int, workers: int, allowed_hosts: tuple[str, ...],
+                     token: str | None, metrics: bool, access_log: str, log_questions: bool, watch: bool,
+                     greenlets: bool, log) -> int | None:
+    """Serve ``served`` until stopped, building its index meanwhile; return gunicorn's exit status (None when it
+    returned without one).
+
+    The question encoder is loaded in the master before the workers fork; the index is
+    built (or brought up to date) by a process of its own while the server answers (503
+    with Retry-After until there is one); with ``watch`` it is rebuilt as documents change.
+    """
+    from qa import index
+    from qa.errors import NoDocuments
+    from qa.indexing import BackgroundBuild, passage_encoder
+    from qa.indexing import watch as watching
+    from qa.search import Searcher
+    from qa.web import create_app
+    from qa.web import metrics as metrics_module
+
+    hosts = served_hosts(host, allowed_hosts)
+    encoder = passage_encoder(served.index_dir, served.model, served.encoder)
+    if not served.docs_dir.is_dir() and index.current_build(served.index_dir) is None:
+        raise NoDocuments(f"documents folder not found: {served.docs_dir}, and {served.index_dir} holds no index "
+                          "to serve")
+    # Each worker connects to the shards on its first search: Ray does not survive a fork.
+    searcher = Searcher(served.index_dir, model=served.model, query_encoder=served.query_encoder,
+                        shards=served.connector, strict=served.strict)
+    searcher.embedder  # load the question encoder once, in the master, before the workers fork
+    with metrics_module.shared_across_workers(metrics):
+        config = {"QA_INDEX": str(served.index_dir), "QA_DOCS": str(served.docs_dir), "QA_ALLOWED_HOSTS": hosts,
+                  "QA_TOKEN": token or None, "QA_METRICS": metrics}
+        app = create_app(config, searcher=searcher)
+        shared = app.extensions["qa.status"]  # read by every worker's pages and /healthz
+        # Until the build's process has started and compared the index with the documents.
+        shared.update(building={"state": "checking"})
+        BackgroundBuild(served.docs_dir, served.index_dir, encoder, served.chunking, served.shards, log,
+                        on_state=lambda state: shared.update(building=state)).start()
+        log(f"serving {served.index_dir} on http://{host}:{port}/")
+        # In the master, after the app is loaded: forked workers get no copy of its threads, and
+        # they switch to each new build by themselves.
+        watcher = None
+        if watch:
+            watcher = watching(served.docs_dir, served.index_dir, encoder, served.chunking, log=log,
+                               on_state=lambda st: shared.update(watch=st),
+                               on_build=lambda st: shared.update(building=st))
+            shared.update(watch=watcher.status())
+        try:
+            serve(app, host, port, workers, access_log=access_log, log_questions=log_questions, greenlets=greenlets)
+        except SystemExit as exc:  # gunicorn's master leaves by sys.exit, on Ctrl-C too
+            return exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+        finally:
+            if watcher is not None:
+                watcher.stop()
+    return None
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise PortUnavailable when ``host:port`` cannot be listened on, before any work is done.
+
+    gunicorn would print that it is serving, then retry for five seconds and exit.
+    """
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortUnavailable(f"port {port} on {host} is taken by another program: stop it, or choose "
+                                      "another with --port") from None
+            raise PortUnavailable(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def read_token(path: Path) -> str:
+    """Return the token in the first line of ``path``; BadRequest says what is wrong with the file."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            token = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"--token-file: cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not token:
+        raise BadRequest(f"--token-file: {path} holds no token on its first line")
+    return token
+
+
+def serving_token(host: str, token: str | None, token_file: Path | None, warn) -> str | None:
+    """Return the token every request must carry (from ``token`` or the first line of ``token_file``), or None.
+
+    BadRequest when both are given or the file holds none; ``warn`` is told when a
+    server reachable from other machines would ask for no token.
+    """
+    if token_file is not None:
+        if token:
+            raise BadRequest("give --token or --token-file, not both")
+        token = read_token(token_file)
+    if not token and not is_loopback(host):
+        warn(f"warning: serving on {host} without --token: anyone who can reach this port can read the documents")
+    return token or None
+
+
+def is_loopback(host: str) -> bool:
+    """Return whether binding ``host`` keeps the server to this machine."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def quiet_third_party_warnings() -> None:

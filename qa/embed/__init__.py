@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from qa.embed.base import (
     DEFAULT_MODEL, ENCODERS, HASHING, INT8, INT8_MODELS, QUERY_ENCODERS, Embedder, encoder_spec, model_name,
-    vector_space,
+    split_spec, vector_space,
 )
 from qa.embed.load import LazyEmbedder, load_embedder, load_query_encoder
 
 __all__ = [
     "DEFAULT_MODEL", "ENCODERS", "HASHING", "INT8", "INT8_MODELS", "QUERY_ENCODERS", "Embedder", "HashingEmbedder",
-    "LazyEmbedder", "RayEmbedder", "encoder_spec", "load_embedder", "load_query_encoder", "model_name", "vector_space",
+    "LazyEmbedder", "RayEmbedder", "encoder_spec", "load_embedder", "load_query_encoder", "model_name", "split_spec", "vector_space",
 ]
 
 

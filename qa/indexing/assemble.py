@@ -18,7 +18,7 @@ from qa import index
 from qa.indexing import chunk
 from qa.indexing.report import BuildReport
 from qa.indexing.resume import ResumeStore, digest, embed_resumably
-from qa.embed import Embedder
+from qa.embed import Embedder, split_spec
 from qa.index import IndexReader
 from qa.ingest import page_of
 from qa.progress import Progress
@@ -119,8 +119,10 @@ def build_one(
     report.embed_seconds = time.perf_counter() - embedding
     report.encoded = len(build.new_passages)
     report.passages = len(build.passages)
+    model, encoder = split_spec(embedder.name)
     manifest = index.Manifest(
-        model=embedder.name,
+        model=model,
+        encoder=encoder,
         dimension=dimension,
         passage_count=len(build.passages),
         document_count=len(documents),

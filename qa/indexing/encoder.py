@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from qa import index
-from qa.embed import DEFAULT_MODEL, INT8, INT8_MODELS, encoder_spec, model_name, vector_space
+from qa.embed import DEFAULT_MODEL, INT8, INT8_MODELS, encoder_spec, model_name
 
 
 def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | None = None) -> str:
@@ -25,6 +25,6 @@ def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | No
     if model_name(base) not in INT8_MODELS:
         return base
     manifest, _ = index.in_service(index_dir)
-    if manifest is not None and vector_space(manifest.model) == base:
-        return manifest.model
+    if manifest is not None and manifest.model == base:
+        return manifest.spec
     return base + INT8

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import threading
 from pathlib import Path
 
@@ -91,8 +93,8 @@ def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettin
     except IndexUnavailable as exc:
         return str(exc)
     try:
-        if reader.manifest.model != name:
-            return f"the index was built with {reader.manifest.model}"
+        if reader.manifest.spec != name:
+            return f"the index was built with {reader.manifest.spec}"
         reason = stale_reason(reader, docs_dir, settings) if docs_dir.is_dir() else None
         if reason is None and shards is not None and shards != reader.shard_count:
             reason = f"it has {reader.shard_count} shards, not {shards}"
@@ -139,8 +141,13 @@ class BackgroundBuild:
 
         context = multiprocessing.get_context("spawn")
         receiving, sending = context.Pipe(duplex=False)
-        child = context.Process(target=_build_in_child, args=(*self.args, sending), name="qa-build", daemon=True)
+        # Not a daemon: the build reads awkward files in worker processes of its own, which
+        # a daemonic process may not start. A server that stops stops its build (the next
+        # build resumes from the slices it kept); one that crashes leaves it to publish.
+        child = context.Process(target=_build_in_child, args=(*self.args, sending), name="qa-build")
         child.start()
+        stop = functools.partial(_stop, child)
+        atexit.register(stop)
         sending.close()
         failed = None
         while True:
@@ -155,6 +162,7 @@ class BackgroundBuild:
             elif kind == "failed":
                 failed = value
         child.join()
+        atexit.unregister(stop)
         if failed is None and child.exitcode != 0:
             failed = f"the build process ended with exit status {child.exitcode}"
         self.failed = failed
@@ -163,6 +171,13 @@ class BackgroundBuild:
             self.on_state({"state": "failed", "error": failed})
         else:
             self.on_state(None)
+
+
+def _stop(child) -> None:
+    """At the server's exit: end a build still running (multiprocessing would otherwise wait for it)."""
+    if child.is_alive():
+        child.terminate()
+        child.join(10)
 
 
 def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
@@ -222,3 +237,14 @@ def watch(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log, 
     watcher.check()
     log(f"watching {docs_dir} for changes")
     return watcher
+
+
+def watch_until_interrupted(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log) -> str | None:
+    """``watch`` until Ctrl-C (return None) or until the watch can go on no more (return why)."""
+    watcher = watch(docs_dir, index_dir, model, settings, log=log)
+    try:
+        return watcher.wait()
+    except KeyboardInterrupt:
+        return None
+    finally:
+        watcher.stop()

@@ -199,7 +199,7 @@ def _reusable(current: IndexView | None, count: int, embedder: Embedder, setting
     """Return ``current`` when its vectors serve this build: as many shards, the same model and chunking."""
     if current is None or current.shard_count != count:
         return None
-    if current.manifest.model != embedder.name or current.chunking != settings:
+    if current.manifest.spec != embedder.name or current.chunking != settings:
         return None
     return current
 

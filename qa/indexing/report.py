@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qa import index
 from qa.records import Skipped
 
 
@@ -42,3 +43,13 @@ class BuildReport:
                      up_to_date=True, folder=previous.folder)
         report.passages = report.reused = previous.manifest.passage_count
         return report
+
+
+def in_service_summary(index_dir: Path) -> str:
+    """Say what a stopped build left in service: the build before it, or nothing."""
+    manifest, shards = index.in_service(index_dir)
+    if manifest is None:
+        return f"{index_dir} holds no index yet"
+    parts = f" in {shards} shards" if shards > 1 else ""
+    return (f"the index in service is unchanged: {manifest.document_count} documents, {manifest.passage_count} "
+            f"passages{parts}, built {manifest.built_at}")

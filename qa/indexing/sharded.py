@@ -77,7 +77,7 @@ def _shard_in_service(folder: Path, embedder: Embedder, settings: ChunkSettings)
         reader = index.open_index(folder)
     except IndexUnavailable:
         return None
-    if reader.shard_count == 1 and reader.manifest.model == embedder.name and reader.chunking == settings:
+    if reader.shard_count == 1 and reader.manifest.spec == embedder.name and reader.chunking == settings:
         return reader
     reader.close()
     return None

@@ -142,6 +142,12 @@ class Watcher:
         self._thread.start()
         return self
 
+    def wait(self, every: float = 0.5) -> str | None:
+        """Block until the watch can go on no more (its folder gone); return why."""
+        while self.state != FAILED:
+            time.sleep(every)
+        return self.error
+
     def stop(self) -> None:
         """Stop watching; a build under way finishes first."""
         with self._changed:

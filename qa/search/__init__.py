@@ -15,12 +15,13 @@ from __future__ import annotations
 from qa.search.dedup import is_duplicate, shingles
 from qa.search.ranking import Ranking, rank
 from qa.search.requests import (
-    DEFAULT_K, MAX_K, MAX_PAGE, MAX_QUESTION_CHARS, clean_k, clean_mode, clean_question, clean_whole,
+    DEFAULT_K, MAX_K, MAX_PAGE, MAX_QUESTION_CHARS, answer_lines, clean_k, clean_mode, clean_question, clean_whole,
 )
 from qa.lexical import names_in
 from qa.search.searcher import Searcher
 
 __all__ = [
-    "DEFAULT_K", "MAX_K", "MAX_PAGE", "MAX_QUESTION_CHARS", "Ranking", "Searcher", "clean_k", "clean_mode",
+    "DEFAULT_K", "MAX_K", "MAX_PAGE", "MAX_QUESTION_CHARS", "Ranking", "Searcher", "answer_lines", "clean_k",
+    "clean_mode",
     "clean_question", "clean_whole", "is_duplicate", "names_in", "rank", "shingles",
 ]

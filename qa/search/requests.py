@@ -6,7 +6,9 @@ so one value is accepted or refused (400) the same way everywhere.
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Iterable, Iterator
 
 from qa.errors import BadRequest
 from qa.records import clean_text
@@ -68,3 +70,21 @@ def clean_mode(mode: object) -> str:
     if mode not in MODES:
         raise BadRequest(f"mode must be one of {', '.join(MODES)}")
     return mode
+
+
+def answer_lines(searcher, lines: Iterable[str], k: int, options: dict) -> Iterator[dict]:
+    """Answer each JSON line ``{"id", "question"[, "k"]}`` of ``lines``: one answer dict per question, in order,
+    or ``{"id", "error"}`` naming the line (``qa search --queries``)."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        qid = None
+        try:
+            item = json.loads(line)
+            if isinstance(item, dict):
+                qid = item.get("id")  # known before anything else is checked, so an error line keeps it
+            if not isinstance(item, dict) or "question" not in item:
+                raise BadRequest('each line must be a JSON object with a "question"')
+            yield {"id": qid, **searcher.search(item["question"], item.get("k", k), **options).as_dict()}
+        except (ValueError, BadRequest) as exc:
+            yield {"id": qid, "error": f"line {number}: {exc}"}

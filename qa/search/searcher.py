@@ -35,7 +35,7 @@ class Searcher:
 
     Args:
         embedder: a loaded question encoder; by default one is loaded on first use from
-            ``model`` and ``query_encoder`` (``onnx``: the int8 export of the default model).
+            ``model`` and ``query_encoder`` (``int8``: the model's int8 export; ``fp32``: the model itself).
         settings: how candidates are gathered, fused, re-scored and flagged; by default the
             settings ``qa tune --save`` recorded in the index, else ``SearchSettings()``.
         shards: reaches the shards of a sharded collection (default: opened in this process).
@@ -48,7 +48,7 @@ class Searcher:
         embedder: Embedder | None = None,
         model: str | None = None,
         settings: SearchSettings | None = None,
-        query_encoder: str = "onnx",
+        query_encoder: str = "int8",
         shards: Connector | None = None,
         strict: bool = False,
     ):

@@ -195,11 +195,11 @@ def test_the_shipped_systemd_unit_uses_only_real_serve_options():
 
 @pytest.mark.parametrize("host,warned", [("0.0.0.0", True), ("192.0.2.7", True), ("127.0.0.1", False), ("::1", False)])
 def test_serving_beyond_this_machine_without_a_token_warns(run, monkeypatch, host, warned):
-    import qa.web
+    import qa.web.server
 
     served = {}
-    monkeypatch.setattr(qa.web, "serve", lambda app, *args, **kwargs: served.update(app=app))
-    monkeypatch.setattr("qa.cli.check_port", lambda host, port: None)  # 192.0.2.7 is no address of this machine
+    monkeypatch.setattr(qa.web.server, "serve", lambda app, *args, **kwargs: served.update(app=app))
+    monkeypatch.setattr("qa.web.check_port", lambda host, port: None)  # 192.0.2.7 is no address of this machine
     run("index")
     result = run("serve", "--host", host)
     assert result.exit_code == 0, result.output
@@ -213,7 +213,7 @@ def test_serving_beyond_this_machine_without_a_token_warns(run, monkeypatch, hos
 def test_a_file_name_that_is_not_utf8_crashes_no_command(run, docs, monkeypatch):
     import os
 
-    import qa.web
+    import qa.web.server
 
     assert run("index").exit_code == 0  # a good index first
     with open(os.path.join(os.fsencode(docs), b"caf\xe9.txt"), "w") as handle:
@@ -222,8 +222,8 @@ def test_a_file_name_that_is_not_utf8_crashes_no_command(run, docs, monkeypatch)
     assert indexed.exit_code == 0 and "caf\\xe9.txt: file name is not valid UTF-8" in indexed.stderr
     searched = run("search", "INF Treaty", "--json")
     assert searched.exit_code == 0 and json.loads(searched.stdout)["results"]
-    monkeypatch.setattr(qa.web, "serve", lambda app, *args, **kwargs: None)
-    monkeypatch.setattr("qa.cli.check_port", lambda host, port: None)
+    monkeypatch.setattr(qa.web.server, "serve", lambda app, *args, **kwargs: None)
+    monkeypatch.setattr("qa.web.check_port", lambda host, port: None)
     assert run("serve").exit_code == 0
 
 

@@ -35,7 +35,7 @@ def test_the_cli_raises_its_soft_limit_to_the_hard_one():
     script = textwrap.dedent("""
         import resource
         resource.setrlimit(resource.RLIMIT_NOFILE, (256, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
-        from qa.cli import raise_open_files_limit
+        from qa.index import raise_open_files_limit
         raise_open_files_limit()
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         print(soft == hard or soft == 1 << 20)
