@@ -129,6 +129,9 @@ class SearchSettings:
     #: Also flag a question that names something (a capitalised word) no document contains:
     #: on-topic questions the documents cannot answer ("the Oreshnik missile") pass the cosine test.
     flag_unknown_names: bool = True
+    #: ... unless a sentence of the answer matches the question this well: the documents then speak of
+    #: what it asks under other names ("Beijing" asked, "China" written). Chosen by bench/tuning/flags.py.
+    unknown_names_below: float = 0.7
 
     def __post_init__(self) -> None:
         if self.fusion not in FUSIONS:

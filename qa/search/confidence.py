@@ -6,10 +6,11 @@ word, a rare compound among them, stands in the answer sentence; a paraphrase
 whose place name stands in the passage. The words are evidence too: when the
 question's rarest terms (by idf) stand together in one passage of the answer, the
 documents speak of what it asks, whatever the cosine. So an answer is flagged
-when its best sentence is far from the question or it names something no
-document holds, and no passage holds its rarest terms together
-(``SearchSettings.rare_terms``; 0 turns the lexical evidence off). Chosen on
-the tuning sets by bench/tuning/flags.py (docs/quality.md).
+when its best sentence is far from the question, or it names something no
+document holds and no sentence matches it closely (a question asking after
+"Beijing" of an article that says "China"), and no passage holds its rarest
+terms together (``SearchSettings.rare_terms``; 0 turns the lexical evidence
+off). Chosen on the tuning sets by bench/tuning/flags.py (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -66,5 +67,6 @@ def rarest_held(reader: IndexView, question: str, passages: Sequence[Passage], c
 def out_of_corpus(evidence: Evidence, settings: SearchSettings) -> bool:
     """Say whether the documents may not answer: a weak best sentence or an unknown name, with no passage holding
     the question's rarest terms together."""
-    doubtful = evidence.best_sentence < settings.low_confidence_below or bool(evidence.unknown_names)
+    unknown = bool(evidence.unknown_names) and evidence.best_sentence < settings.unknown_names_below
+    doubtful = evidence.best_sentence < settings.low_confidence_below or unknown
     return doubtful and not (settings.rare_terms and evidence.rare_held)
