@@ -17,7 +17,7 @@ from qa.errors import IndexUnavailable
 #: Retrieval modes, cheapest first: cosine, BM25, their fusion, fusion re-scored by sentences and word proximity.
 MODES = ("dense", "lexical", "hybrid", "rerank")
 DEFAULT_MODE = "rerank"
-#: How hybrid merges its two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tune_fusion.py.
+#: How hybrid merges its two lists: "convex" (scores) or "rrf" (ranks), compared in bench/tuning/fusion.py.
 FUSIONS = ("convex", "rrf")
 #: Rerank's lexical evidence: the share of the question's words a passage holds, or BM25.
 LEXICAL_EVIDENCE = ("coverage", "bm25")
@@ -38,7 +38,7 @@ CHUNKING_VERSION = 5
 class ChunkSettings:
     """How documents are cut into passages; see qa/indexing/chunk.py for why these sizes."""
 
-    #: Words per passage: ~170 word pieces, inside MiniLM's 256 (bench/tune_chunking.py).
+    #: Words per passage: ~170 word pieces, inside MiniLM's 256 (bench/tuning/chunking.py).
     max_words: int = 120
     #: Trailing sentences repeated in the next window, at most this many words.
     overlap_words: int = 40

@@ -10,7 +10,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -169,25 +168,3 @@ class Server:
         tail = self.tail()
         self._log.close()
         return tail
-
-
-def apt_install(packages: Sequence[str], timeout: float = 600) -> str | None:
-    """Install Debian packages with apt-get; return None when done, else why not (for a test's skip)."""
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        return f"{', '.join(packages)} missing and cannot be installed here (needs root and apt-get)"
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log = ""
-    for command in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", *packages]):
-        try:
-            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
-                                  stdin=subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return f"`{' '.join(command)}` timed out after {timeout:.0f}s"
-        log += done.stdout + done.stderr
-    # Judge by the install alone: a failed `apt-get update` may still leave usable package lists.
-    if done.returncode != 0:
-        return f"apt-get could not install {' '.join(packages)} (exit {done.returncode}):\n" + "\n".join(
-            log.splitlines()[-15:]
-        )
-    return None

@@ -72,7 +72,7 @@ def load_query_encoder(spec: str | None, cache_dir: Path, log=None, query_encode
 
     One question encodes ~7x faster with the int8 export than with torch, with
     the same retrieval quality against passages embedded by torch
-    (bench/bench_encode.py, README); passages too when a build asks for int8.
+    (bench/speed/encode.py, README); passages too when a build asks for int8.
     The export is made once (needing torch) and cached in ``cache_dir``.
     ``query_encoder="fp32"`` (``--query-encoder fp32``; ``torch`` before) opts out.
     """

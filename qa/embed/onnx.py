@@ -51,7 +51,7 @@ class OnnxEmbedder:
         workers: texts encoded at once, each by its own Python thread on the shared
             session (onnxruntime runs them in parallel). For builds: on two cores,
             two workers of one thread each encoded 120 passages/s against 97 for one
-            run of two threads and 52 for torch fp32 (bench/bench_encode.py).
+            run of two threads and 52 for torch fp32 (bench/speed/encode.py).
     """
 
     def __init__(

@@ -3,7 +3,7 @@
 ``Vectors`` is what the reader and the builder use (as txtai's ``ann/base.py``
 is for its backends): build from a matrix, search, reconstruct, save, load.
 ``FaissVectors`` is the one backend today: exact search up to ``EXACT_MAX``
-passages, an HNSW graph above that (bench/bench_index.py).
+passages, an HNSW graph above that (bench/speed/index.py).
 
 Inner product of L2-normalised float32 vectors is their cosine similarity: every
 vector stored here and every query is unit length (qa/embed/), so the scores
@@ -20,7 +20,7 @@ import faiss
 import numpy as np
 
 
-#: Above this many passages an HNSW graph replaces exact search (see bench/bench_index.py).
+#: Above this many passages an HNSW graph replaces exact search (see bench/speed/index.py).
 EXACT_MAX = 200_000
 #: HNSW settings: links per node, candidate list sizes when building and searching.
 HNSW_M = 32

@@ -8,7 +8,7 @@ the rest, and news prose averages about 1.3-1.5 word pieces per word, so a
 passage of at most ``ChunkSettings.max_words`` = 120 words (~170 pieces; curly quotes, names
 and numbers push some higher) always fits whole. Smaller windows embed more
 precisely (one topic per vector) but lose the context a question may span.
-Measured by bench/tune_chunking.py (default mode): 60 and 160 words each
+Measured by bench/tuning/chunking.py (default mode): 60 and 160 words each
 lose a dev question that 90 and 120 answer first, and 120 scores best of
 those two on the Wikipedia sample (nDCG@10 0.901 against 0.895). The overlap
 (trailing sentences of at most ``overlap_words``) keeps a sentence

@@ -152,9 +152,10 @@ class Searcher:
             source: only passages of this file, or of these files (a list).
             folder: only passages of documents under this folder of the collection.
             mode: ``dense`` (cosine), ``lexical`` (BM25), ``hybrid`` (their
-                convex fusion) or ``rerank`` (the default: hybrid with a weight
-                fitted to the question, re-scored by each passage's best sentence
-                and by how closely it holds the question's words together).
+                convex fusion) or ``rerank`` (the default: both retrievers'
+                candidates scored by the passage's cosine, its best sentence's
+                cosine and the share of the question's words it holds, then by
+                how closely it holds them together; docs/how-it-answers.md).
 
         Raises:
             BadRequest: the question or a parameter is not acceptable.

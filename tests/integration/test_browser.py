@@ -14,6 +14,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from qa import testing
+from system import apt_install  # noqa: E402  (tests/fixtures)
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -37,7 +38,7 @@ def squash(text: str) -> str:
 def chromedriver() -> Path:
     """Debian's chromium and chromium-driver, installed with apt-get when missing."""
     if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):
-        reason = testing.apt_install(["chromium", "chromium-driver"], timeout=APT_TIMEOUT)
+        reason = apt_install(["chromium", "chromium-driver"], timeout=APT_TIMEOUT)
         if reason is not None:
             pytest.skip(reason)
     if not (CHROMEDRIVER.exists() and CHROMIUM.exists()):

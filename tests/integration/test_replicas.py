@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from qa import testing
+from system import apt_install  # noqa: E402  (tests/fixtures)
 
 pytestmark = pytest.mark.slow
 
@@ -120,7 +121,7 @@ def test_replicas_answer_alike_before_during_and_after_a_published_swap(cluster,
 def nginx(cluster, tmp_path):
     """The shipped nginx config, pointed at the two replicas, on a free loopback port."""
     if shutil.which("nginx") is None:
-        reason = testing.apt_install(["nginx"])
+        reason = apt_install(["nginx"])
         if reason is not None:
             pytest.skip(reason)
     _, replicas = cluster

@@ -17,6 +17,8 @@ design and its measured cost).
 
 from __future__ import annotations
 
+import importlib
+
 from .base import DEFAULT_LIMITS, Extracted, Limits, UnreadableDocument, page_of
 from .isolate import extract_many
 
@@ -49,6 +51,23 @@ SUFFIXES: dict[str, str] = {
     ".jpeg": "image",
     ".tif": "image",
     ".tiff": "image",
+}
+#: Format -> (the module of this package that reads it, whether its ``read`` is told the format).
+READERS: dict[str, tuple[str, bool]] = {
+    "text": ("text", True),
+    "markdown": ("text", True),
+    "html": ("html", False),
+    "pdf": ("pdf", False),
+    "docx": ("docx", False),
+    "pptx": ("pptx", False),
+    "xlsx": ("sheet", True),
+    "csv": ("sheet", True),
+    "epub": ("epub", False),
+    "odt": ("odt", False),
+    "email": ("eml", False),
+    "msg": ("msg", False),
+    "mbox": ("mbox", False),
+    "image": ("image", False),
 }
 #: Formats read in the caller's process by ``extract_many``: pure Python, bounded by their size.
 IN_PROCESS = frozenset({"text", "markdown"})
@@ -99,50 +118,6 @@ def extract(name: str, data: bytes, limits: Limits = DEFAULT_LIMITS) -> Extracte
 
 
 def _read(fmt: str, data: bytes, limits: Limits) -> Extracted:
-    if fmt in ("text", "markdown"):
-        from . import text
-
-        return text.read(data, limits, format=fmt)
-    if fmt == "html":
-        from . import html
-
-        return html.read(data, limits)
-    if fmt == "pdf":
-        from . import pdf
-
-        return pdf.read(data, limits)
-    if fmt == "docx":
-        from . import docx
-
-        return docx.read(data, limits)
-    if fmt == "pptx":
-        from . import pptx
-
-        return pptx.read(data, limits)
-    if fmt in ("xlsx", "csv"):
-        from . import sheet
-
-        return sheet.read(data, limits, format=fmt)
-    if fmt == "epub":
-        from . import epub
-
-        return epub.read(data, limits)
-    if fmt == "odt":
-        from . import odt
-
-        return odt.read(data, limits)
-    if fmt == "msg":
-        from . import msg
-
-        return msg.read(data, limits)
-    if fmt == "mbox":
-        from . import mbox
-
-        return mbox.read(data, limits)
-    if fmt == "image":
-        from . import image
-
-        return image.read(data, limits)
-    from . import eml
-
-    return eml.read(data, limits)
+    module_name, told_format = READERS[fmt]
+    reader = importlib.import_module(f".{module_name}", __name__)  # its parsing library, only when needed
+    return reader.read(data, limits, format=fmt) if told_format else reader.read(data, limits)

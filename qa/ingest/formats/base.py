@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -89,6 +90,22 @@ def page_of(pages: tuple[int, ...] | list[int], offset: int) -> int | None:
     if not pages or offset < 0:
         return None
     return max(1, bisect_right(pages, offset))
+
+
+#: A calendar date at the start of a value, as ISO 8601 (2024-01-23T...), EXIF (2024:01:23 ...) and PDF
+#: (D:20240123...) write one: the only numeric date notation the formats use.
+_DATE_PREFIX = re.compile(r"\s*(?:D:)?(\d{4})([-:]?)(\d{2})\2(\d{2})")
+
+
+def date_prefix(value: object) -> str | None:
+    """Return the calendar date ``value`` starts with as YYYY-MM-DD; None when it has none or it is impossible."""
+    match = _DATE_PREFIX.match(value) if isinstance(value, str) else None
+    if not match:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(3)), int(match.group(4))).isoformat()
+    except ValueError:
+        return None
 
 
 def iso_date(value: date | datetime | None) -> str | None:

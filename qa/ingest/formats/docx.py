@@ -11,17 +11,14 @@ import io
 import zipfile
 
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
+from .packages import check_zip
 
-#: Members a real document has a few dozen of; thousands are a trap for the zip reader.
-MAX_MEMBERS = 10_000
-#: Largest plausible inflate ratio of one XML part (highly repetitive XML reaches ~100x).
-MAX_RATIO = 1000
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
 
 def read(data: bytes, limits: Limits) -> Extracted:
     """Extract paragraphs (a blank line between them) and table rows (cells split by tabs)."""
-    check_zip(data, limits)
+    check_zip(data, limits, "Word document")
     import docx
     from docx.opc.exceptions import PackageNotFoundError
 
@@ -44,27 +41,6 @@ def read(data: bytes, limits: Limits) -> Extracted:
         author=clean_field(props.author),
         date=iso_date(props.created),
     )
-
-
-def check_zip(data: bytes, limits: Limits, kind: str = "Word document") -> None:
-    """Refuse a zip whose directory promises more than ``limits.max_unpacked_bytes`` or a bomb's ratio.
-
-    ``kind`` names the format in the reason (every zip-based format uses this check).
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not a {kind} (bad zip: {exc})") from None
-    if len(members) > MAX_MEMBERS:
-        raise UnreadableDocument(f"zip with {len(members):,} members: not a plausible {kind}")
-    total = sum(m.file_size for m in members)
-    if total > limits.max_unpacked_bytes:
-        raise UnreadableDocument(
-            f"unpacks to {total:,} bytes (limit {limits.max_unpacked_bytes:,}): zip bomb or huge document")
-    for m in members:
-        if m.file_size > MAX_RATIO * max(m.compress_size, 1) and m.file_size > 1 << 20:
-            raise UnreadableDocument(f"zip member {m.filename} inflates {m.file_size // max(m.compress_size, 1):,}x: zip bomb")
 
 
 def _blocks(body):

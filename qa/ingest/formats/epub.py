@@ -20,17 +20,15 @@ obfuscated as the EPUB and Adobe specs allow are not DRM and are no obstacle.
 
 from __future__ import annotations
 
-import io
 import posixpath
 import re
 import zipfile
-import zlib
-from datetime import date
 from urllib.parse import unquote
 
-from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
-from .docx import check_zip
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, date_prefix
+from .packages import open_zip, parse_xml, read_member
 
+KIND = "EPUB"
 MIMETYPE = b"application/epub+zip"
 CONTAINER = "META-INF/container.xml"
 ENCRYPTION = "META-INF/encryption.xml"
@@ -47,7 +45,6 @@ BLOCKS = frozenset(
 SKIPPED = frozenset({"head", "script", "style", "template", "title"})
 #: White space in the markup, which HTML renders as one space (a line break is ``<br>``, a cell a tab here).
 _SPACES = re.compile(r"[ \t\r\n\f]+")
-_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})")
 
 
 def read(data: bytes, limits: Limits) -> Extracted:
@@ -72,23 +69,11 @@ def read(data: bytes, limits: Limits) -> Extracted:
 
 def _open(data: bytes, limits: Limits) -> zipfile.ZipFile:
     """Open the zip once its directory has passed the bomb checks, and its mimetype (if any) says EPUB."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not an EPUB (bad zip: {exc})"[:200]) from None
-    try:
-        check_zip(data, limits, "EPUB book")
-        names = set(archive.namelist())
-        if "mimetype" in names and archive.getinfo("mimetype").file_size < 100:
-            mimetype = _member(archive, "mimetype").strip()
-            if mimetype != MIMETYPE:
-                raise UnreadableDocument(f"not an EPUB (mimetype {mimetype[:60].decode('ascii', 'replace')!r})")
+    def has_container(archive: zipfile.ZipFile, names: set[str]) -> None:
         if CONTAINER not in names:
             raise UnreadableDocument(f"not an EPUB (no {CONTAINER})")
-    except BaseException:
-        archive.close()
-        raise
-    return archive
+
+    return open_zip(data, limits, KIND, MIMETYPE, has_container)
 
 
 def _refuse_drm(archive: zipfile.ZipFile) -> None:
@@ -152,23 +137,11 @@ def _chapters(archive: zipfile.ZipFile, chapters: list[str | None], limits: Limi
 
 
 def _member(archive: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return archive.read(name)
-    except KeyError:
-        raise UnreadableDocument(f"EPUB lacks {name[:100]}") from None
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise UnreadableDocument(f"corrupt EPUB ({name[:100]}: {exc})"[:200]) from None
+    return read_member(archive, name, KIND)
 
 
 def _parse_xml(raw: bytes, what: str):
-    """Parse XML without DTDs, entity expansion or network access."""
-    from lxml import etree
-
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    try:
-        return etree.fromstring(raw, parser)
-    except etree.XMLSyntaxError as exc:
-        raise UnreadableDocument(f"corrupt EPUB ({what}: {exc})"[:200]) from None
+    return parse_xml(raw, what, KIND)
 
 
 def _parse_chapter(raw: bytes):
@@ -250,11 +223,4 @@ def _publication_date(meta) -> str | None:
         event = element.get(f"{OPF}event", "")
         if event != "modification":
             ranked.append((event != "publication", event != "", element.text or ""))
-    for *_, value in sorted(ranked):
-        match = _DATE.match(value)
-        if match:
-            try:
-                return date(*map(int, match.groups())).isoformat()
-            except ValueError:
-                continue
-    return None
+    return next((found for *_, value in sorted(ranked) if (found := date_prefix(value))), None)

@@ -14,14 +14,13 @@ import re
 import struct
 
 from . import ocr
-from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, date_prefix
 
 PAGE_BREAK = "\n\n"
 # EXIF tags (the base IFD, shared with TIFF) and the Exif sub-IFD that holds DateTimeOriginal.
 _IMAGE_DESCRIPTION, _ARTIST, _XP_TITLE, _XP_AUTHOR = 0x010E, 0x013B, 0x9C9B, 0x9C9D
 _EXIF_IFD, _DATE_TIME_ORIGINAL, _DATE_TIME_DIGITIZED = 0x8769, 0x9003, 0x9004
 # "YYYY:MM:DD HH:MM:SS" (EXIF), also seen with dashes.
-_EXIF_DATE = re.compile(r"(\d{4})[:-](\d{2})[:-](\d{2})")
 #: Descriptions cameras and scanners write by default: not titles.
 _PLACEHOLDERS = re.compile(r"(?i)^(olympus digital camera|sony dsc|default|untitled|image|scanned (image|document)|"
                            r"dcim.*|img_?\d+.*|dsc_?\d+.*|\s*)$")
@@ -115,12 +114,4 @@ def _text(value) -> str | None:
 
 def exif_date(value) -> str | None:
     """Turn an EXIF date ("2024:01:23 09:30:00") into YYYY-MM-DD; None when absent or impossible."""
-    match = _EXIF_DATE.match(value.strip()) if isinstance(value, str) else None
-    if not match:
-        return None
-    from datetime import date
-
-    try:
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3))).isoformat()
-    except ValueError:
-        return None
+    return date_prefix(value)

@@ -24,7 +24,7 @@ escaped error with ``EXIT_FAILED``, and the parent turns either into the file's 
 Text and Markdown files are read in the caller's process: pure Python whose
 cost grows with the (already bounded) file size.
 
-Measured by bench/bench_extract.py on this 2-core machine: the first worker
+Measured by bench/speed/extract.py on this 2-core machine: the first worker
 costs ~0.3-0.4 s (the fork server starts and imports the parsers, once per
 process), each later one ~25 ms. Passing a file through a worker adds
 ~0.5-1 ms (pickling both ways) to 5-7 ms per HTML page or 4-page PDF and

@@ -24,8 +24,8 @@ import struct
 from datetime import UTC, datetime, timedelta
 
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
+from .packages import OLE_MAGIC
 
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 PROPERTIES = "__properties_version1.0"
 #: The top-level message's property stream starts with a 32-byte header; each entry is 16 bytes.
 PROPERTIES_HEADER = 32

@@ -18,15 +18,13 @@ XML is parsed without DTDs, entities or network, and lxml refuses nesting past
 
 from __future__ import annotations
 
-import io
 import re
 import zipfile
-import zlib
-from datetime import date
 
-from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
-from .docx import check_zip
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, date_prefix
+from .packages import open_zip, parse_xml, read_member
 
+KIND = "OpenDocument text"
 MIMETYPE = b"application/vnd.oasis.opendocument.text"
 PARAGRAPH_BREAK = "\n\n"
 TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
@@ -46,7 +44,6 @@ DROPPED = frozenset({
 MAX_SPACES = 1000
 #: ODF collapses white space in text as HTML does; text:s, text:tab and text:line-break are the literal kinds.
 _SPACES = re.compile(r"[ \t\r\n]+")
-_DATE = re.compile(r"\s*(\d{4})-(\d{2})-(\d{2})")
 
 
 def read(data: bytes, limits: Limits) -> Extracted:
@@ -69,46 +66,20 @@ def read(data: bytes, limits: Limits) -> Extracted:
 
 def _open(data: bytes, limits: Limits) -> zipfile.ZipFile:
     """Open the zip once its directory has passed the bomb checks, its mimetype fits and it is not encrypted."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not an OpenDocument text (bad zip: {exc})"[:200]) from None
-    try:
-        check_zip(data, limits, "OpenDocument text")
-        names = set(archive.namelist())
-        if "mimetype" in names and archive.getinfo("mimetype").file_size < 100:
-            mimetype = _read_member(archive, "mimetype").strip()
-            if mimetype != MIMETYPE:
-                raise UnreadableDocument(
-                    f"not an OpenDocument text (mimetype {mimetype[:60].decode('ascii', 'replace')!r})")
+    def text_not_encrypted(archive: zipfile.ZipFile, names: set[str]) -> None:
         if "META-INF/manifest.xml" in names:
             manifest = _parse(archive, "META-INF/manifest.xml")
             if manifest.find(f".//{MANIFEST}encryption-data") is not None:
                 raise UnreadableDocument("encrypted OpenDocument file (needs a password)")
         if "content.xml" not in names:
             raise UnreadableDocument("not an OpenDocument text (no content.xml)")
-    except BaseException:
-        archive.close()
-        raise
-    return archive
+
+    return open_zip(data, limits, KIND, MIMETYPE, text_not_encrypted)
 
 
 def _parse(archive: zipfile.ZipFile, name: str):
     """Parse one XML member without DTDs, entity expansion or network access."""
-    from lxml import etree
-
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-    try:
-        return etree.fromstring(_read_member(archive, name), parser)
-    except etree.XMLSyntaxError as exc:
-        raise UnreadableDocument(f"corrupt OpenDocument file ({name}: {exc})"[:200]) from None
-
-
-def _read_member(archive: zipfile.ZipFile, name: str) -> bytes:
-    try:
-        return archive.read(name)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise UnreadableDocument(f"corrupt OpenDocument file ({name}: {exc})"[:200]) from None
+    return parse_xml(read_member(archive, name, KIND), name, KIND)
 
 
 def _blocks(container):
@@ -178,15 +149,5 @@ def _metadata(meta) -> dict:
     return {
         "title": found["title"],
         "author": found["initial"] or found["creator"],
-        "date": _iso(found["date"]),
+        "date": date_prefix(found["date"]),
     }
-
-
-def _iso(value: str | None) -> str | None:
-    match = _DATE.match(value or "")
-    if not match:
-        return None
-    try:
-        return date(*map(int, match.groups())).isoformat()
-    except ValueError:
-        return None

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from . import ocr
-from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field
+from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, date_prefix
 
 #: Baseline-to-baseline distance, in line heights, past which a new paragraph starts.
 #: Body text set at line-height 1.5 sits at ~1.3 loose glyph heights; a paragraph margin adds ~0.9.
@@ -33,7 +33,6 @@ HYPHEN_BREAK = "\ufffe"
 _LINE_END = re.compile("\r\n|" + HYPHEN_BREAK)
 PAGE_BREAK = "\n\n"
 # PDF date strings: D:YYYYMMDDHHmmSS+HH'mm' (everything after the year optional).
-_PDF_DATE = re.compile(r"(?:D:)?(\d{4})(\d{2})?(\d{2})?")
 _XMP = re.compile(rb"<x:xmpmeta.{0,65536}?</x:xmpmeta>", re.S)
 _XMP_FIELDS = {
     "title": re.compile(r"<dc:title>.*?<rdf:li[^>]*>(.*?)</rdf:li>", re.S),
@@ -284,16 +283,4 @@ def _xmp(data: bytes) -> dict[str, str]:
 
 def pdf_date(value: str | None) -> str | None:
     """Turn a PDF date (``D:20240123093000+00'00'``) or an XMP date (``2024-01-23T...``) into YYYY-MM-DD."""
-    if not value:
-        return None
-    value = value.strip()
-    iso = re.match(r"(\d{4})-(\d{2})-(\d{2})", value)
-    match = iso or _PDF_DATE.match(value)
-    if not match or not match.group(2) or not match.group(3):
-        return None
-    from datetime import date
-
-    try:
-        return date(int(match.group(1)), int(match.group(2)), int(match.group(3))).isoformat()
-    except ValueError:
-        return None
+    return date_prefix(value)

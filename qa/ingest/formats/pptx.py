@@ -20,19 +20,15 @@ import zipfile
 import zlib
 
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
-from .docx import check_zip
+from .packages import check_office_package
 
 SLIDE_BREAK = "\n\n"
 SHAPE_BREAK = "\n\n"
-#: First bytes of an OLE compound file: an encrypted Office file, or a legacy binary .ppt.
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-#: The stream name (UTF-16LE in the compound file's directory) that Office encryption writes.
-ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
 def read(data: bytes, limits: Limits) -> Extracted:
     """Extract the text of each slide (a page each) and the core-property metadata."""
-    _check_package(data, limits)
+    check_office_package(data, limits, "PowerPoint presentation", ".ppt")
     from lxml.etree import XMLSyntaxError
     from pptx import Presentation
     from pptx.exc import PackageNotFoundError
@@ -68,19 +64,6 @@ def read(data: bytes, limits: Limits) -> Extracted:
         pages=tuple(starts),
         notes=tuple(notes),
     )
-
-
-def _check_package(data: bytes, limits: Limits) -> None:
-    """Name an encrypted or legacy file, then refuse a zip bomb from the zip's directory alone."""
-    if data.startswith(OLE_MAGIC):
-        if ENCRYPTED_PACKAGE in data:
-            raise UnreadableDocument("encrypted PowerPoint file (needs a password)")
-        raise UnreadableDocument("not a .pptx: an OLE compound file (a legacy .ppt?)")
-    try:
-        zipfile.ZipFile(io.BytesIO(data)).close()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not a PowerPoint presentation (bad zip: {exc})"[:200]) from None
-    check_zip(data, limits, "PowerPoint presentation")
 
 
 def slide_text(slide) -> str:

@@ -35,7 +35,7 @@ from itertools import chain, islice
 from statistics import median_high
 
 from .base import Extracted, Limits, UnreadableDocument, check_chars, clean_field, iso_date
-from .docx import check_zip
+from .packages import check_office_package
 
 #: Rows read from one file, all sheets together: far past any table a passage index is useful for.
 MAX_ROWS = 200_000
@@ -49,9 +49,6 @@ SAMPLE_ROWS = 50
 HEADER_SEARCH = 10
 SHEET_BREAK = "\n\n"
 CELL_SEPARATOR = " | "
-#: First bytes of an OLE compound file: an encrypted Office file, or a legacy binary .xls.
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
 def read(data: bytes, limits: Limits, format: str = "xlsx") -> Extracted:
@@ -61,7 +58,7 @@ def read(data: bytes, limits: Limits, format: str = "xlsx") -> Extracted:
 
 def read_xlsx(data: bytes, limits: Limits) -> Extracted:
     """Extract each worksheet (a page each) as header-labelled row lines, and the core properties."""
-    _check_package(data, limits)
+    check_office_package(data, limits, "Excel workbook", ".xls")
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -255,16 +252,3 @@ def _starts(pages: list[str]) -> tuple[int, ...]:
         starts.append(offset)
         offset += len(page) + len(SHEET_BREAK)
     return tuple(starts)
-
-
-def _check_package(data: bytes, limits: Limits) -> None:
-    """Name an encrypted or legacy file, then refuse a zip bomb from the zip's directory alone."""
-    if data.startswith(OLE_MAGIC):
-        if ENCRYPTED_PACKAGE in data:
-            raise UnreadableDocument("encrypted Excel workbook (needs a password)")
-        raise UnreadableDocument("not a .xlsx: an OLE compound file (a legacy .xls?)")
-    try:
-        zipfile.ZipFile(io.BytesIO(data)).close()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not an Excel workbook (bad zip: {exc})"[:200]) from None
-    check_zip(data, limits, "Excel workbook")

@@ -30,7 +30,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
-from qa import testing  # noqa: E402
+from system import apt_install  # noqa: E402  (tests/fixtures)
 from qa.embed import DEFAULT_MODEL, calibration, load_embedder  # noqa: E402
 from qa.embed.export import check_path, export_onnx  # noqa: E402
 from qa.embed.onnx import OnnxEmbedder  # noqa: E402
@@ -53,7 +53,7 @@ def qemu() -> str:
         pytest.skip("emulates an x86-64 CPU: runs on x86-64 hosts")
     found = shutil.which("qemu-x86_64")
     if found is None:
-        reason = testing.apt_install(["qemu-user"])
+        reason = apt_install(["qemu-user"])
         found = shutil.which("qemu-x86_64")
         if found is None:
             pytest.skip(reason or "qemu-user installed no qemu-x86_64")

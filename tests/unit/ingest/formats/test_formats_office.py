@@ -143,7 +143,7 @@ def test_pptx_of_a_zip_without_a_presentation_is_refused():
 def test_encrypted_pptx_and_xlsx_are_named_as_such():
     pytest.importorskip("aspose.email_foss")
     data = _ooxml_encrypted()
-    with pytest.raises(UnreadableDocument, match="encrypted PowerPoint file"):
+    with pytest.raises(UnreadableDocument, match="encrypted PowerPoint presentation"):
         pptx.read(data, DEFAULT_LIMITS)
     with pytest.raises(UnreadableDocument, match="encrypted Excel workbook"):
         sheet.read(data, DEFAULT_LIMITS)
@@ -490,7 +490,7 @@ def test_odt_longer_than_the_character_limit_is_refused():
 
 def test_odt_hostile_nesting_and_space_counts_are_bounded():
     deep = "<text:span>" * 100_000 + "x" + "</text:span>" * 100_000
-    with pytest.raises(UnreadableDocument, match="corrupt OpenDocument file"):
+    with pytest.raises(UnreadableDocument, match="corrupt OpenDocument text"):
         odt.read(make_odt(f"<text:p>{deep}</text:p>", ODT_META), DEFAULT_LIMITS)
     spaces = odt.read(make_odt('<text:p>a<text:s text:c="999999999"/>b</text:p>', ODT_META), DEFAULT_LIMITS)
     assert spaces.text == "a" + " " * odt.MAX_SPACES + "b"
@@ -503,7 +503,7 @@ def test_odt_hostile_nesting_and_space_counts_are_bounded():
     (make_odt(ODT_BODY, ODT_META,
               manifest_extra='<manifest:encryption-data manifest:checksum-type="SHA1" manifest:checksum="x"/>'),
      "encrypted OpenDocument"),
-    (make_odt("<text:p>unclosed", ODT_META), "corrupt OpenDocument file \\(content.xml"),
+    (make_odt("<text:p>unclosed", ODT_META), "corrupt OpenDocument text \\(content.xml"),
 ])
 def test_odt_corrupt_encrypted_or_bomb_is_refused_with_a_reason(data, reason):
     with pytest.raises(UnreadableDocument, match=reason):
