@@ -23,7 +23,7 @@ from qa.ingest.formats import Extracted, UnreadableDocument, extract, extract_ma
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
-#: all-MiniLM-L6-v2 on these 2 cores (CONTEXT.md; bench_encode.py measures it).
+#: all-MiniLM-L6-v2 on these 2 cores (bench/speed/encode.py measures it).
 EMBED_PASSAGES_PER_S = 75.0
 
 

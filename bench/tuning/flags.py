@@ -24,7 +24,7 @@ import json
 from dataclasses import replace
 
 from bench.common import CACHE, DEV, RESULTS, ROOT, SEEDS, log, table
-from bench.quality.modes import SETS, _corpus_key
+from bench.quality.modes import BUILDS, SETS, _corpus_key
 from qa import evaluate
 from qa.indexing import build, passage_encoder
 from qa.embed import load_query_encoder
@@ -42,12 +42,16 @@ SEED_SETS = {"dev": DEV, "natural": ROOT / "eval" / "natural.jsonl", "unanswerab
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--build", default="int8")
+    parser.add_argument("--build", default="int8", choices=list(BUILDS),
+                        help="the build of bench.quality.modes whose indexes to read (its model encodes questions)")
+    parser.add_argument("--sets", nargs="+", help="only these sets (by name; dev, natural and unanswerable are the "
+                                                  "seeds' own)")
     args = parser.parse_args()
-    queries = load_query_encoder(None, CACHE / "idx" / "models")
+    model, encoder = BUILDS[args.build]
+    queries = load_query_encoder(model, CACHE / "idx" / "models")
     found: dict[str, list[tuple[bool, dict[int, Evidence]]]] = {}
     roles = {}
-    for judged in SETS:
+    for judged in (s for s in SETS if not args.sets or s.name in args.sets):
         searcher = Searcher(CACHE / "idx" / f"{_corpus_key(judged)}-{args.build}", embedder=queries,
                             settings=SearchSettings())
         asked = evaluate.load_beir(judged.folder)[1]
@@ -55,10 +59,10 @@ def main() -> None:
         roles[judged.name] = judged.role
         log(f"{judged.name}: {len(asked)} questions")
     seeds = CACHE / "idx" / f"seeds-{args.build}"
-    build(SEEDS, seeds, passage_encoder(seeds, None, args.build), wait=True)
+    build(SEEDS, seeds, passage_encoder(seeds, model, encoder), wait=True)
     searcher = Searcher(seeds, embedder=queries, settings=SearchSettings())
     for name, path in SEED_SETS.items():
-        if path.is_file():
+        if path.is_file() and (not args.sets or name in args.sets):
             judged = evaluate.load_judged(path)
             found[name] = [(bool(q.relevant), evidence(searcher, q.question)) for q in judged]
             roles[name] = "unanswerable" if name == "unanswerable" else "development"
