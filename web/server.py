@@ -101,7 +101,7 @@ class ConnectionShedding:
     counts them). Without that, shedding never happened under gevent: on 1,000
     Wikipedia passages, two runs each, p99 with 4 kept-alive clients went from
     110-132 ms to 32-38 ms and with 16 from 326-506 ms to 171-215 ms, and 16
-    clients got 264-274 requests/s against 194-257 (``bench/bench_e2e.py
+    clients got 264-274 requests/s against 194-257 (``bench/speed/e2e.py
     --sizes 1000 --http-requests 800``).
     """
 

@@ -60,7 +60,7 @@ def main() -> None:
         dev_searcher.reader.close()
         began = time.perf_counter()
         beir = evaluate.evaluate_beir(args.beir, folder / "beir", embedder, ["rerank"], query_encoder=queries,
-                                      chunk_settings=settings)["rerank"]
+                                      chunking=settings)["rerank"]
         seconds = time.perf_counter() - began
         reader = open_index(folder / "beir")
         passages = reader.manifest.passage_count

@@ -132,12 +132,12 @@ def _records(path: Path, digest=None) -> Iterator[tuple[int, dict]]:
 
 
 def index_beir(
-    folder: Path, index_dir: Path, embedder: Embedder | str | None, chunk_settings: ChunkSettings = ChunkSettings(),
+    folder: Path, index_dir: Path, embedder: Embedder | str | None, chunking: ChunkSettings = ChunkSettings(),
     progress: bool = False, shards: int | None = None,
 ) -> tuple[dict[str, str], list[Qrel]]:
     """Index a BEIR corpus into ``index_dir`` (an up-to-date index is kept); return its queries and judgments."""
     documents, queries, qrels, digest = load_beir(folder)
-    indexing.build_documents(documents, [], digest, index_dir, embedder, chunk_settings, progress=progress, shards=shards)
+    indexing.build_documents(documents, [], digest, index_dir, embedder, chunking, progress=progress, shards=shards)
     return queries, qrels
 
 
@@ -149,19 +149,19 @@ def evaluate_beir(
     run_dir: Path | None = None,
     progress: bool = False,
     query_encoder: Embedder | None = None,
-    chunk_settings: ChunkSettings = ChunkSettings(),
+    chunking: ChunkSettings = ChunkSettings(),
     search_settings: SearchSettings | None = None,
     shards: int | None = None,
 ) -> dict[str, dict]:
     """Index a BEIR corpus into ``index_dir`` (reusing an up-to-date one) and score each mode.
 
-    Passages are cut by ``chunk_settings`` and embedded by ``embedder``; queries
+    Passages are cut by ``chunking`` and embedded by ``embedder``; queries
     are encoded by ``query_encoder`` (default: the same) and ranked by
     ``search_settings``. Documents are ranked by their best passage (MaxP).
     Writes TREC run files ``<run_dir>/<mode>.trec`` when ``run_dir`` is given;
     ``shards`` splits the index (qa/index/sharded/), as ``build`` does.
     """
-    queries, qrels = index_beir(folder, index_dir, embedder, chunk_settings, progress, shards)
+    queries, qrels = index_beir(folder, index_dir, embedder, chunking, progress, shards)
     if query_encoder is None:
         loaded = embedder is not None and not isinstance(embedder, str)
         query_encoder = embedder if loaded else load_embedder(embedder)

@@ -35,7 +35,7 @@ LINE_FORMATS = frozenset({"xlsx", "csv", "pptx"})
 SEPARATE_PAGES = frozenset({"pptx", "xlsx", "mbox", "epub"})
 
 
-def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
+def split(document: Document, chunking: ChunkSettings) -> tuple[list[Passage], list[Sentence]]:
     """Cut one document into passages that quote it exactly, and the sentences they are made of.
 
     A PDF's text flows across its pages, and so do its passages; a slide, a sheet, a
@@ -45,9 +45,9 @@ def split(document: Document, settings: ChunkSettings) -> tuple[list[Passage], l
     sentences: list[tuple[int, int]] = []
     spans: list[tuple[int, int]] = []
     for start, end in _parts(document):
-        units = chunk.units(document.text, start, end, settings, wrapped)
+        units = chunk.units(document.text, start, end, chunking, wrapped)
         sentences += units
-        spans += chunk.windows(document.text, units, settings)
+        spans += chunk.windows(document.text, units, chunking)
     passages = [
         Passage(
             id=passage_id(document.source, start, end),
@@ -82,7 +82,7 @@ def build_one(
     digest: str,
     index_dir: Path,
     embedder: Embedder,
-    settings: ChunkSettings,
+    chunking: ChunkSettings,
     previous: IndexReader | None,
     progress: Progress | None,
 ) -> BuildReport:
@@ -109,13 +109,13 @@ def build_one(
         if known.get(document.source) == document.sha256:
             report.reused += build.reuse(document, previous)
         else:
-            build.add(document, settings)
+            build.add(document, chunking)
     passage_matrix, sentence_matrix = build.matrices()
     texts = {d.source: d.text for d in documents}
     # Slices kept as they are embedded: a build killed or failed here resumes where it stopped.
-    store = ResumeStore(index_dir, {"model": embedder.name, "dimension": dimension, **settings.as_manifest()})
+    store = ResumeStore(index_dir, {"model": embedder.name, "dimension": dimension, **chunking.as_manifest()})
     embedding = time.perf_counter()
-    _embed(embedder, texts, build, passage_matrix, sentence_matrix, settings, progress, store)
+    _embed(embedder, texts, build, passage_matrix, sentence_matrix, chunking, progress, store)
     report.embed_seconds = time.perf_counter() - embedding
     report.encoded = len(build.new_passages)
     report.passages = len(build.passages)
@@ -127,7 +127,7 @@ def build_one(
         passage_count=len(build.passages),
         document_count=len(documents),
         fingerprint=digest,
-        chunking=settings.as_manifest(),
+        chunking=chunking.as_manifest(),
         built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         build_seconds=round(time.perf_counter() - began, 3),
     )
@@ -170,9 +170,9 @@ class _Assembly:
         self.sentence_vectors.append(np.asarray(previous.sentence_vectors[rows], np.float16))
         return len(kept)
 
-    def add(self, document: Document, settings: ChunkSettings) -> None:
+    def add(self, document: Document, chunking: ChunkSettings) -> None:
         """Chunk a new or changed document; its vectors are filled in by ``_embed``."""
-        passages, sentences = split(document, settings)
+        passages, sentences = split(document, chunking)
         self.new_passages.extend(range(len(self.passages), len(self.passages) + len(passages)))
         self.new_sentences.extend(range(len(self.sentences), len(self.sentences) + len(sentences)))
         self.passages.extend(passages)
@@ -190,7 +190,7 @@ def _embed(
     build: _Assembly,
     passage_matrix: np.ndarray,
     sentence_matrix: np.ndarray,
-    settings: ChunkSettings,
+    chunking: ChunkSettings,
     progress: Progress | None,
     store: ResumeStore | None = None,
 ) -> None:
@@ -206,7 +206,7 @@ def _embed(
         return
     # A cluster embeds enough texts at once to keep its workers busy (RayEmbedder.least_batch).
     least = int(getattr(embedder, "least_batch", 1))
-    if settings.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
+    if chunking.sentence_vectors == "late" and hasattr(embedder, "encode_with_spans") and new_passages:
         holder, spans = _holders(passages, sentences, new_passages, left)
 
         def encode(part: list[int]) -> tuple[np.ndarray, list[list[np.ndarray | None]]]:

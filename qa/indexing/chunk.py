@@ -181,7 +181,7 @@ def _pieces(span: Span, size: int) -> list[Span]:
 
 
 def units(
-    text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT, wrapped: bool = True
+    text: str, start: int = 0, end: int | None = None, chunking: ChunkSettings = DEFAULT, wrapped: bool = True
 ) -> list[Span]:
     """Return the sentences of ``text[start:end]``, overlong ones cut into word windows.
 
@@ -191,12 +191,12 @@ def units(
     out: list[Span] = []
     for sentence in split_sentences(text, start, end, wrapped):
         out.extend(
-            split_long(text, sentence, settings.max_words, settings.overlap_words, settings.max_chars, settings.overlap_chars)
+            split_long(text, sentence, chunking.max_words, chunking.overlap_words, chunking.max_chars, chunking.overlap_chars)
         )
     return out
 
 
-def chunk(text: str, start: int = 0, end: int | None = None, settings: ChunkSettings = DEFAULT) -> list[Span]:
+def chunk(text: str, start: int = 0, end: int | None = None, chunking: ChunkSettings = DEFAULT) -> list[Span]:
     """Group the sentences of ``text[start:end]`` into passage windows.
 
     Each window starts at a sentence boundary; the next window repeats the
@@ -206,13 +206,13 @@ def chunk(text: str, start: int = 0, end: int | None = None, settings: ChunkSett
     Returns:
         Passage spans in document order.
     """
-    return windows(text, units(text, start, end, settings), settings)
+    return windows(text, units(text, start, end, chunking), chunking)
 
 
-def windows(text: str, spans: list[Span], settings: ChunkSettings = DEFAULT) -> list[Span]:
+def windows(text: str, spans: list[Span], chunking: ChunkSettings = DEFAULT) -> list[Span]:
     """Group consecutive ``spans`` (from ``units``) into overlapping windows of at most ``max_words`` and ``max_chars``."""
-    max_words, overlap_words, max_chars = settings.max_words, settings.overlap_words, settings.max_chars
-    overlap_chars = settings.overlap_chars
+    max_words, overlap_words, max_chars = chunking.max_words, chunking.overlap_words, chunking.max_chars
+    overlap_chars = chunking.overlap_chars
     counts = [word_count(text, u) for u in spans]
     out: list[Span] = []
     i = 0

@@ -18,13 +18,13 @@ from qa.settings import ChunkSettings
 
 
 def stale_reason(
-    reader: IndexView, docs_dir: Path, settings: ChunkSettings = ChunkSettings(), cache: DigestCache | None = None
+    reader: IndexView, docs_dir: Path, chunking: ChunkSettings = ChunkSettings(), cache: DigestCache | None = None
 ) -> str | None:
     """Say why the index no longer matches the documents, or None when it does.
 
     ``cache`` spares re-reading files whose metadata did not change (``DigestCache``).
     """
-    if reader.chunking != settings:
+    if reader.chunking != chunking:
         return "it was chunked with other settings"
     # The index folder the build lies in (<index>/builds/<name>) is not a document, wherever it is.
     if reader.manifest.fingerprint != fingerprint(docs_dir, exclude=(reader.folder.parents[1],), cache=cache):
@@ -44,7 +44,7 @@ def folder_changed(docs_dir: Path, index_dir: Path, cache: DigestCache | None = 
 
 
 def ensure_index(
-    docs_dir: Path, index_dir: Path, model: str | None = None, settings: ChunkSettings = ChunkSettings(), log=print,
+    docs_dir: Path, index_dir: Path, model: str | None = None, chunking: ChunkSettings = ChunkSettings(), log=print,
     shards: int | None = None, progress=False, waiting=None,
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
@@ -55,7 +55,7 @@ def ensure_index(
     ("pid 4242") is waited for.
     """
     model = model or passage_encoder(index_dir)
-    reason = _why_build(docs_dir, index_dir, model_name(model), settings, shards)
+    reason = _why_build(docs_dir, index_dir, model_name(model), chunking, shards)
     if reason is None:
         return
     if not docs_dir.is_dir() and index.current_build(index_dir) is None:
@@ -69,7 +69,7 @@ def ensure_index(
     else:
         log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, model, settings, progress=progress, wait=True, shards=shards)
+        report = build(docs_dir, index_dir, model, chunking, progress=progress, wait=True, shards=shards)
     except NoDocuments:
         try:
             served = index.current_build(index_dir)
@@ -84,7 +84,7 @@ def ensure_index(
     log(report.summary())
 
 
-def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettings, shards: int | None) -> str | None:
+def _why_build(docs_dir: Path, index_dir: Path, name: str, chunking: ChunkSettings, shards: int | None) -> str | None:
     """Say why ``index_dir`` needs a build before serving, or None when the one in service will do."""
     if index.current_build(index_dir) is None:
         return f"there is none in {index_dir} yet"
@@ -95,7 +95,7 @@ def _why_build(docs_dir: Path, index_dir: Path, name: str, settings: ChunkSettin
     try:
         if reader.manifest.spec != name:
             return f"the index was built with {reader.manifest.spec}"
-        reason = stale_reason(reader, docs_dir, settings) if docs_dir.is_dir() else None
+        reason = stale_reason(reader, docs_dir, chunking) if docs_dir.is_dir() else None
         if reason is None and shards is not None and shards != reader.shard_count:
             reason = f"it has {reader.shard_count} shards, not {shards}"
         return reason
@@ -119,9 +119,9 @@ class BackgroundBuild:
     shares no such state; only its messages come back, through a pipe.
     """
 
-    def __init__(self, docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
+    def __init__(self, docs_dir: Path, index_dir: Path, model: str | None, chunking: ChunkSettings,
                  shards: int | None, log, on_state):
-        self.args = (docs_dir, index_dir, model, settings, shards)
+        self.args = (docs_dir, index_dir, model, chunking, shards)
         self.log, self.on_state = log, on_state
         self.failed: str | None = None
         self.thread = threading.Thread(target=self._run, name="qa-build", daemon=True)
@@ -180,7 +180,7 @@ def _stop(child) -> None:
         child.join(10)
 
 
-def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, settings: ChunkSettings,
+def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, chunking: ChunkSettings,
                     shards: int | None, pipe) -> None:
     """The body of ``BackgroundBuild``'s process: ``ensure_index``, each line and state sent up the pipe."""
     from qa.progress import Progress
@@ -193,7 +193,7 @@ def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, settings
 
     progress = Progress(listener=lambda stage: send("state", {"state": "building", **(stage or {})}))
     try:
-        ensure_index(docs_dir, index_dir, model, settings, log=lambda line: send("log", line), shards=shards,
+        ensure_index(docs_dir, index_dir, model, chunking, log=lambda line: send("log", line), shards=shards,
                      progress=progress, waiting=lambda holder: send("state", {"state": "waiting", "by": holder}))
     except Exception as exc:  # noqa: BLE001 - said to the server, which goes on serving what it can
         send("failed", str(exc))
@@ -202,7 +202,7 @@ def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, settings
         pipe.close()
 
 
-def watch(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log, on_state=None,
+def watch(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log, on_state=None,
           on_build=None):
     """Start a Watcher (qa/ingest) that rebuilds ``index_dir`` when ``docs_dir`` changes; return it.
 
@@ -220,14 +220,14 @@ def watch(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log, 
         spec = model if model is None or isinstance(model, str) else None
 
         def rebuild() -> None:
-            BackgroundBuild(docs_dir, index_dir, spec, settings, None, log, on_build).run()
+            BackgroundBuild(docs_dir, index_dir, spec, chunking, None, log, on_build).run()
     else:
         # A ready embedder is used as it is; a model name loads once, on the first build.
         embedder = model if model is not None and not isinstance(model, str) else \
             LazyEmbedder(model, index_dir / index.MODELS)
 
         def rebuild() -> None:
-            log(build(docs_dir, index_dir, embedder, settings, wait=True, cache=digests).summary())
+            log(build(docs_dir, index_dir, embedder, chunking, wait=True, cache=digests).summary())
 
     watcher = Watcher(
         docs_dir, rebuild, log=log, ignore=(index_dir,),
@@ -239,9 +239,9 @@ def watch(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log, 
     return watcher
 
 
-def watch_until_interrupted(docs_dir: Path, index_dir: Path, model, settings: ChunkSettings, log) -> str | None:
+def watch_until_interrupted(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log) -> str | None:
     """``watch`` until Ctrl-C (return None) or until the watch can go on no more (return why)."""
-    watcher = watch(docs_dir, index_dir, model, settings, log=log)
+    watcher = watch(docs_dir, index_dir, model, chunking, log=log)
     try:
         return watcher.wait()
     except KeyboardInterrupt:

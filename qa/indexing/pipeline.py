@@ -35,7 +35,7 @@ def build(
     docs_dir: Path,
     index_dir: Path,
     embedder: Embedder | str | None = None,
-    settings: ChunkSettings = ChunkSettings(),
+    chunking: ChunkSettings = ChunkSettings(),
     rebuild: bool = False,
     progress: ProgressOption = False,
     wait: bool = False,
@@ -72,7 +72,7 @@ def build(
         if rebuild:
             resume.clear(index_dir)
         count = _shard_count(index_dir, shards)
-        previous = None if rebuild else _reusable(current, count, embedder, settings)
+        previous = None if rebuild else _reusable(current, count, embedder, chunking)
         unchanged = previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache)
         if unchanged and not previous.tables.count_transient():
             # Nothing changed: no file is parsed, no layer loaded (a hash of every file's bytes). A file skipped
@@ -85,7 +85,7 @@ def build(
             reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:5] if not s.reason.startswith("unsupported"))
             raise NoDocuments(f"no indexable documents in {docs_dir}" + (f" ({reasons})" if reasons else "")
                               + f"; qa reads {supported_types()}")
-        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
+        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
                           progress)
         resume.clear(index_dir)  # published: what was kept for a resume is done with
     report.seconds = time.perf_counter() - began
@@ -98,7 +98,7 @@ def build_documents(
     digest: str,
     index_dir: Path,
     embedder: Embedder | str | None = None,
-    settings: ChunkSettings = ChunkSettings(),
+    chunking: ChunkSettings = ChunkSettings(),
     *,
     shards: int | None = None,
     rebuild: bool = False,
@@ -117,7 +117,7 @@ def build_documents(
         if rebuild:
             resume.clear(index_dir)
         count = _shard_count(index_dir, shards)
-        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, settings, current, rebuild,
+        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
                           progress)
     report.seconds = time.perf_counter() - began
     return report
@@ -125,18 +125,18 @@ def build_documents(
 
 def _publish(
     began: float, documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int,
-    embedder: Embedder, settings: ChunkSettings, current: IndexView | None, rebuild: bool, progress: Progress | None,
+    embedder: Embedder, chunking: ChunkSettings, current: IndexView | None, rebuild: bool, progress: Progress | None,
 ) -> BuildReport:
     """Publish ``documents`` as one build or as ``count`` shards, reusing what ``current`` can give."""
-    previous = None if rebuild else _reusable(current, count, embedder, settings)
+    previous = None if rebuild else _reusable(current, count, embedder, chunking)
     if count > 1:
         # An index in one build being split: its vectors are reused, so sharding embeds nothing.
-        whole = None if rebuild else _reusable(current, 1, embedder, settings)
-        return build_sharded(documents, skipped, digest, index_dir, count, embedder, settings, previous, whole,
+        whole = None if rebuild else _reusable(current, 1, embedder, chunking)
+        return build_sharded(documents, skipped, digest, index_dir, count, embedder, chunking, previous, whole,
                              rebuild, progress)
     # One build's vectors are reused row by row: only an IndexReader offers them.
     one = previous if isinstance(previous, IndexReader) else None
-    return build_one(began, documents, skipped, digest, index_dir, embedder, settings, one, progress)
+    return build_one(began, documents, skipped, digest, index_dir, embedder, chunking, one, progress)
 
 
 def _read(
@@ -195,11 +195,11 @@ def _in_service(index_dir: Path) -> Iterator[IndexView | None]:
             current.close()
 
 
-def _reusable(current: IndexView | None, count: int, embedder: Embedder, settings: ChunkSettings) -> IndexView | None:
+def _reusable(current: IndexView | None, count: int, embedder: Embedder, chunking: ChunkSettings) -> IndexView | None:
     """Return ``current`` when its vectors serve this build: as many shards, the same model and chunking."""
     if current is None or current.shard_count != count:
         return None
-    if current.manifest.spec != embedder.name or current.chunking != settings:
+    if current.manifest.spec != embedder.name or current.chunking != chunking:
         return None
     return current
 

@@ -20,7 +20,7 @@ from qa.settings import ChunkSettings
 
 def build_sharded(
     documents: list[Document], skipped: list[Skipped], digest: str, index_dir: Path, count: int, embedder: Embedder,
-    settings: ChunkSettings, previous: IndexView | None, whole: IndexView | None, rebuild: bool, progress: bool,
+    chunking: ChunkSettings, previous: IndexView | None, whole: IndexView | None, rebuild: bool, progress: bool,
 ) -> BuildReport:
     """Build each shard's part of ``documents`` incrementally, then publish the collection.
 
@@ -48,10 +48,10 @@ def build_sharded(
     for i, (docs, skips) in enumerate(parts):
         folder = index.shard_folder(index_dir, i)
         with index.build_lock(folder, wait=True):
-            own = None if rebuild else _shard_in_service(folder, embedder, settings)
+            own = None if rebuild else _shard_in_service(folder, embedder, chunking)
             try:
                 reuse = own or whole
-                part = build_one(began, docs, skips, _digest(docs, skips), folder, embedder, settings,
+                part = build_one(began, docs, skips, _digest(docs, skips), folder, embedder, chunking,
                                  reuse if isinstance(reuse, IndexReader) else None, progress)
             finally:
                 if own is not None:
@@ -71,13 +71,13 @@ def build_sharded(
     return report
 
 
-def _shard_in_service(folder: Path, embedder: Embedder, settings: ChunkSettings) -> IndexView | None:
+def _shard_in_service(folder: Path, embedder: Embedder, chunking: ChunkSettings) -> IndexView | None:
     """Return shard ``folder``'s build in service when its vectors serve this build."""
     try:
         reader = index.open_index(folder)
     except IndexUnavailable:
         return None
-    if reader.shard_count == 1 and reader.manifest.spec == embedder.name and reader.chunking == settings:
+    if reader.shard_count == 1 and reader.manifest.spec == embedder.name and reader.chunking == chunking:
         return reader
     reader.close()
     return None

@@ -60,7 +60,7 @@ def test_blank_line_is_a_boundary_and_crlf_is_trimmed():
 
 def test_chunk_keeps_offsets_on_unicode():
     text = "Ünïcödé “quotes” — dash. ΑΒΓ δέλτα! 中文句子。 Emoji 🚀 here. Last one."
-    spans = chunk(text, settings=ChunkSettings(max_words=4, overlap_words=2))
+    spans = chunk(text, chunking=ChunkSettings(max_words=4, overlap_words=2))
     for a, b in spans:
         assert text[a:b] == text[a:b].strip() and text[a:b]
     assert texts(text, spans)[0] == "Ünïcödé “quotes” — dash."
@@ -77,7 +77,7 @@ def test_chunk_respects_start_offset():
 def test_windows_fill_up_to_max_words_and_overlap_one_sentence():
     sentences = [f"Sentence {i} has five words." for i in range(6)]
     text = " ".join(sentences)
-    windows = texts(text, chunk(text, settings=ChunkSettings(max_words=15, overlap_words=5)))
+    windows = texts(text, chunk(text, chunking=ChunkSettings(max_words=15, overlap_words=5)))
     # 3 sentences of 5 words fill a window; the next one repeats the last sentence.
     assert windows == [
         " ".join(sentences[0:3]),
@@ -88,14 +88,14 @@ def test_windows_fill_up_to_max_words_and_overlap_one_sentence():
 
 def test_no_overlap_when_budget_is_zero():
     text = "One two. Three four. Five six."
-    assert texts(text, chunk(text, settings=ChunkSettings(max_words=4, overlap_words=0))) == ["One two. Three four.", "Five six."]
+    assert texts(text, chunk(text, chunking=ChunkSettings(max_words=4, overlap_words=0))) == ["One two. Three four.", "Five six."]
 
 
 def test_overlong_sentence_is_cut_into_word_windows():
     text = " ".join(f"w{i}" for i in range(10))
     spans = split_long(text, (0, len(text)), max_words=4, overlap_words=1, max_chars=MAX_CHARS)
     assert texts(text, spans) == ["w0 w1 w2 w3", "w3 w4 w5 w6", "w6 w7 w8 w9"]
-    assert all(word_count(text, s) <= 4 for s in chunk(text, settings=ChunkSettings(max_words=4, overlap_words=1)))
+    assert all(word_count(text, s) <= 4 for s in chunk(text, chunking=ChunkSettings(max_words=4, overlap_words=1)))
 
 
 def test_chunk_rejects_bad_sizes():
@@ -123,7 +123,7 @@ def test_each_ideograph_counts_as_a_word():
 
 def test_chinese_without_punctuation_is_cut_into_windows_of_max_words_characters():
     text = "中文没有空格" * 1000
-    spans = chunk(text, settings=ChunkSettings(max_words=120, overlap_words=40))
+    spans = chunk(text, chunking=ChunkSettings(max_words=120, overlap_words=40))
     assert {b - a for a, b in spans[:-1]} == {120}
     assert spans[1][0] == 80  # 40 characters of overlap, as 40 words would be
 
@@ -138,7 +138,7 @@ def test_chinese_without_punctuation_is_cut_into_windows_of_max_words_characters
 )
 def test_chunk_offsets_always_slice_the_original(text, max_words, overlap, max_chars):
     overlap = min(overlap, max_words - 1)
-    spans = chunk(text, settings=ChunkSettings(max_words=max_words, overlap_words=overlap, max_chars=max_chars))
+    spans = chunk(text, chunking=ChunkSettings(max_words=max_words, overlap_words=overlap, max_chars=max_chars))
     covered = set()
     for a, b in spans:
         assert 0 <= a < b <= len(text)
@@ -161,7 +161,7 @@ def test_overlap_is_bounded_in_characters_as_well_as_words():
     # A list of digests: long tokens, no sentence ends (the text that made ~10x the passages of prose).
     text = "\n".join(f"https://example.com/{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(3000))
     settings = ChunkSettings()
-    spans = chunk(text, settings=settings)
+    spans = chunk(text, chunking=settings)
     for (a, b), (c, d) in zip(spans, spans[1:]):
         assert c > a and max(0, b - c) <= settings.overlap_chars
     # Each window holds a window's worth of new text: no more passages than twice the bare cut.
