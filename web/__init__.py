@@ -112,10 +112,13 @@ def status() -> dict:
     return current_app.extensions["qa.status"].read()
 
 
-def building() -> str | None:
-    """Say how far the build ``qa serve`` runs has gone ("reading files: 12 of 53"), or None when none runs."""
+def building(checking: bool = True) -> str | None:
+    """Say how far the build ``qa serve`` runs has gone ("reading files: 12 of 53"), or None when none runs.
+
+    Without ``checking``, the check a server makes at start (is the index up to date?) is not a build.
+    """
     state = status().get("building")
-    if not state:
+    if not state or (state.get("state") == "checking" and not checking):
         return None
     if state.get("state") == "waiting":
         return f"waiting for the build that {state.get('by', 'another process')} is running"

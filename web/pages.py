@@ -59,7 +59,7 @@ def index():
     filters = {name: request.args.get(name, "").strip() for name in FILTERS}
     filters["source"] = [s for s in request.args.getlist("source") if s.strip()]
     context = dict(question=question, k=k, filters=filters, k_choices=K_CHOICES, max_chars=MAX_QUESTION_CHARS,
-                   building=building())
+                   building=building(checking=False))
     try:
         context["stale"] = stale_reason()
         # Questions seen to answer (a name the newest documents mention most), and those documents to browse:

@@ -602,3 +602,12 @@ def test_while_the_first_index_is_built_the_server_answers_and_says_how_far_it_i
     assert "Building the index" in page and "reading files: 12 of 53" in page
     app.extensions["qa.status"].update(building={"state": "waiting", "by": "pid 4242"})
     assert "waiting for the build that pid 4242 is running" in client.get("/healthz").get_json()["building"]
+
+
+def test_the_start_up_check_is_said_by_healthz_and_is_no_build_on_the_page(app, client):
+    app.extensions["qa.status"].update(building={"state": "checking"})
+    health = client.get("/healthz")
+    assert health.status_code == 200 and health.get_json()["building"] == "checking the index against the documents"
+    assert "Building the index" not in client.get("/").get_data(as_text=True)
+    app.extensions["qa.status"].update(building=None)
+    assert "building" not in client.get("/healthz").get_json()
