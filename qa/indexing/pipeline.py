@@ -66,12 +66,7 @@ def build(
     began = time.perf_counter()
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
-    embedder = _embedder(embedder, index_dir)
-    progress = _progress(progress)
-    with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
-        if rebuild:
-            resume.clear(index_dir)
-        count = _shard_count(index_dir, shards)
+    with _building(index_dir, embedder, progress, wait, rebuild, shards) as (embedder, progress, current, count):
         previous = None if rebuild else _reusable(current, count, embedder, chunking)
         unchanged = previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache)
         if unchanged and not previous.tables.count_transient():
@@ -87,7 +82,6 @@ def build(
                               + f"; qa reads {supported_types()}")
         report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
                           progress)
-        resume.clear(index_dir)  # published: what was kept for a resume is done with
     report.seconds = time.perf_counter() - began
     return report
 
@@ -111,16 +105,26 @@ def build_documents(
     began = time.perf_counter()
     if not documents:
         raise NoDocuments("no documents to index")
+    with _building(index_dir, embedder, progress, wait, rebuild, shards) as (embedder, progress, current, count):
+        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
+                          progress)
+    report.seconds = time.perf_counter() - began
+    return report
+
+
+@contextlib.contextmanager
+def _building(index_dir: Path, embedder: Embedder | str | None, progress: ProgressOption, wait: bool, rebuild: bool,
+              shards: int | None) -> Iterator[tuple[Embedder, Progress | None, IndexView | None, int]]:
+    """Hold the build lock, with the build in service open; yield the embedder, the progress, that build and the
+    shard count. ``rebuild`` first clears what an earlier build kept for a resume; a build that ends without an
+    error clears what it kept itself (published, or nothing to do: it is done with)."""
     embedder = _embedder(embedder, index_dir)
     progress = _progress(progress)
     with index.build_lock(index_dir, wait=wait), _in_service(index_dir) as current:
         if rebuild:
             resume.clear(index_dir)
-        count = _shard_count(index_dir, shards)
-        report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
-                          progress)
-    report.seconds = time.perf_counter() - began
-    return report
+        yield embedder, progress, current, _shard_count(index_dir, shards)
+        resume.clear(index_dir)
 
 
 def _publish(

@@ -339,3 +339,13 @@ def test_next_step_aims_at_a_second_a_call_and_moves_at_most_twofold():
     assert resume.next_step(64, 64, 1.0) == 64
     assert resume.next_step(2, 2, 10.0, least=16) == 16  # a cluster's least
     assert resume.next_step(resume.MAX_STEP, resume.MAX_STEP, 0.001) == resume.MAX_STEP
+
+
+def test_a_corpus_build_clears_what_it_kept_once_published(tmp_path, each_call_kept):
+    from qa.indexing import build_documents
+    from qa.records import Document
+
+    documents = [Document(source=f"d{n}.txt", text=f"Passage number {n} about harbours and ledgers. " * 20,
+                          sha256=f"{n:064x}") for n in range(30)]
+    build_documents(documents, [], "v1", tmp_path / "index", LateHashing())
+    assert index.current_build(tmp_path / "index") is not None and slices(tmp_path / "index") == []
