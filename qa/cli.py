@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -54,21 +53,30 @@ SENTENCE_VECTORS_OPTION = option("--sentence-vectors", type=click.Choice(SENTENC
                                  help="Pool sentence vectors from each passage's forward pass (late), or encode each.")
 
 
-FILTERS = [
+def options(*added):
+    """Several options as one decorator, in the order listed (as stacked decorators read)."""
+    def apply(command):
+        for add in reversed(added):
+            command = add(command)
+        return command
+
+    return apply
+
+
+BEIR_INDEX_OPTION = click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
+                                 help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
+#: The documents, their index and the model: what every command that reads a collection takes.
+COLLECTION_OPTIONS = options(DOCS_OPTION, INDEX_OPTION, MODEL_OPTION)
+#: What qa eval and qa tune take besides their questions.
+JUDGED_OPTIONS = options(BEIR_INDEX_OPTION, ENCODER_OPTION, COLLECTION_OPTIONS, QUERY_ENCODER_OPTION)
+FILTER_OPTIONS = options(
     option("--mode", type=click.Choice(MODES), default=DEFAULT_MODE, show_default=True,
            help="Retrieval: dense, lexical (BM25), hybrid, or hybrid re-scored by sentences and word proximity."),
     option("--since", metavar="YYYY-MM-DD", help="Only documents dated on or after this day."),
     option("--until", metavar="YYYY-MM-DD", help="Only documents dated on or before this day."),
     option("--source", metavar="FILE", multiple=True, help="Only passages of this document (repeat for several)."),
     option("--folder", metavar="DIR", help="Only documents under this folder of the collection."),
-]
-
-
-def FILTER_OPTIONS(command):
-    """Add the retrieval mode and the date, source and folder filters to a command."""
-    for add in reversed(FILTERS):
-        command = add(command)
-    return command
+)
 
 
 class QAGroup(click.Group):
@@ -92,9 +100,7 @@ def cli() -> None:
 
 
 @cli.command("index")
-@DOCS_OPTION
-@INDEX_OPTION
-@MODEL_OPTION
+@COLLECTION_OPTIONS
 @SENTENCE_VECTORS_OPTION
 @click.option("--rebuild", is_flag=True, help="Embed every document again instead of reusing vectors.")
 @click.option("--wait", is_flag=True, help="Wait for another running build instead of exiting.")
@@ -146,9 +152,7 @@ def _report(report) -> None:
 @click.option("--queries", type=click.File("r", encoding="utf-8"), help='JSON Lines file of {"id", "question"}; '
               'writes one {"id", ...} line per question, with every field of a single --json answer.')
 @FILTER_OPTIONS
-@DOCS_OPTION
-@INDEX_OPTION
-@MODEL_OPTION
+@COLLECTION_OPTIONS
 @QUERY_ENCODER_OPTION
 @SHARDS_RAY_OPTION
 @STRICT_OPTION
@@ -257,9 +261,7 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
 @option("--log-questions", is_flag=True, env="QA_LOG_QUESTIONS",
         help="Put the query string (the question) in access log lines; left out by default.")
 @option("--watch", is_flag=True, help="Rebuild the index when documents change; the server switches to it.")
-@DOCS_OPTION
-@INDEX_OPTION
-@MODEL_OPTION
+@COLLECTION_OPTIONS
 @QUERY_ENCODER_OPTION
 @SENTENCE_VECTORS_OPTION
 @SHARDS_OPTION
@@ -271,7 +273,7 @@ def serve_command(host: str, port: int, workers: int, allowed_hosts: tuple[str, 
                   docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str, sentence_vectors: str,
                   shards: int | None, ray_address: str | None, strict: bool, encoder: str | None) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
-    from qa.web import Served, check_port, serving_token, serve_collection
+    from qa.web import Served, check_port, leave_now, serving_token, serve_collection
 
     check_port(host, port)
     token = serving_token(host, token, token_file, warn=lambda line: say(line, err=True))
@@ -280,11 +282,7 @@ def serve_command(host: str, port: int, workers: int, allowed_hosts: tuple[str, 
     status = serve_collection(served, host, port, workers, allowed_hosts, token, metrics, access_log, log_questions,
                               watch, greenlets=not ray_address, log=lambda line: say(line, err=True))
     if status is not None:
-        # The server has stopped and nothing is left to write: leave now, without the interpreter's
-        # teardown of watchdog's threads, onnxruntime and the extraction fork server.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
+        leave_now(status)
 
 
 @cli.command("eval")
@@ -293,16 +291,10 @@ def serve_command(host: str, port: int, workers: int, allowed_hosts: tuple[str, 
               help="Modes to compare (repeatable); default all.")
 @click.option("--runs", "run_dir", type=click.Path(file_okay=False, path_type=Path),
               help="BEIR: write TREC run files here, one per mode.")
-@click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
-              help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table as JSON here.")
 @click.option("--shards", type=click.IntRange(1, 256), help="BEIR: index the corpus in this many shards.")
-@ENCODER_OPTION
-@DOCS_OPTION
-@INDEX_OPTION
-@MODEL_OPTION
-@QUERY_ENCODER_OPTION
+@JUDGED_OPTIONS
 def eval_command(questions: Path, modes, run_dir, beir_index, json_path, shards, encoder, docs_dir: Path,
                  index_dir: Path, model, query_encoder: str) -> None:
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
@@ -327,13 +319,7 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, shards,
               "(only when tuning beats the default on questions it was not chosen on; --force saves anyway).")
 @click.option("--force", is_flag=True, help="With --save: record the chosen settings even without a gain.")
 @click.option("--reset", is_flag=True, help="Forget the index's tuned settings: searches use the defaults again.")
-@click.option("--beir-index", type=click.Path(file_okay=False, path_type=Path),
-              help="BEIR: index folder for the corpus [default: INDEX/beir/<folder name>].")
-@ENCODER_OPTION
-@DOCS_OPTION
-@INDEX_OPTION
-@MODEL_OPTION
-@QUERY_ENCODER_OPTION
+@JUDGED_OPTIONS
 def tune_command(questions: Path | None, save: bool, force: bool, reset: bool, beir_index, encoder, docs_dir: Path,
                  index_dir: Path, model, query_encoder: str) -> None:
     """Choose the ranking's settings for this collection on judged QUESTIONS (a .jsonl file or a BEIR folder).

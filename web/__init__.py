@@ -19,7 +19,7 @@ from qa.web.status import CHECK_EVERY_S, Freshness, SharedStatus
 
 __all__ = [
     "RETRY_AFTER_S", "PortUnavailable", "Served", "check_port", "create_app", "get_searcher", "is_loopback",
-    "read_token", "serve", "serve_collection", "served_hosts", "serving_token",
+    "leave_now", "read_token", "serve", "serve_collection", "served_hosts", "serving_token",
 ]
 
 _searcher_lock = threading.Lock()
@@ -193,5 +193,6 @@ def _security_headers(response):
 
 
 from qa.web.server import (  # noqa: E402  (gunicorn itself is imported when serve is called)
-    PortUnavailable, Served, check_port, is_loopback, read_token, serve, serve_collection, served_hosts, serving_token,
+    PortUnavailable, Served, check_port, is_loopback, leave_now, read_token, serve, serve_collection, served_hosts,
+    serving_token,
 )

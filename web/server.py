@@ -281,6 +281,18 @@ def serve_collection(served: Served, host: str, port: int, workers: int, allowed
     return None
 
 
+def leave_now(status: int) -> None:
+    """End the stopped server's process with ``status``, its output flushed, skipping the interpreter's
+    teardown: watchdog's threads, onnxruntime and the extraction fork server hang or abort in it (see
+    ``exit_worker_now``), and nothing is left to write."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
+
+
 def check_port(host: str, port: int) -> None:
     """Raise PortUnavailable when ``host:port`` cannot be listened on, before any work is done.
 
