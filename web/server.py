@@ -245,7 +245,7 @@ def serve_collection(served: Served, host: str, port: int, workers: int, allowed
     from qa.web import metrics as metrics_module
 
     hosts = served_hosts(host, allowed_hosts)
-    encoder = passage_encoder(served.index_dir, served.model, served.encoder)
+    spec = passage_encoder(served.index_dir, served.model, served.encoder)
     if not served.docs_dir.is_dir() and index.current_build(served.index_dir) is None:
         raise NoDocuments(f"documents folder not found: {served.docs_dir}, and {served.index_dir} holds no index "
                           "to serve")
@@ -260,14 +260,14 @@ def serve_collection(served: Served, host: str, port: int, workers: int, allowed
         shared = app.extensions["qa.status"]  # read by every worker's pages and /healthz
         # Until the build's process has started and compared the index with the documents.
         shared.update(building={"state": "checking"})
-        BackgroundBuild(served.docs_dir, served.index_dir, encoder, served.chunking, served.shards, log,
+        BackgroundBuild(served.docs_dir, served.index_dir, spec, served.chunking, served.shards, log,
                         on_state=lambda state: shared.update(building=state)).start()
         log(f"serving {served.index_dir} on http://{host}:{port}/")
         # In the master, after the app is loaded: forked workers get no copy of its threads, and
         # they switch to each new build by themselves.
         watcher = None
         if watch:
-            watcher = watching(served.docs_dir, served.index_dir, encoder, served.chunking, log=log,
+            watcher = watching(served.docs_dir, served.index_dir, spec, served.chunking, log=log,
                                on_state=lambda st: shared.update(watch=st),
                                on_build=lambda st: shared.update(building=st))
             shared.update(watch=watcher.status())
