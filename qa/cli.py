@@ -9,13 +9,9 @@ from pathlib import Path
 import click
 
 from qa.errors import QAError
-from qa.settings import DEFAULT_MODE, MODES, SENTENCE_VECTORS, ChunkSettings
+from qa.settings import DEFAULT_MODE, ENCODERS, MODES, OLD_QUERY_ENCODERS, SENTENCE_VECTORS, ChunkSettings
 from qa.terminal import build_notes, describe_document, dumps, format_answer, format_catalogue, printable
 
-# Kept here rather than imported from qa.embed, so that `qa --help` loads neither numpy nor FAISS.
-ENCODERS = ("int8", "fp32")
-#: The question encoders' names before they were named as passage encoders are: still taken, with a note.
-OLD_QUERY_ENCODERS = {"onnx": "int8", "torch": "fp32"}
 
 
 def option(*declarations: str, env: str | None = None, **settings):

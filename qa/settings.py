@@ -28,6 +28,10 @@ RECORDED_DEFAULTS = {"rerank_alpha": 2 / 3, "sentence_weight": 0.4, "proximity_w
                      "lexical_evidence": "bm25", "coverage_power": 2.0}
 #: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
 SENTENCE_VECTORS = ("late", "separate")
+#: What encodes passages and questions: the model's int8 onnxruntime export, or the fp32 model itself (torch).
+ENCODERS = ("int8", "fp32")
+#: The names the question encoders had before they were named as passage encoders are, still taken.
+OLD_QUERY_ENCODERS = {"onnx": "int8", "torch": "fp32"}
 #: Bump when the chunker cuts the same text differently under the same settings
 #: (3: character bound, CJK words and sentence ends; 4: overlap bounded in characters; 5: a line wrapped at a
 #: margin does not end its sentence).

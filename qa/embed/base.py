@@ -19,14 +19,12 @@ import numpy as np
 
 from qa.embed.packaged import PACKAGED
 from qa.errors import ModelUnavailable
+from qa.settings import ENCODERS
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 HASHING = "hashing"
-#: Question encoders, named as passage encoders are: "int8" (the model's int8 onnxruntime export, the
-#: default) or "fp32" (the model itself, on torch).
-QUERY_ENCODERS = ("int8", "fp32")
-#: The names the question encoders had before they were named as passage encoders are, still taken.
-OLD_QUERY_ENCODERS = {"onnx": "int8", "torch": "fp32"}
+#: Question encoders, named as passage encoders are ("int8" the default).
+QUERY_ENCODERS = ENCODERS
 #: Buckets of the hashing fake: enough that unrelated seed words rarely collide.
 HASHING_DIMENSION = 256
 
@@ -46,8 +44,6 @@ class Embedder(Protocol):
 
 #: Suffix of a model spec (and name) whose passages are encoded by the int8 onnxruntime export.
 INT8 = "+onnx-int8"
-#: Passage encoders a build can use: the model's int8 export, or the fp32 torch model.
-ENCODERS = ("int8", "fp32")
 #: Models with an int8 export: the default and those registry packages ship (not a folder of one's own).
 INT8_MODELS = (DEFAULT_MODEL, *PACKAGED)
 

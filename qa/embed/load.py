@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 from qa.embed.base import (
-    DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, INT8_MODELS, OLD_QUERY_ENCODERS, QUERY_ENCODERS, Embedder,
-    model_name,
+    DEFAULT_MODEL, HASHING, HASHING_DIMENSION, INT8, INT8_MODELS, QUERY_ENCODERS, Embedder, model_name,
 )
 from qa.embed.packaged import PACKAGED, model_folder
 from qa.errors import ModelUnavailable
+from qa.settings import OLD_QUERY_ENCODERS
 
 
 def load_embedder(spec: str | None = None, cache_dir: Path | None = None, workers: int | None = None) -> Embedder:
