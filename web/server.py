@@ -71,12 +71,7 @@ def exit_worker_now(arbiter, worker) -> None:
     code = exc.code if isinstance(exc, SystemExit) else (0 if exc is None else 1)
     if not isinstance(code, int):
         code = 0 if code is None else 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code & 0xFF)
+    leave_now(code & 0xFF)
 
 
 class ConnectionShedding:
@@ -282,9 +277,9 @@ def serve_collection(served: Served, host: str, port: int, workers: int, allowed
 
 
 def leave_now(status: int) -> None:
-    """End the stopped server's process with ``status``, its output flushed, skipping the interpreter's
-    teardown: watchdog's threads, onnxruntime and the extraction fork server hang or abort in it (see
-    ``exit_worker_now``), and nothing is left to write."""
+    """End this process (a stopped server, or one of its workers) with ``status``, its output flushed, skipping
+    the interpreter's teardown: watchdog's threads, onnxruntime and the extraction fork server hang or abort in it
+    (see ``exit_worker_now``), and nothing is left to write."""
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
