@@ -36,11 +36,20 @@ def check_zip(data: bytes, limits: Limits, kind: str) -> None:
 
     ``kind`` names the format in the reason ("Word document").
     """
+    with _open(data, kind) as archive:
+        _check_members(archive, limits, kind)
+
+
+def _open(data: bytes, kind: str) -> zipfile.ZipFile:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
+        return zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UnreadableDocument(f"not {_a(kind)} (bad zip: {exc})"[:_REASON_LIMIT]) from None
+
+
+def _check_members(archive: zipfile.ZipFile, limits: Limits, kind: str) -> None:
+    """``check_zip`` on a package already open: its directory, before anything is inflated."""
+    members = archive.infolist()
     if len(members) > MAX_MEMBERS:
         raise UnreadableDocument(f"zip with {len(members):,} members: not a plausible {kind}")
     total = sum(m.file_size for m in members)
@@ -68,12 +77,9 @@ def open_zip(data: bytes, limits: Limits, kind: str, mimetype: bytes,
              check: Callable[[zipfile.ZipFile, set[str]], None]) -> zipfile.ZipFile:
     """Open a package once its directory has passed ``check_zip``, its ``mimetype`` member (if any) fits and
     ``check(archive, names)`` has raised nothing; the archive is closed when any of them refuses it."""
+    archive = _open(data, kind)
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise UnreadableDocument(f"not {_a(kind)} (bad zip: {exc})"[:_REASON_LIMIT]) from None
-    try:
-        check_zip(data, limits, kind)
+        _check_members(archive, limits, kind)
         names = set(archive.namelist())
         if "mimetype" in names and archive.getinfo("mimetype").file_size < 100:
             found = read_member(archive, "mimetype", kind).strip()
