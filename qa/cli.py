@@ -233,10 +233,11 @@ def documents_command(folder: str | None, as_json: bool, index_dir: Path, model)
         return
     click.echo(format_catalogue(catalogue))
     say(f"{len(catalogue['documents'])} documents, {len(catalogue['skipped'])} skipped", err=True)
-    if searcher.tuning():
+    tuned = searcher.tuning()
+    if tuned:
         from qa.evaluate import describe_tuning
 
-        say(describe_tuning(searcher.tuning(), searcher.settings), err=True)
+        say(describe_tuning(tuned, searcher.settings), err=True)
 
 
 @cli.command("serve")
@@ -296,14 +297,13 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, shards,
     """Score retrieval modes on QUESTIONS: a judged .jsonl file or a BEIR folder."""
     from qa import evaluate
 
-    target = evaluate.beir_index_dir(index_dir, questions, beir_index) if questions.is_dir() else index_dir
+    target = evaluate.asked_index(index_dir, questions, beir_index)
     queries = evaluate.question_encoder(index_dir, target, model, query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
     if not questions.is_dir():
         _warn_if_stale(target, docs_dir)
-    table = evaluate.evaluate_questions(questions, index_dir, queries, list(modes) or list(MODES),
-                                        beir_index=beir_index, model=model, encoder=encoder, run_dir=run_dir,
-                                        shards=shards, progress=sys.stderr.isatty())
+    table = evaluate.evaluate_questions(questions, target, queries, list(modes) or list(MODES), model=model,
+                                        encoder=encoder, run_dir=run_dir, shards=shards, progress=sys.stderr.isatty())
     click.echo(evaluate.format_table(table))
     if json_path is not None:
         json_path.write_text(json.dumps(table, indent=2) + "\n", encoding="utf-8")
@@ -329,12 +329,12 @@ def tune_command(questions: Path | None, save: bool, force: bool, reset: bool, b
     if questions is None and not reset:
         raise click.UsageError("give QUESTIONS to tune on, or --reset")
     if reset:
-        click.echo(evaluate.reset_tuning(index_dir, questions, beir_index))
+        click.echo(evaluate.reset_tuning(beir_index or evaluate.asked_index(index_dir, questions)))
         return
-    target = evaluate.beir_index_dir(index_dir, questions, beir_index) if questions.is_dir() else index_dir
+    target = evaluate.asked_index(index_dir, questions, beir_index)
     queries = evaluate.question_encoder(index_dir, target, model, query_encoder)
-    report, target = evaluate.tune_questions(questions, index_dir, queries, beir_index=beir_index, model=model,
-                                             encoder=encoder, progress=sys.stderr.isatty())
+    report = evaluate.tune_questions(questions, target, queries, model=model, encoder=encoder,
+                                     progress=sys.stderr.isatty())
     click.echo(evaluate.format_tuning(report))
     if save:
         click.echo(evaluate.save_tuning(target, report, questions, force))

@@ -15,13 +15,13 @@ from qa.evaluate.judged import JUDGED_MEASURES, Judged, evaluate_judged, load_ju
 from qa.evaluate.table import format_table
 from qa.evaluate.tune import MIN_QUESTIONS, TuneReport, beir_questions, describe, judged_questions, tune
 from qa.evaluate.workflows import (
-    MIN_GAIN, beir_index_dir, describe_settings, describe_tuning, evaluate_questions, format_tuning, question_encoder,
+    MIN_GAIN, asked_index, describe_settings, describe_tuning, evaluate_questions, format_tuning, question_encoder,
     reset_tuning, save_tuning, tune_questions,
 )
 from qa.settings import MODES
 
 __all__ = [
-    "MIN_GAIN", "beir_index_dir", "describe_settings", "describe_tuning", "evaluate_questions", "format_tuning",
+    "MIN_GAIN", "asked_index", "describe_settings", "describe_tuning", "evaluate_questions", "format_tuning",
     "question_encoder", "reset_tuning", "save_tuning", "tune_questions",
     "BEIR_MEASURES", "JUDGED_MEASURES", "MIN_QUESTIONS", "MODES", "Judged", "TuneReport", "beir_questions", "describe",
     "evaluate_beir", "evaluate_judged", "index_beir", "format_table", "judged_questions", "load_beir", "load_judged", "tune",

@@ -1,7 +1,7 @@
 """``qa eval`` and ``qa tune`` as the command line and the library run them: which index, which encoders, what is kept.
 
 A judged ``.jsonl`` file is asked of the index itself; a BEIR folder is indexed
-into its own index (``beir_index_dir``) and asked there. Questions are encoded by
+into its own index (``asked_index``) and asked there. Questions are encoded by
 the index's own model unless another is asked for.
 """
 
@@ -22,9 +22,12 @@ from qa.search import Searcher
 MIN_GAIN = 0.005
 
 
-def beir_index_dir(index_dir: Path, folder: Path, beir_index: Path | None = None) -> Path:
-    """Return where a BEIR folder's corpus is indexed: ``beir_index`` if given, else ``INDEX/beir/<folder name>``."""
-    return beir_index or index_dir / "beir" / folder.resolve().name
+def asked_index(index_dir: Path, questions: Path | None, beir_index: Path | None = None) -> Path:
+    """Return the index ``questions`` are asked of: a BEIR folder's own (``beir_index`` if given, else
+    ``INDEX/beir/<folder name>``); a judged file's, or none, the collection's (``index_dir``)."""
+    if questions is not None and questions.is_dir():
+        return beir_index or index_dir / "beir" / questions.resolve().name
+    return index_dir
 
 
 def question_encoder(index_dir: Path, target: Path, model: str | None, query_encoder: str) -> Embedder:
@@ -32,30 +35,27 @@ def question_encoder(index_dir: Path, target: Path, model: str | None, query_enc
     return load_query_encoder(model or index.index_model(target), index_dir / index.MODELS, query_encoder=query_encoder)
 
 
-def evaluate_questions(questions: Path, index_dir: Path, queries: Embedder, modes: list[str], *,
-                       beir_index: Path | None = None, model: str | None = None, encoder: str | None = None,
-                       run_dir: Path | None = None, shards: int | None = None, progress: bool = False) -> dict:
-    """Score ``modes`` on a judged file (asked of ``index_dir``) or a BEIR folder (indexed first); return the table."""
+def evaluate_questions(questions: Path, target: Path, queries: Embedder, modes: list[str], *,
+                       model: str | None = None, encoder: str | None = None, run_dir: Path | None = None,
+                       shards: int | None = None, progress: bool = False) -> dict:
+    """Score ``modes`` on a judged file or a BEIR folder (its corpus indexed first), asked of ``target``
+    (``asked_index``); return the table."""
     if questions.is_dir():
-        target = beir_index_dir(index_dir, questions, beir_index)
         return evaluate_beir(questions, target, passage_encoder(target, model, encoder), modes, run_dir,
                              progress=progress, query_encoder=queries, shards=shards)
-    return evaluate_judged(Searcher(index_dir, embedder=queries), load_judged(questions), modes)
+    return evaluate_judged(Searcher(target, embedder=queries), load_judged(questions), modes)
 
 
-def tune_questions(questions: Path, index_dir: Path, queries: Embedder, *, beir_index: Path | None = None,
-                   model: str | None = None, encoder: str | None = None, progress: bool = False
-                   ) -> tuple[TuneReport, Path]:
-    """Tune the ranking on judged questions; return the report and the index it was tuned for."""
+def tune_questions(questions: Path, target: Path, queries: Embedder, *, model: str | None = None,
+                   encoder: str | None = None, progress: bool = False) -> TuneReport:
+    """Tune the ranking of ``target`` (``asked_index``) on judged questions, a BEIR folder's corpus indexed first."""
     if questions.is_dir():
-        target = beir_index_dir(index_dir, questions, beir_index)
         texts, qrels = index_beir(questions, target, passage_encoder(target, model, encoder), progress=progress)
         asked = beir_questions(texts)
     else:
-        target = index_dir
         asked, qrels = judged_questions(load_judged(questions))
     searcher = Searcher(target, embedder=queries)
-    return tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels), target
+    return tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)
 
 
 def save_tuning(target: Path, report: TuneReport, questions: Path, force: bool = False) -> str:
@@ -75,10 +75,8 @@ def save_tuning(target: Path, report: TuneReport, questions: Path, force: bool =
             "settings (qa tune --reset forgets them)")
 
 
-def reset_tuning(index_dir: Path, questions: Path | None, beir_index: Path | None) -> str:
-    """Forget the tuned settings of the index ``questions`` are asked of; return what was done, in a sentence."""
-    target = beir_index or (beir_index_dir(index_dir, questions) if questions is not None and questions.is_dir()
-                            else index_dir)
+def reset_tuning(target: Path) -> str:
+    """Forget the tuned settings of ``target``; return what was done, in a sentence."""
     index.write_tuning(target, None)
     return f"{target}: searches use the default settings again"
 
