@@ -35,7 +35,7 @@ from typing import Iterator
 
 from qa.embed import encoder_spec, split_spec
 from qa.errors import IndexBusy, IndexUnavailable, IndexWriteError
-from qa.settings import ChunkSettings
+from qa.settings import ENCODERS, ChunkSettings
 
 # 3: text layers, formats and PDF pages in the passage table.
 FORMAT_VERSION = 3
@@ -113,6 +113,9 @@ class Manifest:
                     f"index manifest {path}: {name} must be {expected}, not {data[name]!r:.40}; "
                     "run `qa index --rebuild`"
                 )
+        if data.get("encoder", ENCODERS[0]) not in ENCODERS:
+            raise IndexUnavailable(f"index manifest {path}: encoder must be one of {', '.join(ENCODERS)}, not "
+                                   f"{data['encoder']!r:.40}; run `qa index --rebuild`")
         missing = [name for name in _MANIFEST_REQUIRED if name not in data]
         if missing:
             raise IndexUnavailable(f"index manifest {path} lacks {', '.join(missing)}; run `qa index --rebuild`")

@@ -121,3 +121,11 @@ def test_filtered_search_on_hnsw_is_exact_over_the_subset(docs, tmp_path, embedd
     expected = [rows[i] for i in np.argsort(-(matrix @ query[0]))[:3]]
     assert list(found[0]) == expected
     assert set(found[0]) <= set(rows)
+
+
+@pytest.mark.parametrize("encoder", ["int4", "", "fp32 "])
+def test_a_manifest_naming_no_known_encoder_is_refused(index_dir, encoder):
+    path = index.current_build(index_dir) / layout.MANIFEST
+    path.write_text(json.dumps({**json.loads(path.read_text()), "encoder": encoder}))
+    with pytest.raises(IndexUnavailable, match="encoder must be one of int8, fp32.*qa index --rebuild"):
+        index.open_index(index_dir)
