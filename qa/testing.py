@@ -10,6 +10,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,6 +25,10 @@ from typing import Sequence
 START_TIMEOUT = 120.0
 #: Seconds the master gets to stop on SIGINT before the whole group is killed.
 STOP_TIMEOUT = 15.0
+#: How a server's log says its start-up check of the index against the documents has ended
+#: (qa.indexing.ensure_index and BackgroundBuild): up to date, built, kept, or failed.
+CHECK_ENDED = re.compile(r"^(the index is up to date with |index up to date: |indexed \d|warning: cannot rebuild "
+                         r"|the index could not be built: )", re.MULTILINE)
 
 
 def free_port() -> int:
@@ -128,8 +133,9 @@ class Server:
     def wait_ready(self, path: str = "/healthz", timeout: float = START_TIMEOUT, headers: dict | None = None) -> object:
         """Wait until this server (not a neighbour on a reused port) answers ``path`` with 200; return the body.
 
-        On /healthz, also until the server has checked its index against the documents
-        (and built it when needed): until no build is under way.
+        Also until the server has checked its index against the documents (and built it
+        when needed): on /healthz, until it reports no build under way; on any other path,
+        which must not load the index, until the log says the check ended.
         """
         listening = f"Listening at: {self.base} "
         deadline = time.monotonic() + timeout
@@ -139,7 +145,10 @@ class Server:
             if listening in self.tail(400):
                 with contextlib.suppress(OSError, ValueError):
                     status, body = get(self.base + path, timeout=5, headers=headers)
-                    if status == 200 and not (path == "/healthz" and isinstance(body, dict) and "building" in body):
+                    if path == "/healthz":
+                        if status == 200 and not (isinstance(body, dict) and "building" in body):
+                            return body
+                    elif status == 200 and CHECK_ENDED.search(self.tail(400)):
                         return body
             time.sleep(0.1)
         raise RuntimeError(f"qa serve not ready within {timeout:.0f}s:\n{self.tail()}")

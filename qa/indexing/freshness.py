@@ -57,6 +57,7 @@ def ensure_index(
     model = model or passage_encoder(index_dir)
     reason = _why_build(docs_dir, index_dir, model_name(model), chunking, shards)
     if reason is None:
+        log(f"the index is up to date with {docs_dir}")
         return
     if not docs_dir.is_dir() and index.current_build(index_dir) is None:
         # Said first: "no index, run qa index" would send the user the wrong way.
