@@ -44,9 +44,10 @@ SHARDS_RAY_OPTION = option("--ray", "ray_address", metavar="ADDRESS", env="QA_RA
                            help="Serve a sharded index's shards from Ray Serve deployments on this cluster; needs qa[ray].")
 STRICT_OPTION = option("--strict", is_flag=True, env="QA_STRICT",
                        help="A shard that does not answer fails the search (503) instead of leaving the answer partial.")
-SENTENCE_VECTORS_OPTION = option("--sentence-vectors", type=click.Choice(SENTENCE_VECTORS), default="late",
-                                 show_default=True, env="QA_SENTENCE_VECTORS",
-                                 help="Pool sentence vectors from each passage's forward pass (late), or encode each.")
+SENTENCE_VECTORS_OPTION = option("--sentence-vectors", type=click.Choice(SENTENCE_VECTORS), default="auto",
+                                 env="QA_SENTENCE_VECTORS",
+                                 help="Pool sentence vectors from each passage's forward pass (late), or encode each "
+                                      "(separate) [default: auto: separate for all-mpnet-base-v2, else late].")
 
 
 def options(*added):

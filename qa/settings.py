@@ -10,7 +10,7 @@ into a ``ChunkSettings`` when the index is opened.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from qa.errors import IndexUnavailable
 
@@ -26,8 +26,13 @@ LEXICAL_EVIDENCE = ("coverage", "bm25")
 #: squared). Records are now written whole, so a tuned index ranks alike whatever later defaults are.
 RECORDED_DEFAULTS = {"rerank_alpha": 2 / 3, "sentence_weight": 0.4, "proximity_weight": 0.08,
                      "lexical_evidence": "bm25", "coverage_power": 2.0}
-#: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one.
-SENTENCE_VECTORS = ("late", "separate")
+#: Sentence vectors pooled from the passage's own forward pass ("late"), or encoded one by one ("separate");
+#: "auto" is the model's own way (``SEPARATE_SENTENCES``).
+SENTENCE_VECTORS = ("auto", "late", "separate")
+#: Models whose sentence vectors are encoded one by one: pooled from all-mpnet-base-v2's passage pass, a
+#: passage's sentences all come out near its own vector (cosines to a question within 0.34-0.46 of each other
+#: where separate ones spread 0.16-0.75), so the best sentence is not found (docs/quality.md).
+SEPARATE_SENTENCES = ("all-mpnet-base-v2",)
 #: What encodes passages and questions: the model's int8 onnxruntime export, or the fp32 model itself (torch).
 ENCODERS = ("int8", "fp32")
 #: The names the question encoders had before they were named as passage encoders are, still taken.
@@ -50,8 +55,8 @@ class ChunkSettings:
     max_chars: int = 1200
     #: Characters two consecutive passages may share, whatever their words: ten per word of overlap_words.
     overlap_chars: int = 400
-    #: "late" pools sentence vectors from the passage's forward pass (no extra encoding).
-    sentence_vectors: str = "late"
+    #: "late" pools sentence vectors from the passage's forward pass (no extra encoding); "auto": the model's way.
+    sentence_vectors: str = "auto"
 
     def __post_init__(self) -> None:
         if self.max_words < 1 or not 0 <= self.overlap_words < self.max_words or self.max_chars < 1:
@@ -61,8 +66,16 @@ class ChunkSettings:
         if self.sentence_vectors not in SENTENCE_VECTORS:
             raise ValueError(f"sentence_vectors must be one of {', '.join(SENTENCE_VECTORS)}")
 
+    def for_model(self, model: str) -> ChunkSettings:
+        """Return these settings as a build with ``model`` (its weights' name) makes them: "auto" decided."""
+        if self.sentence_vectors != "auto":
+            return self
+        return replace(self, sentence_vectors="separate" if model in SEPARATE_SENTENCES else "late")
+
     def as_manifest(self) -> dict:
-        """Return the settings as the manifest records them, with the chunker's version."""
+        """Return the settings as the manifest records them (decided by ``for_model``), with the chunker's version."""
+        if self.sentence_vectors == "auto":
+            raise ValueError("chunking settings are recorded for a model: call for_model first")
         return {**asdict(self), "version": CHUNKING_VERSION}
 
     @classmethod

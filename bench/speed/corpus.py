@@ -21,7 +21,7 @@ from qa.settings import ChunkSettings
 
 #: How every build here cuts its documents: qa's defaults, as `qa index` uses them (late sentence vectors,
 #: which RawShadow relies on).
-CHUNKING = ChunkSettings()
+CHUNKING = ChunkSettings(sentence_vectors="late")
 
 
 def digest_of(documents) -> str:

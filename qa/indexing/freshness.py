@@ -24,7 +24,7 @@ def stale_reason(
 
     ``cache`` spares re-reading files whose metadata did not change (``DigestCache``).
     """
-    if reader.chunking != chunking:
+    if reader.chunking != chunking.for_model(reader.manifest.model):
         return "it was chunked with other settings"
     # The index folder the build lies in (<index>/builds/<name>) is not a document, wherever it is.
     if reader.manifest.fingerprint != fingerprint(docs_dir, exclude=(reader.folder.parents[1],), cache=cache):

@@ -19,7 +19,7 @@ from qa.indexing.encoder import passage_encoder
 from qa.indexing import resume
 from qa.indexing.report import BuildReport
 from qa.indexing.sharded import build_sharded
-from qa.embed import Embedder, LazyEmbedder
+from qa.embed import Embedder, LazyEmbedder, vector_space
 from qa.errors import IndexUnavailable, NoDocuments
 from qa.index import IndexReader, IndexView
 from qa.ingest import DigestCache, fingerprint, scan, supported_types
@@ -67,6 +67,7 @@ def build(
     if not docs_dir.is_dir():
         raise NoDocuments(f"documents folder not found: {docs_dir}")
     with _building(index_dir, embedder, progress, wait, rebuild, shards) as (embedder, progress, current, count):
+        chunking = chunking.for_model(vector_space(embedder.name))
         previous = None if rebuild else _reusable(current, count, embedder, chunking)
         unchanged = previous is not None and previous.manifest.fingerprint == fingerprint(docs_dir, (index_dir,), cache)
         if unchanged and not previous.tables.count_transient():
@@ -106,6 +107,7 @@ def build_documents(
     if not documents:
         raise NoDocuments("no documents to index")
     with _building(index_dir, embedder, progress, wait, rebuild, shards) as (embedder, progress, current, count):
+        chunking = chunking.for_model(vector_space(embedder.name))
         report = _publish(began, documents, skipped, digest, index_dir, count, embedder, chunking, current, rebuild,
                           progress)
     report.seconds = time.perf_counter() - began

@@ -16,6 +16,13 @@ REPEATED_RUN = 12
 #: Overlapping windows of one file whose scores differ by less than this are tied: the
 #: int8 and fp32 encoders move a window's score by up to about 0.01.
 TIE = 0.01
+#: How far below a window an overlapping one may score and still take its place, when the window's best
+#: sentence opens it and refers back ("This, I emphasize, was the condition"): the window holding the
+#: sentence before it scores lower for that sentence's words, not for being a worse answer.
+REFERRING_REACH = 0.1
+#: Words that open a sentence leaning on the one before it.
+REFERRING = re.compile(r"\W*(this|that|these|those|it|its|he|she|they|their|such|there|then|so|but|however)\b",
+                       re.IGNORECASE)
 _WORD = re.compile(r"\w+")
 
 
@@ -86,35 +93,50 @@ def best_context(
     scores: Sequence[float],
     best_sentence: Callable[[list[int]], tuple[int, int] | None],
     tie: float = TIE,
+    reach: float = REFERRING_REACH,
 ) -> list[int]:
-    """Swap each kept window for a tied, overlapping one that shows its best sentence in
-    more context; return the kept indexes best score first.
+    """Swap each kept window for an overlapping one that shows its best sentence in more context; return the
+    kept indexes best score first.
 
     Windows overlap so that a sentence near one window's edge sits inside the next.
-    When two such windows tie, the score cannot tell them apart, but the reader can:
-    a sentence that opens with "This" needs the sentence before it. ``best_sentence``
-    gives the document span of the best-matching sentence of a group of windows
-    (indexes into ``ranked``), or None; the window that has the most text on its thinner side
-    wins, and the higher-ranked one keeps the place on a draw.
+    When two such windows tie (scores within ``tie``), the score cannot tell them apart,
+    but the reader can: the window that has the most text on the thinner side of the
+    best-matching sentence wins, and the higher-ranked one keeps the place on a draw.
+    A window whose best sentence opens it and refers back ("This was the condition")
+    shows no answer without the sentence before it: a window within ``reach`` that holds
+    that sentence and the one before takes its place. ``best_sentence`` gives the document
+    span of the best-matching sentence of a group of windows (indexes into ``ranked``), or
+    None when there are no sentence vectors to go by (the ranking stands).
     """
     chosen = list(kept)
     for slot, i in enumerate(kept):
-        tied = [
+        near = [
             j
             for j in range(len(ranked))
-            if j not in chosen and overlaps(ranked[i], ranked[j]) and abs(scores[j] - scores[i]) < tie
+            if j not in chosen and overlaps(ranked[i], ranked[j]) and abs(scores[j] - scores[i]) < max(tie, reach)
         ]
         others = [(ranked[j], shingles(ranked[j].text)) for j in chosen if j != i]
         rivals = [
             j
-            for j in tied
+            for j in near
             if not any(is_duplicate(ranked[j], o, shingles(ranked[j].text), so) for o, so in others)
         ]
-        if not rivals:
-            continue
-        group = [i, *rivals]
-        span = best_sentence(group)
-        if span is None:  # no sentence vectors to go by: the ranking stands
-            continue
-        chosen[slot] = max(group, key=lambda j: (context(span, ranked[j]), j == i))
+        tied = [j for j in rivals if abs(scores[j] - scores[i]) < tie]
+        if tied:
+            group = [i, *tied]
+            span = best_sentence(group)
+            if span is not None:
+                chosen[slot] = max(group, key=lambda j: (context(span, ranked[j]), j == i))
+        elif rivals:
+            span = best_sentence([i])
+            if span is not None and _refers_back(span, ranked[i]):
+                before = [j for j in rivals if ranked[j].start < span[0] and context(span, ranked[j]) >= 0]
+                if before:
+                    chosen[slot] = min(before, key=lambda j: (-scores[j], j))
     return sorted(chosen, key=lambda j: (-scores[j], j))
+
+
+def _refers_back(span: tuple[int, int], passage: Passage) -> bool:
+    """Whether the sentence at document ``span`` opens ``passage`` and leans on the sentence before it."""
+    offset = span[0] - passage.start
+    return passage.text[:offset].strip() == "" and REFERRING.match(passage.text, offset) is not None

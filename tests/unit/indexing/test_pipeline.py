@@ -145,12 +145,22 @@ def test_chunking_settings_in_the_manifest_are_the_ones_used(docs, tmp_path, emb
     settings = ChunkSettings(max_words=30, overlap_words=10)
     build(docs, tmp_path / "index", embedder, settings)
     reader = index.open_index(tmp_path / "index")
-    assert reader.manifest.chunking["max_words"] == 30 and reader.chunking == settings
+    assert reader.manifest.chunking["max_words"] == 30 and reader.chunking == settings.for_model("hashing")
+    assert reader.manifest.chunking["sentence_vectors"] == "late"  # "auto", decided for the model
     longest = max(len(p.text.split()) for p in reader.tables.passages(range(reader.manifest.passage_count)))
     assert longest <= 30
     assert stale_reason(reader, docs) == "it was chunked with other settings"
     assert build(docs, tmp_path / "index", embedder, settings).up_to_date
     assert not build(docs, tmp_path / "index", embedder).up_to_date  # the default settings rebuild
+
+
+def test_sentence_vectors_are_the_models_own_way_unless_asked_for():
+    assert ChunkSettings().for_model("all-MiniLM-L6-v2").sentence_vectors == "late"
+    assert ChunkSettings().for_model("all-mpnet-base-v2").sentence_vectors == "separate"
+    asked = ChunkSettings(sentence_vectors="late")
+    assert asked.for_model("all-mpnet-base-v2") is asked
+    with pytest.raises(ValueError, match="for_model"):
+        ChunkSettings().as_manifest()
 
 
 def test_an_up_to_date_build_still_removes_leftovers_of_killed_builds(docs, index_dir, embedder):

@@ -112,6 +112,20 @@ def test_tied_overlapping_windows_show_the_best_sentence_with_context_before_it(
     assert context(sentence, a) == 77 and context(sentence, b) == 0 and context(sentence, other) == -1
 
 
+def test_a_best_sentence_that_opens_its_window_and_refers_back_is_shown_with_the_sentence_before():
+    # The condition is stated at 150; "This was the condition." opens window b at 200, and a holds both.
+    a = passage("a", 100, 300, "The condition: no ceasefire. This was the condition. " + "x " * 60)
+    b = passage("a", 200, 500, "This was the condition. More text follows here.")
+    plain = passage("a", 200, 500, "The condition was stated. More text follows here.")
+    sentence = (200, 223)
+    best = lambda group: sentence  # noqa: E731
+    assert best_context([1], [a, b], [0.53, 0.586], best) == [0]  # 0.056 apart: a takes b's place
+    assert best_context([1], [a, plain], [0.53, 0.586], best) == [1]  # a sentence of its own: b stays
+    assert best_context([1], [a, b], [0.40, 0.586], best) == [1]  # too far below
+    starts_after = passage("a", 210, 520, "the condition. And more.")
+    assert best_context([1], [starts_after, b], [0.55, 0.586], best) == [1]  # does not hold the sentence before
+
+
 def test_best_context_keeps_results_distinct_and_in_score_order():
     a, b, c = passage("a", 0, 300), passage("a", 200, 500), passage("a", 280, 600)
     late = (290, 300)  # inside a, b and c: 0, 90 and 10 characters on the thin side
