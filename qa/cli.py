@@ -13,7 +13,6 @@ from qa.settings import DEFAULT_MODE, ENCODERS, MODES, OLD_QUERY_ENCODERS, SENTE
 from qa.terminal import build_notes, describe_document, dumps, format_answer, format_catalogue, printable
 
 
-
 def option(*declarations: str, env: str | None = None, **settings):
     """A click option that an environment variable can give, and whose help says so."""
     return click.option(*declarations, envvar=env, show_envvar=env is not None, **settings)
@@ -109,15 +108,10 @@ def cli() -> None:
 def index_command(docs_dir: Path, index_dir: Path, model: str | None, sentence_vectors: str, rebuild: bool, wait: bool,
                   watch: bool, ray_address: str | None, shards: int | None, encoder: str | None) -> None:
     """Build or refresh the index of the documents folder."""
-    from qa.indexing import build, passage_encoder
+    from qa.indexing import build, passage_embedder
 
     chunking = ChunkSettings(sentence_vectors=sentence_vectors)
-    # The spec of what encodes passages; on Ray, its workers run it, as a local build would.
-    embedder = passage_encoder(index_dir, model, encoder)
-    if ray_address:
-        from qa.embed import RayEmbedder
-
-        embedder = RayEmbedder(ray_address, embedder)
+    embedder = passage_embedder(index_dir, model, encoder, ray_address)
     try:
         report = build(docs_dir, index_dir, embedder, chunking, rebuild=rebuild, progress=True, wait=wait,
                        shards=shards)
@@ -126,20 +120,15 @@ def index_command(docs_dir: Path, index_dir: Path, model: str | None, sentence_v
 
         say(f"interrupted: nothing was published; {in_service_summary(index_dir)}", err=True)
         sys.exit(130)
-    _report(report)
+    for line in build_notes(report):  # skipped files and notes on stderr, the summary on stdout
+        say(line, err=True)
+    click.echo(report.summary())
     if watch:
         from qa.indexing import watch_until_interrupted
 
         error = watch_until_interrupted(docs_dir, index_dir, embedder, chunking, log=lambda line: say(line, err=True))
         if error is not None:
             raise click.ClickException(f"the watch cannot go on: {error}")
-
-
-def _report(report) -> None:
-    """Print what a build did: skipped files and notes on stderr, the summary on stdout."""
-    for line in build_notes(report):
-        say(line, err=True)
-    click.echo(report.summary())
 
 
 @cli.command("search")
@@ -160,11 +149,12 @@ def search_command(question: str | None, k: int, as_json: bool, queries, docs_di
         raise click.UsageError("give a QUESTION, or --queries FILE with one question per line")
     if question is not None and queries is not None:
         raise click.UsageError("give a QUESTION or --queries FILE, not both")
+    from qa.index import shard_connector
     from qa.search import Searcher, answer_lines
 
-    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=_shard_connector(ray_address),
+    searcher = Searcher(index_dir, model=model, query_encoder=query_encoder, shards=shard_connector(ray_address),
                         strict=strict)
-    _warn_if_stale(index_dir, docs_dir)
+    _say_if_stale(index_dir, docs_dir)
     if queries is not None:
         failed = 0
         for out in answer_lines(searcher, queries, k, options):
@@ -271,12 +261,13 @@ def serve_command(host: str, port: int, workers: int, allowed_hosts: tuple[str, 
                   docs_dir: Path, index_dir: Path, model: str | None, query_encoder: str, sentence_vectors: str,
                   shards: int | None, ray_address: str | None, strict: bool, encoder: str | None) -> None:
     """Serve the question page and JSON API, building the index first when needed."""
+    from qa.index import shard_connector
     from qa.web import Served, check_port, leave_now, serving_token, serve_collection
 
     check_port(host, port)
     token = serving_token(host, token, token_file, warn=lambda line: say(line, err=True))
     served = Served(docs_dir, index_dir, model, encoder, query_encoder, ChunkSettings(sentence_vectors=sentence_vectors),
-                    shards, _shard_connector(ray_address), strict)
+                    shards, shard_connector(ray_address), strict)
     status = serve_collection(served, host, port, workers, allowed_hosts, token, metrics, access_log, log_questions,
                               watch, greenlets=not ray_address, log=lambda line: say(line, err=True))
     if status is not None:
@@ -302,7 +293,7 @@ def eval_command(questions: Path, modes, run_dir, beir_index, json_path, shards,
     queries = evaluate.question_encoder(index_dir, target, model, query_encoder)
     say(f"questions encoded by {queries.name}", err=True)
     if not questions.is_dir():
-        _warn_if_stale(target, docs_dir)
+        _say_if_stale(target, docs_dir)
     table = evaluate.evaluate_questions(questions, target, queries, list(modes) or list(MODES), model=model,
                                         encoder=encoder, run_dir=run_dir, shards=shards, progress=sys.stderr.isatty())
     click.echo(evaluate.format_table(table))
@@ -341,20 +332,11 @@ def tune_command(questions: Path | None, save: bool, force: bool, reset: bool, b
         click.echo(evaluate.save_tuning(target, report, questions, force))
 
 
-def _shard_connector(ray_address: str | None):
-    """Return how to reach a sharded index's shards: Ray Serve deployments, or (None) this process."""
-    if not ray_address:
-        return None
-    from qa.index import RayShards  # Ray, an optional extra, is imported only when asked for
+def _say_if_stale(index_dir: Path, docs_dir: Path) -> None:
+    from qa.indexing import stale_warning
 
-    return RayShards(ray_address)
-
-
-def _warn_if_stale(index_dir: Path, docs_dir: Path) -> None:
-    from qa.indexing import folder_changed
-
-    if docs_dir.is_dir() and folder_changed(docs_dir, index_dir):
-        say("warning: the index is stale: the documents changed since it was built; run `qa index`", err=True)
+    if warning := stale_warning(index_dir, docs_dir):
+        say(warning, err=True)
 
 
 def say(text: str, err: bool = False) -> None:

@@ -31,9 +31,18 @@ __all__ = [
     "MAX_LAYER_CHARS", "MAX_SHARDS", "MODELS", "TUNED", "Connector", "IndexReader", "IndexView", "Manifest",
     "RayShards", "ShardPlan", "ShardedReader", "TableReads", "build_lock", "current_build", "in_service",
     "index_model", "is_sharded", "lock_holder", "open_index", "publish_copy", "raise_open_files_limit", "read_tuning",
-    "shard_folder",
-    "shard_of", "unreadable", "write_build", "write_collection", "write_tuning",
+    "shard_connector", "shard_folder", "shard_of", "unreadable", "write_build", "write_collection", "write_tuning",
 ]
+
+
+def shard_connector(ray_address: str | None) -> Connector | None:
+    """Return how to reach a sharded index's shards: Ray Serve deployments at ``ray_address``, or (None) this
+    process."""
+    if not ray_address:
+        return None
+    from qa.index.sharded.ray_serve import RayShards  # Ray, an optional extra, is imported only when asked for
+
+    return RayShards(ray_address)
 
 
 def __getattr__(name: str):

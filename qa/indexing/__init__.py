@@ -12,14 +12,14 @@ Other stages import this face only.
 from __future__ import annotations
 
 from qa.indexing.assemble import split
-from qa.indexing.encoder import passage_encoder
+from qa.indexing.encoder import passage_embedder, passage_encoder
 from qa.indexing.freshness import (
-    BackgroundBuild, ensure_index, folder_changed, stale_reason, watch, watch_until_interrupted,
+    BackgroundBuild, ensure_index, folder_changed, stale_reason, stale_warning, watch, watch_until_interrupted,
 )
 from qa.indexing.pipeline import build, build_documents
 from qa.indexing.report import BuildReport, in_service_summary
 
 __all__ = [
-    "BackgroundBuild", "BuildReport", "in_service_summary", "build", "build_documents", "ensure_index", "folder_changed", "passage_encoder", "split", "watch_until_interrupted",
-    "stale_reason", "watch",
+    "BackgroundBuild", "BuildReport", "in_service_summary", "build", "build_documents", "ensure_index", "folder_changed", "passage_embedder", "passage_encoder", "split", "watch_until_interrupted",
+    "stale_reason", "stale_warning", "watch",
 ]

@@ -28,3 +28,15 @@ def passage_encoder(index_dir: Path, model: str | None = None, encoder: str | No
     if manifest is not None and manifest.model == base:
         return manifest.spec
     return base + INT8
+
+
+def passage_embedder(index_dir: Path, model: str | None = None, encoder: str | None = None,
+                     ray_address: str | None = None):
+    """Return what ``build`` embeds passages with: ``passage_encoder``'s spec, or with ``ray_address`` a
+    RayEmbedder whose workers run that spec, as a local build would."""
+    spec = passage_encoder(index_dir, model, encoder)
+    if not ray_address:
+        return spec
+    from qa.embed import RayEmbedder  # Ray, an optional extra, is imported only when asked for
+
+    return RayEmbedder(ray_address, spec)

@@ -43,19 +43,26 @@ def folder_changed(docs_dir: Path, index_dir: Path, cache: DigestCache | None = 
     return manifest is None or manifest.fingerprint != fingerprint(docs_dir, (index_dir,), cache)
 
 
+def stale_warning(index_dir: Path, docs_dir: Path) -> str | None:
+    """Return the warning a command that answers from ``index_dir`` gives when ``docs_dir`` changed since, or None."""
+    if docs_dir.is_dir() and folder_changed(docs_dir, index_dir):
+        return "warning: the index is stale: the documents changed since it was built; run `qa index`"
+    return None
+
+
 def ensure_index(
-    docs_dir: Path, index_dir: Path, model: str | None = None, chunking: ChunkSettings = ChunkSettings(), log=print,
+    docs_dir: Path, index_dir: Path, spec: str | None = None, chunking: ChunkSettings = ChunkSettings(), log=print,
     shards: int | None = None, progress=False, waiting=None,
 ) -> None:
     """Build the index when it is missing, unusable or stale; keep a usable one if the documents are gone.
 
     The embedding model is loaded only when a build is needed; ``shards`` as for ``build``;
-    ``model`` as for ``build``'s ``embedder`` spec (None: the encoder that built the index);
+    ``spec`` names the passage encoder, as ``build``'s ``embedder`` may (None: the encoder that built the index);
     ``progress`` as for ``build``; ``waiting(holder)`` is told when another process's build
     ("pid 4242") is waited for.
     """
-    model = model or passage_encoder(index_dir)
-    reason = _why_build(docs_dir, index_dir, model_name(model), chunking, shards)
+    spec = spec or passage_encoder(index_dir)
+    reason = _why_build(docs_dir, index_dir, model_name(spec), chunking, shards)
     if reason is None:
         log(f"the index is up to date with {docs_dir}")
         return
@@ -70,7 +77,7 @@ def ensure_index(
     else:
         log(f"building the index: {reason}")
     try:
-        report = build(docs_dir, index_dir, model, chunking, progress=progress, wait=True, shards=shards)
+        report = build(docs_dir, index_dir, spec, chunking, progress=progress, wait=True, shards=shards)
     except NoDocuments:
         try:
             served = index.current_build(index_dir)
@@ -120,9 +127,9 @@ class BackgroundBuild:
     shares no such state; only its messages come back, through a pipe.
     """
 
-    def __init__(self, docs_dir: Path, index_dir: Path, model: str | None, chunking: ChunkSettings,
+    def __init__(self, docs_dir: Path, index_dir: Path, spec: str | None, chunking: ChunkSettings,
                  shards: int | None, log, on_state):
-        self.args = (docs_dir, index_dir, model, chunking, shards)
+        self.args = (docs_dir, index_dir, spec, chunking, shards)
         self.log, self.on_state = log, on_state
         self.failed: str | None = None
         self.thread = threading.Thread(target=self._run, name="qa-build", daemon=True)
@@ -181,7 +188,7 @@ def _stop(child) -> None:
         child.join(10)
 
 
-def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, chunking: ChunkSettings,
+def _build_in_child(docs_dir: Path, index_dir: Path, spec: str | None, chunking: ChunkSettings,
                     shards: int | None, pipe) -> None:
     """The body of ``BackgroundBuild``'s process: ``ensure_index``, each line and state sent up the pipe."""
     from qa.progress import Progress
@@ -194,7 +201,7 @@ def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, chunking
 
     progress = Progress(listener=lambda stage: send("state", {"state": "building", **(stage or {})}))
     try:
-        ensure_index(docs_dir, index_dir, model, chunking, log=lambda line: send("log", line), shards=shards,
+        ensure_index(docs_dir, index_dir, spec, chunking, log=lambda line: send("log", line), shards=shards,
                      progress=progress, waiting=lambda holder: send("state", {"state": "waiting", "by": holder}))
     except Exception as exc:  # noqa: BLE001 - said to the server, which goes on serving what it can
         send("failed", str(exc))
@@ -203,12 +210,12 @@ def _build_in_child(docs_dir: Path, index_dir: Path, model: str | None, chunking
         pipe.close()
 
 
-def watch(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log, on_state=None,
+def watch(docs_dir: Path, index_dir: Path, embedder, chunking: ChunkSettings, log, on_state=None,
           on_build=None):
     """Start a Watcher (qa/ingest) that rebuilds ``index_dir`` when ``docs_dir`` changes; return it.
 
-    ``model`` is a spec (its model loaded once, on the first build) or a ready embedder
-    (a RayEmbedder). ``on_state`` is told the watch's status whenever it changes. With
+    ``embedder`` is a spec (its model loaded once, on the first build) or a ready embedder
+    (a RayEmbedder), as ``build`` takes it. ``on_state`` is told the watch's status whenever it changes. With
     ``on_build`` (``qa serve``, whose master forks workers) each build runs in a process
     of its own (``BackgroundBuild``), telling ``on_build`` how far it has gone.
     """
@@ -218,14 +225,14 @@ def watch(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log, 
     # Builds and polls both run on the watcher's thread: one cache of file digests serves them.
     digests = DigestCache()
     if on_build is not None:
-        spec = model if model is None or isinstance(model, str) else None
+        spec = embedder if embedder is None or isinstance(embedder, str) else None
 
         def rebuild() -> None:
             BackgroundBuild(docs_dir, index_dir, spec, chunking, None, log, on_build).run()
     else:
         # A ready embedder is used as it is; a model name loads once, on the first build.
-        embedder = model if model is not None and not isinstance(model, str) else \
-            LazyEmbedder(model, index_dir / index.MODELS)
+        if embedder is None or isinstance(embedder, str):
+            embedder = LazyEmbedder(embedder, index_dir / index.MODELS)
 
         def rebuild() -> None:
             log(build(docs_dir, index_dir, embedder, chunking, wait=True, cache=digests).summary())
@@ -240,9 +247,9 @@ def watch(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log, 
     return watcher
 
 
-def watch_until_interrupted(docs_dir: Path, index_dir: Path, model, chunking: ChunkSettings, log) -> str | None:
+def watch_until_interrupted(docs_dir: Path, index_dir: Path, embedder, chunking: ChunkSettings, log) -> str | None:
     """``watch`` until Ctrl-C (return None) or until the watch can go on no more (return why)."""
-    watcher = watch(docs_dir, index_dir, model, chunking, log=log)
+    watcher = watch(docs_dir, index_dir, embedder, chunking, log=log)
     try:
         return watcher.wait()
     except KeyboardInterrupt:
