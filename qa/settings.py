@@ -96,6 +96,11 @@ class ChunkSettings:
             raise IndexUnavailable(f"{where} has unreadable chunking settings ({exc}); run `qa index --rebuild`") from None
 
 
+#: Search settings a model has of its own, chosen for it as the defaults were for all-MiniLM-L6-v2
+#: (docs/quality.md, "A larger model"); what is not named here is the default.
+MODEL_SETTINGS: dict[str, dict] = {}
+
+
 @dataclass(frozen=True)
 class SearchSettings:
     """How candidates are gathered, fused, re-scored and flagged; chosen as docs/quality.md says."""
@@ -168,6 +173,12 @@ class SearchSettings:
     def as_dict(self) -> dict:
         """Return the settings by name, as a tuned index records them."""
         return asdict(self)
+
+    @classmethod
+    def for_model(cls, model: str) -> SearchSettings:
+        """Return the defaults for an index of ``model`` (its weights' name): ``MODEL_SETTINGS``' where it has
+        its own, chosen on that model's candidates, else these."""
+        return cls(**MODEL_SETTINGS.get(model, {}))
 
     @classmethod
     def from_dict(cls, values: dict, where: str) -> SearchSettings:

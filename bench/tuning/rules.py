@@ -1,6 +1,6 @@
 """Ranking rules scored offline on every set at once, with each set's slack against the better single retriever.
 
-    python -m bench.tuning.rules [--builds int8 fp32]
+    python -m bench.tuning.rules [--builds int8 fp32 | --builds mpnet-int8 mpnet]
 
 A rule is a function from one query's ``Candidates`` (bench/tuning/candidates.py)
 to a score per candidate. For every set it prints nDCG@10 and the slack
@@ -123,16 +123,21 @@ def main() -> None:
     import itertools
 
     from bench.common import CACHE
-    from bench.quality.modes import SETS, _corpus_key
+    from bench.quality.modes import BUILDS, SETS, _corpus_key
     from bench.tuning.candidates import cached
-    from qa.embed import load_query_encoder
+    from qa.embed import DEFAULT_MODEL, load_query_encoder
     from qa.search import Searcher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=["int8", "fp32"])
+    parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS),
+                        help="builds of one model (bench.quality.modes names): its rule is chosen on them")
     args = parser.parse_args()
+    models = {BUILDS[build][0] for build in args.builds}
+    if len(models) != 1:
+        parser.error("choose a rule for one model at a time: its builds (int8 and fp32, or mpnet-int8 and mpnet)")
+    model = models.pop()
     sets = {}
-    queries = load_query_encoder(None, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
+    queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
     for build in args.builds:
         for judged in SETS:
             index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{build}"
@@ -156,7 +161,7 @@ def main() -> None:
     for worst, mean, values in tried[:10]:
         print("| " + " | ".join(map(str, values)) + f" | {worst:+.3f} | {mean:+.3f} |")
     chosen = tried[0][2]
-    default = of_settings(SearchSettings())
+    default = of_settings(SearchSettings.for_model(model or DEFAULT_MODEL))
     same = all(abs(a - b) < 1e-9 for a, b in zip(chosen, default))
     print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}"
           + ("; qa's default is this rule" if same else f"; qa's default differs: {dict(zip(GRID, default))}")

@@ -17,6 +17,7 @@ from qa.evaluate.judged import evaluate_judged, load_judged
 from qa.evaluate.tune import TuneReport, beir_questions, describe, judged_questions, tune
 from qa.indexing import passage_encoder
 from qa.search import Searcher
+from qa.settings import SearchSettings
 
 #: Cross-validated nDCG@10 over the default below which tuned settings are not worth saving.
 MIN_GAIN = 0.005
@@ -54,8 +55,9 @@ def tune_questions(questions: Path, target: Path, queries: Embedder, *, model: s
         asked = beir_questions(texts)
     else:
         asked, qrels = judged_questions(load_judged(questions))
-    searcher = Searcher(target, embedder=queries)
-    return tune(searcher.reader, asked, queries.encode([q.text for q in asked]), qrels)
+    reader = Searcher(target, embedder=queries).reader
+    return tune(reader, asked, queries.encode([q.text for q in asked]), qrels,
+                default=SearchSettings.for_model(reader.manifest.model))
 
 
 def save_tuning(target: Path, report: TuneReport, questions: Path, force: bool = False) -> str:

@@ -22,7 +22,6 @@ from qa.search.requests import DEFAULT_K, clean_k, clean_mode, clean_question
 from qa.search.served import ServedIndex
 from qa.settings import SearchSettings
 
-DEFAULTS = SearchSettings()
 #: Formats whose pages have names of their own (a workbook's sheets).
 NAMED_PAGES = ("xlsx",)
 
@@ -79,10 +78,11 @@ class Searcher:
 
     @property
     def settings(self) -> SearchSettings:
-        """Return the settings searches use: those given, else the index's tuned ones, else the defaults."""
+        """Return the settings searches use: those given, else the index's tuned ones, else the defaults for its
+        model."""
         if self._settings is not None:
             return self._settings
-        return self._served.tuned() or DEFAULTS
+        return self._served.tuned() or SearchSettings.for_model(self.reader.manifest.model)
 
     def tuning(self) -> dict | None:
         """Return what ``qa tune --save`` recorded for this index (settings changed, how chosen), or None."""

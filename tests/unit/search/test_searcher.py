@@ -265,3 +265,21 @@ def test_a_passage_over_two_pages_cites_the_page_of_its_best_sentence(tmp_path, 
     assert result.sentence_page == 2 and result.as_dict()["sentence_page"] == 2
     (result,) = searcher.search("committee budget agenda", k=1).results
     assert result.sentence_page == 1
+
+
+def test_an_index_searches_with_its_models_own_defaults_unless_tuned(index_dir, embedder, monkeypatch):
+    from qa import index
+    from qa.settings import MODEL_SETTINGS, SearchSettings
+
+    searcher = Searcher(index_dir, embedder=embedder)
+    model = searcher.reader.manifest.model
+    assert searcher.settings == SearchSettings()  # a model with no settings of its own: the defaults
+    monkeypatch.setitem(MODEL_SETTINGS, model, {"rerank_alpha": 0.9, "low_confidence_below": 0.3})
+    assert searcher.settings == SearchSettings(rerank_alpha=0.9, low_confidence_below=0.3)
+    assert SearchSettings.for_model("another model") == SearchSettings()
+    index.write_tuning(index_dir, {"settings": SearchSettings(rerank_alpha=0.5).as_dict(), "questions": "q",
+                                   "count": 1, "cross_validated": 0.5, "default": 0.4, "tuned_at": "now"})
+    try:
+        assert searcher.settings == SearchSettings(rerank_alpha=0.5)  # qa tune's choice comes first
+    finally:
+        index.write_tuning(index_dir, None)
