@@ -19,9 +19,9 @@ import json
 import numpy as np
 
 from bench.common import CACHE, RESULTS, log, table
-from bench.quality.modes import SETS, _corpus_key
+from bench.quality.modes import BUILDS, SETS, _corpus_key
 from qa import evaluate
-from qa.embed import load_query_encoder
+from qa.embed import DEFAULT_MODEL, load_query_encoder
 from qa.search import Searcher
 from qa.settings import SearchSettings
 
@@ -30,11 +30,14 @@ GRID = np.round(np.arange(0.10, 0.50, 0.01), 2)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--build", default="int8")
+    parser.add_argument("--build", default="int8", choices=list(BUILDS),
+                        help="the build of bench.quality.modes whose indexes to read (its model encodes questions)")
     parser.add_argument("--rate", type=float, default=0.01, help="most relevant first results set apart, per set")
     args = parser.parse_args()
-    queries = load_query_encoder(None, CACHE / "idx" / "models")
-    found = {judged.name: results(judged, args.build, queries) for judged in SETS}
+    model = BUILDS[args.build][0]
+    queries = load_query_encoder(model, CACHE / "idx" / "models")
+    today = SearchSettings.for_model(model or DEFAULT_MODEL)
+    found = {judged.name: results(judged, args.build, queries, today) for judged in SETS}
     tuning = [s.name for s in SETS if s.role == "tune"]
     chosen = max((t for t in GRID if all(first_rate(found[name], t) <= args.rate for name in tuning)), default=None)
     if chosen is None:
@@ -45,12 +48,13 @@ def main() -> None:
                 "first results set apart on every tuning set)",
                 ["set", "role", "relevant first results set apart", "results not relevant set apart",
                  "relevant results set apart"], rows))
-    print(f"\nSearchSettings().weaker_below is {SearchSettings().weaker_below}; chosen here: {chosen}")
-    (RESULTS / "weaker.json").parent.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "weaker.json").write_text(json.dumps({"chosen": chosen, "rows": rows}, indent=2) + "\n")
+    print(f"\nthe model's weaker_below is {today.weaker_below}; chosen here: {chosen}")
+    out = RESULTS / f"weaker-{args.build}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"chosen": chosen, "rows": rows}, indent=2) + "\n")
 
 
-def results(judged, build: str, queries) -> list[list[tuple[float, bool]]]:
+def results(judged, build: str, queries, settings: SearchSettings) -> list[list[tuple[float, bool]]]:
     """For each judged query: (score, relevant) of its ten results, in the default mode."""
     log(f"{judged.name}")
     _, asked, qrels, _ = evaluate.load_beir(judged.folder)
@@ -59,7 +63,7 @@ def results(judged, build: str, queries) -> list[list[tuple[float, bool]]]:
         if q.relevance > 0:
             relevant.setdefault(q.query_id, set()).add(q.doc_id)
     searcher = Searcher(CACHE / "idx" / f"{_corpus_key(judged)}-{build}", embedder=queries,
-                        settings=SearchSettings())
+                        settings=settings)
     found = []
     for qid, question in asked.items():
         if qid not in relevant:
