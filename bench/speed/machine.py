@@ -1,6 +1,7 @@
 """How fast qa is on this machine: passages embedded a second, and the time a question takes.
 
-    python -m bench.speed.machine [--docs DIR] [--encoders int8 fp32] [--questions 50]
+    python -m bench.speed.machine [--docs DIR] [--encoders int8 fp32] [--questions 50] [--model M]
+                                  [--sentence-vectors auto|late|separate]
 
 Builds ``--docs`` (default: the seeds, copied until there are at least ``--least``
 passages, each copy under its own name) into a fresh index in a temporary folder
@@ -25,6 +26,7 @@ from pathlib import Path
 from bench.common import SEEDS, cpu_class, loadavg, log, table
 from qa.indexing import build, passage_encoder
 from qa.search import Searcher
+from qa.settings import SENTENCE_VECTORS, ChunkSettings
 from qa.testing import percentile
 
 WARM_UP = 5
@@ -37,19 +39,22 @@ def main() -> None:
     parser.add_argument("--encoders", nargs="+", default=["int8", "fp32"], choices=["int8", "fp32"])
     parser.add_argument("--model", default=None, help="as qa's --model (default all-MiniLM-L6-v2)")
     parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--sentence-vectors", default="auto", choices=SENTENCE_VECTORS,
+                        help="as qa index's (auto: separate for all-mpnet-base-v2, else late)")
     args = parser.parse_args()
+    chunking = ChunkSettings(sentence_vectors=args.sentence_vectors)
     rows = []
     with tempfile.TemporaryDirectory(prefix="qa-machine-") as work:
         docs = copies(args.docs, Path(work) / "docs", args.least)
         for encoder in args.encoders:
             index_dir = Path(work) / f"index-{encoder}"
             log(f"building {docs} with {encoder}")
-            report = build(docs, index_dir, passage_encoder(index_dir, args.model, encoder), progress=True)
+            report = build(docs, index_dir, passage_encoder(index_dir, args.model, encoder), chunking, progress=True)
             rate = report.encoded / report.embed_seconds if report.embed_seconds else 0.0
             took = question_times(index_dir, args.model, args.questions)
             rows.append([encoder, report.passages, f"{rate:,.0f}", f"{report.seconds:.0f}",
                          f"{statistics.median(took):.1f}", f"{percentile(took, 95):.1f}"])
-    print(table(f"qa on {cpu_class()} (load {loadavg()})",
+    print(table(f"qa on {cpu_class()} (load {loadavg()}), sentence vectors {args.sentence_vectors}",
                 ["passages by", "passages", "passages/s", "build s", "question p50 ms", "p95 ms"], rows))
 
 
