@@ -96,9 +96,10 @@ class ChunkSettings:
             raise IndexUnavailable(f"{where} has unreadable chunking settings ({exc}); run `qa index --rebuild`") from None
 
 
-#: Search settings a model has of its own, chosen for it as the defaults were for all-MiniLM-L6-v2
-#: (docs/quality.md, "A larger model"); what is not named here is the default.
-MODEL_SETTINGS: dict[str, dict] = {}
+#: Search settings a model has of its own, chosen on its tuning sets as the defaults were for all-MiniLM-L6-v2
+#: (docs/quality.md, "A larger model"); what is not named here is the default. all-mpnet-base-v2's weaker
+#: matches begin at 0.33 (bench.tuning.weaker --build mpnet-int8); its ranking weights and flag are the defaults.
+MODEL_SETTINGS: dict[str, dict] = {"all-mpnet-base-v2": {"weaker_below": 0.33}}
 
 
 @dataclass(frozen=True)

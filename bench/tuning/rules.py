@@ -130,15 +130,14 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS),
-                        help="builds of one model (bench.quality.modes names): its rule is chosen on them")
+                        help="builds (bench.quality.modes names) the rule is chosen on; builds of several models "
+                             "choose one rule for all of them")
     args = parser.parse_args()
-    models = {BUILDS[build][0] for build in args.builds}
-    if len(models) != 1:
-        parser.error("choose a rule for one model at a time: its builds (int8 and fp32, or mpnet-int8 and mpnet)")
-    model = models.pop()
+    models = sorted({BUILDS[build][0] or DEFAULT_MODEL for build in args.builds})
     sets = {}
-    queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
     for build in args.builds:
+        model = BUILDS[build][0]
+        queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
         for judged in SETS:
             index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{build}"
             sets[judged.name, build] = (judged, cached(judged.folder, index_dir,
@@ -161,11 +160,15 @@ def main() -> None:
     for worst, mean, values in tried[:10]:
         print("| " + " | ".join(map(str, values)) + f" | {worst:+.3f} | {mean:+.3f} |")
     chosen = tried[0][2]
-    default = of_settings(SearchSettings.for_model(model or DEFAULT_MODEL))
-    same = all(abs(a - b) < 1e-9 for a, b in zip(chosen, default))
-    print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}"
-          + ("; qa's default is this rule" if same else f"; qa's default differs: {dict(zip(GRID, default))}")
-          + "\nthe others, never looked at:")
+    for model in models:
+        default = of_settings(SearchSettings.for_model(model))
+        same = all(abs(a - b) < 1e-9 for a, b in zip(chosen, default))
+        place = next((i for i, (_, _, values) in enumerate(tried)
+                      if all(abs(a - b) < 1e-9 for a, b in zip(values, default))), None)
+        where = f", ranked {place + 1} of {len(tried)} ({tried[place][0]:+.3f} at worst)" if place is not None else ""
+        print(f"{model}: " + ("qa's default is the rule chosen" if same else f"qa's default differs: "
+                                                                             f"{dict(zip(GRID, default))}") + where)
+    print(f"\nchosen on the tuning sets: {dict(zip(GRID, chosen))}\nthe others, never looked at:")
     for (name, build), value in slacks(coverage_family(*chosen), lambda role: role != "tune").items():
         print(f"  {name} ({build}): {value:+.3f}")
 
