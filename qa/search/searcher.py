@@ -80,9 +80,13 @@ class Searcher:
     def settings(self) -> SearchSettings:
         """Return the settings searches use: those given, else the index's tuned ones, else the defaults for its
         model."""
+        return self._settings if self._settings is not None else self._settings_for(self.reader)
+
+    def _settings_for(self, reader: IndexView) -> SearchSettings:
+        """``settings`` for a search of ``reader``, the build in service it already holds (not read again)."""
         if self._settings is not None:
             return self._settings
-        return self._served.tuned() or SearchSettings.for_model(self.reader.manifest.model)
+        return self._served.tuned() or SearchSettings.for_model(reader.manifest.model)
 
     def tuning(self) -> dict | None:
         """Return what ``qa tune --save`` recorded for this index (settings changed, how chosen), or None."""
@@ -168,7 +172,7 @@ class Searcher:
         filters = Filters.clean(since, until, source, folder)
         reader = self.reader
         with reader.tracking() as missing_shards:
-            answer = self._answer(reader, self.settings, question, k, mode, filters)
+            answer = self._answer(reader, self._settings_for(reader), question, k, mode, filters)
         return replace(answer, took_ms=(time.perf_counter() - began) * 1000, missing_shards=tuple(sorted(missing_shards)))
 
     def _answer(
@@ -203,7 +207,7 @@ class Searcher:
         self, reader: IndexView, question: str, query: np.ndarray, depth: int, mode: str, filters: Filters
     ) -> Ranking:
         """Rank up to ``depth`` candidates of ``reader`` with this searcher's settings (qa/search/ranking.py)."""
-        return rank(reader, self.settings, question, query, depth, mode, filters)
+        return rank(reader, self._settings_for(reader), question, query, depth, mode, filters)
 
 
 def _pick(reader: IndexView, ranking: Ranking, query: np.ndarray, k: int) -> list[int]:

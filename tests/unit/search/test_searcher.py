@@ -274,6 +274,11 @@ def test_an_index_searches_with_its_models_own_defaults_unless_tuned(index_dir, 
     searcher = Searcher(index_dir, embedder=embedder)
     model = searcher.reader.manifest.model
     assert searcher.settings == SearchSettings()  # a model with no settings of its own: the defaults
+    # A search uses them too: every result weaker than a bar above any score, none under one below every score.
+    for bar, weaker in ((2.0, True), (-2.0, False)):
+        monkeypatch.setitem(MODEL_SETTINGS, model, {"weaker_below": bar})
+        results = searcher.search("zebra", 5).results
+        assert results and all(r.weaker is weaker for r in results)
     monkeypatch.setitem(MODEL_SETTINGS, model, {"rerank_alpha": 0.9, "low_confidence_below": 0.3})
     assert searcher.settings == SearchSettings(rerank_alpha=0.9, low_confidence_below=0.3)
     assert SearchSettings.for_model("another model") == SearchSettings()
