@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +46,8 @@ PASSAGES = "passages.sqlite"
 SENTENCES = "sentences.npy"
 CURRENT = "CURRENT"
 LOCK = "build.lock"
+# How long a build that will not wait tries again for the lock: lock_holder's probe holds it for microseconds.
+PROBE_GRACE = 0.5
 BUILDS = "builds"
 #: Cached query-encoder exports, kept across builds.
 MODELS = "models"
@@ -222,7 +225,7 @@ def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
         handle = open(index_dir / LOCK, "a+")
     with handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            _lock_exclusive(handle, wait)
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
@@ -245,6 +248,27 @@ def build_lock(index_dir: Path, wait: bool = False) -> Iterator[None]:
                 with contextlib.suppress(OSError):
                     index_dir.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _lock_exclusive(handle, wait: bool) -> None:
+    """Take the build lock; not waiting, still outlast ``lock_holder``'s probe (raises BlockingIOError).
+
+    The probe holds a shared lock for microseconds, so a build that met it
+    tries again for ``PROBE_GRACE`` seconds before it says another build runs:
+    a server asking who builds must not make a ``qa index`` fail.
+    """
+    if wait:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return
+    deadline = time.monotonic() + PROBE_GRACE
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 def lock_holder(index_dir: Path) -> str | None:

@@ -116,6 +116,7 @@ def test_the_int8_export_holds_on_an_avx2_only_cpu_and_gives_the_vectors_it_give
 
 
 @pytest.mark.emulated
+@pytest.mark.timeout(3600)
 def test_the_load_time_check_passes_on_an_avx2_only_cpu(qemu, model_dir, cache_dir, tmp_path):
     """What a user's AVX2 laptop runs when it loads the export: the check sentences, then every test sentence."""
     cpu = encode_emulated(qemu, "Haswell", model_dir, cache_dir, SENTENCES, tmp_path / "haswell.npy")
@@ -142,6 +143,7 @@ def test_an_export_that_does_not_hold_on_this_cpu_is_refused_with_a_way_out(mode
 
 
 @pytest.mark.emulated
+@pytest.mark.timeout(3600)
 def test_the_mpnet_export_holds_on_an_avx2_only_cpu(qemu, tmp_path):
     """MPNet keeps 8-bit weights (7 lose too much), so AVX2's saturation moves its vectors a little: still in bound.
 

@@ -79,17 +79,25 @@ def test_a_background_build_waits_for_another_processs_build_and_says_whose(docs
     states, lines, release = [], [], threading.Event()
     held = threading.Thread(target=lambda: _hold_lock(tmp_path / "index", release))
     held.start()
-    while index.lock_holder(tmp_path / "index") is None:
-        pass
+    _until(lambda: index.lock_holder(tmp_path / "index") is not None, "the lock held by the test's thread")
     work = BackgroundBuild(docs, tmp_path / "index", "hashing", ChunkSettings(), None, lines.append, states.append)
     work.start()
-    while not states:
-        pass
+    _until(lambda: states, "the background build's first state")
     assert states[0] == {"state": "waiting", "by": f"pid {os.getpid()}"} and "waiting for the build" in lines[0]
     release.set()
     work.thread.join(60)
     held.join()
     assert states[-1] is None and index.current_build(tmp_path / "index") is not None
+
+
+def _until(condition, what: str, seconds: float = 60) -> None:
+    """Wait for ``condition``, failing (not hanging the run) when it is not met in time."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} after {seconds} s"
+        time.sleep(0.01)
 
 
 def _hold_lock(index_dir, release) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 
 import numpy as np
 import pytest
@@ -109,6 +110,30 @@ def test_second_writer_is_refused_while_the_lock_is_held(docs, tmp_path, embedde
     with index.build_lock(tmp_path / "i"):
         with pytest.raises(IndexBusy, match="another build"):
             build(docs, tmp_path / "i", embedder)
+
+
+def test_asking_who_builds_never_makes_a_build_fail(docs, tmp_path, embedder):
+    # lock_holder's probe holds a shared lock for microseconds; a server polling it while a
+    # user runs `qa index` (which does not wait) must not make that build say "another build".
+    import threading
+
+    (tmp_path / "i").mkdir()
+    (tmp_path / "i" / layout.LOCK).touch()
+    done = threading.Event()
+
+    def probe():
+        while not done.is_set():
+            assert index.lock_holder(tmp_path / "i") in (None, f"pid {os.getpid()}", "another process")
+
+    prober = threading.Thread(target=probe)
+    prober.start()
+    try:
+        for _ in range(200):
+            with index.build_lock(tmp_path / "i"):
+                pass
+    finally:
+        done.set()
+        prober.join()
 
 
 def test_old_builds_are_pruned_and_killed_build_leftovers_removed(docs, index_dir, embedder):
