@@ -107,6 +107,11 @@ class Manifest:
             if isinstance(exc, OSError) and _out_of_descriptors(exc):
                 raise unreadable(path, exc) from None
             raise IndexUnavailable(f"unreadable index manifest {path}: {exc}; run `qa index --rebuild`") from None
+        return cls.checked(data, path)
+
+    @classmethod
+    def checked(cls, data, path: Path) -> Manifest:
+        """Type-check a manifest's recorded fields (read from ``path``); anything amiss is IndexUnavailable."""
         if not isinstance(data, dict):
             raise IndexUnavailable(f"index manifest {path} is not a JSON object; run `qa index --rebuild`")
         for name, kind in _MANIFEST_TYPES.items():

@@ -72,7 +72,7 @@ class ShardPlan:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             builds = tuple(data["builds"])
-            plan = cls(builds, Manifest.from_dict(data["manifest"]), int(data["tokens"]), int(data["format"]))
+            plan = cls(builds, Manifest.checked(data["manifest"], path), int(data["tokens"]), int(data["format"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexUnavailable(f"unreadable shard list {path}: {exc!s:.80}; run `qa index --rebuild`") from None
         if plan.format != SHARDS_FORMAT:

@@ -210,6 +210,22 @@ def test_a_damaged_shard_list_is_named(sharded_dir: Path):
         index.open_index(sharded_dir)
 
 
+@pytest.mark.parametrize("field, value", [("dimension", "384"), ("encoder", "int4"), ("model", None),
+                                           ("passage_count", True)])
+def test_a_shard_lists_manifest_is_checked_as_a_builds_manifest_is(sharded_dir: Path, field, value):
+    import json
+
+    plan = index.current_build(sharded_dir) / sharded.SHARDS_FILE
+    data = json.loads(plan.read_text(encoding="utf-8"))
+    if value is None:
+        del data["manifest"][field]
+    else:
+        data["manifest"][field] = value
+    plan.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(IndexUnavailable, match=f"shards.json.*{field}|{field}.*shards.json"):
+        index.open_index(sharded_dir)
+
+
 def _counting(calls: list[str]):
     """Shards opened in this process, every call they are sent noted in ``calls``."""
 
