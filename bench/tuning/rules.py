@@ -123,9 +123,9 @@ def main() -> None:
     import itertools
 
     from bench.common import CACHE
-    from bench.quality.modes import BUILDS, SETS, _corpus_key
+    from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
     from bench.tuning.candidates import cached
-    from qa.embed import DEFAULT_MODEL, load_query_encoder
+    from qa.embed import load_query_encoder
     from qa.search import Searcher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -133,13 +133,13 @@ def main() -> None:
                         help="builds (bench.quality.modes names) the rule is chosen on; builds of several models "
                              "choose one rule for all of them")
     args = parser.parse_args()
-    models = sorted({BUILDS[build][0] or DEFAULT_MODEL for build in args.builds})
+    models = sorted({BUILDS[build][0] for build in args.builds})
     sets = {}
     for build in args.builds:
         model = BUILDS[build][0]
         queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
         for judged in SETS:
-            index_dir = CACHE / "idx" / f"{_corpus_key(judged)}-{build}"
+            index_dir = index_folder(_corpus_key(judged), build)
             sets[judged.name, build] = (judged, cached(judged.folder, index_dir,
                                                        lambda folder: Searcher(folder, embedder=queries)))
     bounds = {key: max(qs.ndcg(dense), qs.ndcg(lexical)) for key, (_, qs) in sets.items()}

@@ -19,9 +19,9 @@ import json
 import numpy as np
 
 from bench.common import CACHE, RESULTS, log, table
-from bench.quality.modes import BUILDS, SETS, _corpus_key
+from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
 from qa import evaluate
-from qa.embed import DEFAULT_MODEL, load_query_encoder
+from qa.embed import load_query_encoder
 from qa.search import Searcher
 from qa.settings import SearchSettings
 
@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     model = BUILDS[args.build][0]
     queries = load_query_encoder(model, CACHE / "idx" / "models")
-    today = SearchSettings.for_model(model or DEFAULT_MODEL)
+    today = SearchSettings.for_model(model)
     found = {judged.name: results(judged, args.build, queries, today) for judged in SETS}
     tuning = [s.name for s in SETS if s.role == "tune"]
     chosen = max((t for t in GRID if all(first_rate(found[name], t) <= args.rate for name in tuning)), default=None)
@@ -62,7 +62,7 @@ def results(judged, build: str, queries, settings: SearchSettings) -> list[list[
     for q in qrels:
         if q.relevance > 0:
             relevant.setdefault(q.query_id, set()).add(q.doc_id)
-    searcher = Searcher(CACHE / "idx" / f"{_corpus_key(judged)}-{build}", embedder=queries,
+    searcher = Searcher(index_folder(_corpus_key(judged), build), embedder=queries,
                         settings=settings)
     found = []
     for qid, question in asked.items():
