@@ -139,4 +139,9 @@ def best_context(
 def _refers_back(span: tuple[int, int], passage: Passage) -> bool:
     """Whether the sentence at document ``span`` opens ``passage`` and leans on the sentence before it."""
     offset = span[0] - passage.start
-    return passage.text[:offset].strip() == "" and REFERRING.match(passage.text, offset) is not None
+    return passage.text[:offset].strip() == "" and leans_back(passage.text, offset)
+
+
+def leans_back(text: str, start: int) -> bool:
+    """Whether the sentence of ``text`` opening at ``start`` leans on the one before it ("This was the condition")."""
+    return REFERRING.match(text, start) is not None

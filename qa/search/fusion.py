@@ -84,12 +84,15 @@ def sentence_rescore(passage_cosine: float, sentence_cosines: Sequence[float], f
 
 
 def highlight(
-    sentence_cosines: Sequence[float], margin: float = 0.05, most: int = 2, headings: Sequence[bool] = ()
+    sentence_cosines: Sequence[float], margin: float = 0.05, most: int = 2, headings: Sequence[bool] = (),
+    leans_back: Sequence[bool] = (),
 ) -> list[int]:
     """Return indexes of the best sentence and any within ``margin`` of it, at most ``most``, in order.
 
     A heading (``headings[i]``) is passed over while the passage has a sentence that is
-    not one: "About this book" shares the question's subject but answers nothing.
+    not one: "About this book" shares the question's subject but answers nothing. A best
+    sentence that leans on the one before it (``leans_back[i]``: "This, I emphasize, was the
+    condition") brings that one with it, as the answer reads only with both.
     """
     if not sentence_cosines:
         return []
@@ -97,7 +100,11 @@ def highlight(
     eligible = eligible or list(range(len(sentence_cosines)))
     best = max(sentence_cosines[i] for i in eligible)
     order = sorted(eligible, key=lambda i: -sentence_cosines[i])
-    return sorted(i for i in order[:most] if sentence_cosines[i] >= best - margin)
+    chosen = {i for i in order[:most] if sentence_cosines[i] >= best - margin}
+    top = order[0]
+    if 0 < top < len(leans_back) and leans_back[top] and not (top - 1 < len(headings) and headings[top - 1]):
+        chosen.add(top - 1)
+    return sorted(chosen)
 
 
 #: The most words a heading has: a line longer than this is a sentence whatever its punctuation.

@@ -16,7 +16,7 @@ from qa.index import MODELS, Connector, IndexView
 from qa.ingest import page_of
 from qa.records import Answer, Filters, Result, place
 from qa.search import catalogue, confidence, fusion
-from qa.search.dedup import best_context, keep_distinct
+from qa.search.dedup import best_context, keep_distinct, leans_back
 from qa.search.ranking import Ranking, rank
 from qa.search.requests import DEFAULT_K, clean_k, clean_mode, clean_question
 from qa.search.served import ServedIndex
@@ -244,7 +244,9 @@ def _results(reader: IndexView, ranking: Ranking, kept: list[int], weaker_below:
         sentences = ranking.sentences[row]
         cosines = [c for _, _, c in sentences]
         headings = [fusion.is_heading(p.text, a, b, question) for a, b, _ in sentences]
-        spans = tuple((sentences[j][0], sentences[j][1]) for j in fusion.highlight(cosines, headings=headings))
+        leaning = [leans_back(p.text, a) for a, _, _ in sentences]
+        spans = tuple((sentences[j][0], sentences[j][1])
+                      for j in fusion.highlight(cosines, headings=headings, leans_back=leaning))
         sentence_page = p.page
         if p.source in pages and spans:
             best = max(spans, key=lambda span: cosines[[s[:2] for s in sentences].index(span)])

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from qa.search.dedup import best_context, containment, context, keep_distinct, overlaps, shingles
-from qa.search import fusion
+from qa.search import dedup, fusion
 from qa.search.fusion import adaptive_alpha, convex, highlight, rrf, sentence_rescore
 from qa.records import Passage
 
@@ -45,6 +45,19 @@ def test_sentence_rescore_blends_the_best_sentence():
 )
 def test_highlight_picks_best_sentences(cosines, expected):
     assert highlight(cosines, margin=0.05, most=2) == expected
+
+
+def test_a_best_sentence_that_leans_back_is_highlighted_with_the_one_before():
+    text = "The basic condition was a neutral Ukraine. This, I emphasize, was the condition. Talks ended."
+    spans = [(0, 42), (43, 81), (82, 94)]
+    leaning = [dedup.leans_back(text, a) for a, _ in spans]
+    assert leaning == [False, True, False]
+    assert highlight([0.4, 0.8, 0.2], leans_back=leaning) == [0, 1]
+    # Not when the sentence before is a heading, nor for a best sentence that opens the passage.
+    assert highlight([0.4, 0.8, 0.2], headings=[True, False, False], leans_back=leaning) == [1]
+    assert highlight([0.8, 0.4], leans_back=[True, False]) == [0]
+    # A sentence that leans back but is not the best brings nothing.
+    assert highlight([0.9, 0.3, 0.2], leans_back=leaning) == [0]
 
 
 def passage(source, start, end, text=None):
