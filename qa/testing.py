@@ -26,7 +26,8 @@ START_TIMEOUT = 120.0
 #: Seconds the master gets to stop on SIGINT before the whole group is killed.
 STOP_TIMEOUT = 15.0
 #: How a server's log says its start-up check of the index against the documents has ended
-#: (qa.indexing.ensure_index and BackgroundBuild): up to date, built, kept, or failed.
+#: (qa.indexing.ensure_index and BackgroundBuild): up to date, built, kept, or failed. Matched by its words:
+#: tests/unit/indexing/test_freshness.py checks it against the last line of each ending.
 CHECK_ENDED = re.compile(r"^(the index is up to date with |index up to date: |indexed \d|warning: cannot rebuild "
                          r"|the index could not be built: )", re.MULTILINE)
 

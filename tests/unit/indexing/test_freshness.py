@@ -9,6 +9,7 @@ import pytest
 from qa import index
 from qa.indexing import build, ensure_index
 from qa.errors import NoDocuments
+from qa.testing import CHECK_ENDED
 
 
 def test_missing_index_is_built(docs, tmp_path, embedder):
@@ -16,6 +17,7 @@ def test_missing_index_is_built(docs, tmp_path, embedder):
     ensure_index(docs, tmp_path / "index", "hashing", log=lines.append)
     assert index.open_index(tmp_path / "index").manifest.document_count == 5
     assert lines[0].startswith("building the index: there is none in")
+    assert CHECK_ENDED.search(lines[-1])  # how a test's server knows the start-up check is over
 
 
 def test_fresh_index_is_left_alone(docs, index_dir, embedder):
@@ -23,13 +25,14 @@ def test_fresh_index_is_left_alone(docs, index_dir, embedder):
     lines = []
     ensure_index(docs, index_dir, "hashing", log=lines.append)
     assert lines == [f"the index is up to date with {docs}"] and index.current_build(index_dir) == before
+    assert CHECK_ENDED.search(lines[-1])
 
 
 def test_stale_index_is_rebuilt(docs, index_dir, embedder):
     (docs / "new.txt").write_text("New\n\nA new document.", encoding="utf-8")
     lines = []
     ensure_index(docs, index_dir, "hashing", log=lines.append)
-    assert "changed" in lines[0]
+    assert "changed" in lines[0] and CHECK_ENDED.search(lines[-1])
     assert index.open_index(index_dir).manifest.document_count == 6
 
 
@@ -46,7 +49,7 @@ def test_existing_index_serves_when_documents_are_gone(docs, index_dir, embedder
     docs.mkdir()
     lines = []
     ensure_index(docs, index_dir, "hashing", log=lines.append)
-    assert "serving the existing index" in lines[-1]
+    assert "serving the existing index" in lines[-1] and CHECK_ENDED.search(lines[-1])
 
 
 def test_no_documents_and_no_index_is_an_error(tmp_path, embedder):
@@ -116,4 +119,4 @@ def test_a_failed_background_build_leaves_its_reason(tmp_path):
     BackgroundBuild(docs, tmp_path / "index", "hashing", ChunkSettings(), None, lines.append, states.append) \
         .start().thread.join(60)
     assert states[-1]["state"] == "failed" and "no indexable documents" in states[-1]["error"]
-    assert any("could not be built" in line for line in lines)
+    assert any("could not be built" in line for line in lines) and CHECK_ENDED.search(lines[-1])
