@@ -80,12 +80,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS))
     parser.add_argument("--sets", nargs="+", help="only these sets (by name)")
+    parser.add_argument("--extra", nargs="+", type=Path, default=[],
+                        help="score these BEIR folders (real queries, unseen; e.g. a cut of bench.datasets.prefix), and of "
+                             "the sets above only those --sets names")
     parser.add_argument("--out", type=Path, default=RESULTS / "quality.json")
     parser.add_argument("--budget-share", type=float,
                         help="set the lexical postings budget to this share of each set's passages: what the "
                              "budget changes where it binds (0.2 is how it binds at a million passages)")
     args = parser.parse_args()
-    sets = [s for s in SETS if not args.sets or s.name in args.sets]
+    sets = [s for s in SETS if (not args.sets and not args.extra) or s.name in (args.sets or ())]
+    sets += [JudgedSet(folder.name, folder, "real", "unseen") for folder in args.extra]
     missing = [s.name for s in sets if not (s.folder / "corpus.jsonl").is_file()]
     if missing:
         parser.error(f"missing sets {missing}: run python -m bench.datasets.wiki_beir, bench.datasets.wiki_sets "
