@@ -46,7 +46,7 @@ PASSAGES = "passages.sqlite"
 SENTENCES = "sentences.npy"
 CURRENT = "CURRENT"
 LOCK = "build.lock"
-# How long a build that will not wait tries again for the lock: lock_holder's probe holds it for microseconds.
+#: How long a build that will not wait tries again for the lock: lock_holder's probe holds it for microseconds.
 PROBE_GRACE = 0.5
 BUILDS = "builds"
 #: Cached query-encoder exports, kept across builds.
