@@ -80,7 +80,7 @@ class Searcher:
     def settings(self) -> SearchSettings:
         """Return the settings searches use: those given, else the index's tuned ones, else the defaults for its
         model."""
-        return self._settings if self._settings is not None else self._settings_for(self.reader)
+        return self._settings_for(self.reader)
 
     def _settings_for(self, reader: IndexView) -> SearchSettings:
         """``settings`` for a search of ``reader``, the build in service it already holds (not read again)."""
