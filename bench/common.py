@@ -37,15 +37,18 @@ def cpu_class() -> str:
     """The CPU a figure ran on, as int8 kernels tell CPUs apart: its model name and AVX-512 VNNI, AVX-512, AVX2 or
     neither (onnxruntime multiplies int8 with VNNI dot products, else AVX2's saturating ones). The features are
     the ones CPUID reports, as numpy reads them: under qemu, the emulated CPU's."""
-    model = platform.processor() or platform.machine()
+    model, cpuinfo = platform.processor() or platform.machine(), ""
     with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-                break
-    kind = _KERNELS[int8_kernels()]
-    emulated = " (emulated)" if kind != "AVX-512 VNNI" and "avx512_vnni" in Path("/proc/cpuinfo").read_text() else ""
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name":
+            model = value.strip()
+            break
+    tag = int8_kernels()
+    kind = _KERNELS.get(tag, tag)
+    # qemu-user shows the host's /proc/cpuinfo: a host flag CPUID does not report means the CPU is emulated.
+    emulated = " (emulated)" if tag != "vnni" and "avx512_vnni" in cpuinfo else ""
     return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
 
 
@@ -62,9 +65,7 @@ def int8_kernels() -> str:
     """
     from numpy._core._multiarray_umath import __cpu_features__ as features
 
-    tag = next((tag for flag, tag in _FLAGS if features.get(flag)), platform.machine())
-    _KERNELS.setdefault(tag, tag)
-    return tag
+    return next((tag for flag, tag in _FLAGS if features.get(flag)), platform.machine())
 
 
 def loadavg() -> list[float]:

@@ -16,36 +16,29 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import json
 from pathlib import Path
 
 from bench.common import CACHE
+from bench.datasets.shared import write_set
 
 
-def cut(source: Path, docs: int, out: Path) -> dict[str, int]:
-    """Write the cut set to ``out``; return its counts of documents, queries and judgments."""
-    out.joinpath("qrels").mkdir(parents=True, exist_ok=True)
-    held = set()
-    with open(source / "corpus.jsonl", encoding="utf-8") as lines, open(out / "corpus.jsonl", "w", encoding="utf-8") as kept:
-        for line in lines:
-            if len(held) == docs:
-                break
-            if line.strip():
-                held.add(str(json.loads(line)["_id"]))
-                kept.write(line)
+def cut(source: Path, docs: int, out: Path) -> None:
+    """Write the cut set to ``out`` (bench.datasets.shared.write_set, which checks its ids agree)."""
+    with open(source / "corpus.jsonl", encoding="utf-8") as lines:
+        corpus = [json.loads(line) for line in itertools.islice((line for line in lines if line.strip()), docs)]
+    held = {str(doc["_id"]) for doc in corpus}
     with open(source / "qrels" / "test.tsv", encoding="utf-8", newline="") as handle:
-        rows = [row for row in csv.DictReader(handle, delimiter="\t") if row["corpus-id"] in held]
-    asked = {row["query-id"] for row in rows if int(row["score"]) > 0}
-    rows = [row for row in rows if row["query-id"] in asked]
-    with open(out / "qrels" / "test.tsv", "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["query-id", "corpus-id", "score"], delimiter="\t")
-        writer.writeheader()
-        writer.writerows(rows)
-    with open(source / "queries.jsonl", encoding="utf-8") as lines, open(out / "queries.jsonl", "w", encoding="utf-8") as kept:
-        for line in lines:
-            if line.strip() and str(json.loads(line)["_id"]) in asked:
-                kept.write(line)
-    return {"documents": len(held), "queries": len(asked), "judgments": len(rows)}
+        judged = [(row["query-id"], row["corpus-id"], int(row["score"]))
+                  for row in csv.DictReader(handle, delimiter="\t") if row["corpus-id"] in held]
+    asked = {q for q, _, score in judged if score > 0}
+    with open(source / "queries.jsonl", encoding="utf-8") as lines:
+        queries = [q for q in map(json.loads, filter(str.strip, lines)) if str(q["_id"]) in asked]
+    readme = (f"# {out.name}\n\nThe first {len(corpus)} documents of {source.name} (bench.datasets.prefix), the "
+              "queries with a judged-relevant document among them and their judgments of those documents. "
+              "Figures on it compare builds of it with each other, not with the whole collection's.\n")
+    write_set(out.parent, out.name, corpus, queries, [j for j in judged if j[0] in asked], readme)
 
 
 def main() -> None:
@@ -54,8 +47,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, required=True)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    out = args.out or CACHE / "prefix" / f"{args.source.name}-{args.docs}"
-    print(out, cut(args.source, args.docs, out))
+    cut(args.source, args.docs, args.out or CACHE / "prefix" / f"{args.source.name}-{args.docs}")
 
 
 if __name__ == "__main__":
