@@ -249,9 +249,7 @@ def change_corpus(docs: Path, edited: int = 60) -> None:
 #: Where to kill the rebuild: a fraction of the measured build time, or a build phase seen on disk.
 KILL_POINTS = [
     ("fraction", 0.1),
-    ("fraction", 0.3),
     ("fraction", 0.5),
-    ("fraction", 0.7),
     ("fraction", 0.85),
     ("phase", "tmp-folder"),  # the build's .tmp-* folder exists (tables being written)
     ("phase", "vectors"),  # vectors.faiss is being written in the .tmp-* folder
