@@ -18,7 +18,7 @@ from typing import Callable, Iterator, Sequence
 
 from qa.errors import IndexUnavailable
 from qa.lexical.scoring import BM25_B, BM25_K1, BM25_WEIGHTS, rarest_terms
-from qa.lexical.words import TOKENIZER, match_expression
+from qa.lexical.words import TOKENIZER, held_expression, index_terms, match_expression
 
 SCHEMA = f"""
 -- Passage text and its document title, contentless: the text lives in passages.
@@ -149,14 +149,26 @@ class LexicalIndex:
         return self._query("SELECT coalesce(sum(tokens), 0) FROM lengths")[0][0]
 
     def absent_terms(self, terms: Sequence[str]) -> list[str]:
-        """Return those of ``terms`` that no passage (text or title) contains, as the lexical index sees words."""
+        """Return those of ``terms`` that no passage (text or title) contains, as the lexical index sees words.
+
+        A word held with a number after it counts as held: a question's "Deltex" stands
+        in an abstract that says "Deltex1" (a numbered member of what it names). A term
+        of several words ("United States") is held where they stand in that order.
+        """
         absent = []
-        for term in terms:
-            expression = match_expression(term)
+        for term, stem in zip(terms, index_terms(terms)):
+            expression = held_expression(term)
             if expression and not self._query("SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1",
-                                              (expression,)):
+                                              (expression,)) and not (stem and self._numbered(stem)):
                 absent.append(term)
         return absent
+
+    def _numbered(self, term: str) -> bool:
+        """Say whether a passage holds ``term`` followed by digits alone (``deltex1`` for ``deltex``)."""
+        # The vocabulary seeks to the range of terms that continue with a digit ('0' to '9', then ':').
+        rows = self._query("SELECT term FROM temp.term_rows WHERE term >= ? AND term < ? LIMIT 100",
+                           (term + "0", term + ":"))
+        return any(found[len(term):].isdigit() for found, in rows)
 
 
 def write_term_statistics(path: Path, tables: Sequence[Path]) -> None:

@@ -60,6 +60,14 @@ def match_expression(question: str | Sequence[str]) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) or None
 
 
+def held_expression(term: str) -> str | None:
+    """Return an FTS5 query for a passage that holds ``term``: its word, or its words in this order."""
+    words = _WORD.findall(term.lower())
+    if len(words) < 2:
+        return match_expression(term)
+    return '"' + " ".join(words) + '"'  # letters and digits only: nothing to escape
+
+
 # In-memory FTS5 tables that cut text into index terms with the index's tokenizer, lent
 # out one call at a time (making them costs about as much as tokenizing forty passages).
 _tokenizers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()

@@ -8,18 +8,20 @@ question's rarest terms (by idf) stand together in one passage of the answer, th
 documents speak of what it asks, whatever the cosine. So an answer is flagged
 when its best sentence is far from the question, or it names something no
 document holds and no sentence matches it closely (a question asking after
-"Beijing" of an article that says "China"), and no passage holds its rarest
+"Oreshnik" of articles that never name it; a capital counts as its country, so
+"Beijing" of articles that say "China" is known), and no passage holds its rarest
 terms together (``SearchSettings.rare_terms``; 0 turns the lexical evidence
 off). Chosen on the tuning sets by bench/tuning/flags.py (docs/quality.md).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from qa.index import IndexView
-from qa.lexical import content_words, names_in, term_positions
+from qa.lexical import content_words, names_in, places_in, term_positions
 from qa.records import Passage
 from qa.settings import SearchSettings
 
@@ -44,8 +46,22 @@ def gather(reader: IndexView, settings: SearchSettings, question: str, passages:
            best_sentence: float) -> Evidence:
     """Return the evidence of one answer: its best sentence, unknown names, and whether its rarest terms are held."""
     names = names_in(question) if settings.flag_unknown_names else []
-    unknown = tuple(reader.tables.absent_terms(names)) if names else ()
-    return Evidence(best_sentence, unknown, rarest_held(reader, question, passages, settings.rare_terms))
+    unknown = reader.tables.absent_terms(names) if names else []
+    return Evidence(best_sentence, tuple(known_by_country(reader, question, unknown)),
+                    rarest_held(reader, question, passages, settings.rare_terms))
+
+
+def known_by_country(reader: IndexView, question: str, unknown: list[str]) -> list[str]:
+    """Return the unknown names less those of a capital or seat whose country the documents name.
+
+    "What did Beijing say" of documents that say "China" asks what they speak of
+    (qa/lexical/places.py); "Minsk" of documents that never name Belarus does not.
+    """
+    for place, country in places_in(question).items():
+        words = set(re.findall(r"[^\W_]+", place))
+        if words & set(unknown) and len(reader.tables.absent_terms(list(country))) < len(country):
+            unknown = [name for name in unknown if name not in words]
+    return unknown
 
 
 def rarest_held(reader: IndexView, question: str, passages: Sequence[Passage], count: int) -> bool:

@@ -160,6 +160,53 @@ def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embe
     assert off.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ()
 
 
+def test_a_name_held_with_a_number_after_it_is_known(tmp_path, embedder):
+    from qa.indexing import build
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    # A SciFact abstract names "Deltex1"; its claim asks after "Deltex" (flagged before).
+    (docs / "notch.txt").write_text("Activated Notch meets the E3 ubiquitin ligase Deltex1 on endocytic vesicles. "
+                                    "Cells lacking Orbit2b were slower.\n")
+    build(docs, tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    assert searcher.search("Does Deltex interact with Notch?").unknown_names == ()
+    # Only digits may follow: a longer word (Orbit2b) or a word that merely begins alike (Deltexa) is not the name.
+    assert searcher.search("What does Orbit do in Deltexa?").unknown_names == ("Orbit", "Deltexa")
+    assert searcher.search("Is Delt the ligase?").unknown_names == ("Delt",)
+
+
+def test_a_capital_or_seat_of_government_is_known_when_the_documents_name_its_country(tmp_path, embedder):
+    from qa.indexing import build
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "talks.txt").write_text("Chinese officials met the French and German leaders. Washington stayed away.\n")
+    build(docs, tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    # Natural questions that were flagged: the articles say "China", "French and German", "Washington".
+    assert searcher.search("What did Moscow and Beijing agree?").unknown_names == ("Moscow",)
+    assert searcher.search("Which leaders in Berlin and Paris spoke?").unknown_names == ()
+    assert searcher.search("Why was the White House absent?").unknown_names == ()
+    # A capital whose country no document names (Belarus), and a city that is no capital, stay unknown.
+    assert searcher.search("What did Minsk agree?").unknown_names == ("Minsk",)
+    assert searcher.search("What was agreed in Istanbul?").unknown_names == ("Istanbul",)
+
+
+def test_a_country_of_several_words_is_held_only_where_they_stand_in_order(tmp_path, embedder):
+    from qa.indexing import build
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "other.txt").write_text("The states united against the kingdom.\n")
+    build(docs, tmp_path / "index", embedder)
+    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    assert searcher.search("What did London decide?").unknown_names == ("London",)  # not "United Kingdom"
+    (docs / "uk.txt").write_text("The United Kingdom decided.\n")
+    build(docs, tmp_path / "index", embedder)
+    assert Searcher(tmp_path / "index", embedder=embedder).search("What did London decide?").unknown_names == ()
+
+
 def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_path, embedder):
     from qa.indexing import build
     from qa.settings import SearchSettings
