@@ -23,7 +23,7 @@ import argparse
 import json
 from dataclasses import replace
 
-from bench.common import CACHE, DEV, RESULTS, ROOT, SEEDS, log, table
+from bench.common import CACHE, DEV, RESULTS, ROOT, SEEDS, cpu_class, int8_kernels, log, table
 from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
 from qa import evaluate
 from qa.indexing import build, passage_encoder
@@ -78,6 +78,7 @@ def main() -> None:
         return (false, sum(abs(a - b) for a, b in zip(rule, BEFORE)))
 
     chosen = min((rule for rule in rules if caught(rule) >= caught(BEFORE)), key=fit)
+    print(f"CPU: {cpu_class()}")
     header = ["set", "role", "answerable flagged", "unanswerable flagged"]
     rows = [[name, roles[name], f"{flagged(items, chosen, True, today)}/{sum(a for a, _ in items)}",
              f"{flagged(items, chosen, False, today)}/{sum(not a for a, _ in items)}"] for name, items in found.items()]
@@ -88,9 +89,9 @@ def main() -> None:
              f"{caught((bar, names, rare))}"] for bar, names, rare in rules]
     print(table("every rule: answerable flagged per set, and unanswerable or off-topic caught",
                 ["bar", "name bar", "rare terms", *found, "caught"], grid))
-    out = RESULTS / f"flags-{args.build}.json"
+    out = RESULTS / f"flags-{args.build}-{int8_kernels()}.json"  # int8 cosines differ a little between them
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"chosen": chosen, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"cpu": cpu_class(), "chosen": chosen, "rows": rows}, indent=2) + "\n")
 
 
 def evidence(searcher: Searcher, question: str) -> dict[int, Evidence]:
