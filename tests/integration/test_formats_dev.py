@@ -29,9 +29,11 @@ def squash(text: str) -> str:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    from qa.embed import load_embedder, load_query_encoder
+    """The encoders `qa index` and `qa search` use by default: int8 passages and questions, one export."""
+    from qa.embed import DEFAULT_MODEL, INT8, load_embedder, load_query_encoder
 
-    return load_embedder(), load_query_encoder(None, tmp_path_factory.mktemp("models"))
+    exports = tmp_path_factory.mktemp("models")
+    return load_embedder(DEFAULT_MODEL + INT8, exports), load_query_encoder(None, exports)
 
 
 @pytest.fixture(scope="module")

@@ -157,3 +157,59 @@ def test_late_chunked_spans_match_the_torch_model_and_any_number_of_workers(mode
             if a is not None:
                 np.testing.assert_allclose(a, b, atol=1e-6)
                 assert float(a @ c) >= 0.97  # the leading spaces of texts[1] shift no span
+
+
+
+@pytest.fixture
+def fake_exports(monkeypatch, tmp_path) -> list[Path]:
+    """Exports made here, in a user cache of this test's own: each a file of known bytes, made in no time."""
+    from qa.embed import export
+
+    monkeypatch.setenv("QA_MODEL_CACHE", str(tmp_path / "user-cache"))
+    made = []
+
+    def fake(model_dir, final, encoder, config):
+        made.append(final)
+        final.write_bytes(b"onnx " * 1000)
+        export.check_path(final).write_bytes(b"check " * 100)
+
+    monkeypatch.setattr(export, "_export", fake)
+    return made
+
+
+def test_a_new_folder_copies_the_shared_export_and_makes_its_own_when_that_is_damaged(model_dir, tmp_path,
+                                                                                       fake_exports):
+    from qa.embed import export
+
+    first = export_onnx(model_dir, tmp_path / "a", "int8")
+    shared = export.shared_exports() / first.name
+    assert fake_exports == [first] and shared.read_bytes() == first.read_bytes()
+    assert export.check_path(shared).read_bytes() == export.check_path(first).read_bytes()
+
+    second = export_onnx(model_dir, tmp_path / "b", "int8")  # copied, not made
+    assert fake_exports == [first] and second.read_bytes() == first.read_bytes()
+    assert export.check_path(second).read_bytes() == export.check_path(first).read_bytes()
+    assert not [p for p in second.parent.iterdir() if p.name.startswith(".")]
+
+    for damage in (export.check_path(shared), shared):  # either file not as its digest says: made again
+        whole = damage.read_bytes()
+        damage.write_bytes(whole[:100] + bytes([whole[100] ^ 1]) + whole[101:])
+        again = export_onnx(model_dir, tmp_path / f"c{damage.suffix}", "int8")
+        assert fake_exports[-1] == again and again.read_bytes() == first.read_bytes()
+        assert not [p for p in again.parent.iterdir() if p.name.startswith(".")]
+    assert len(fake_exports) == 3 and shared.read_bytes() == first.read_bytes()  # shared again, whole
+
+    export._digests_path(shared).unlink()  # a copy without its digests is never taken
+    export_onnx(model_dir, tmp_path / "d", "int8")
+    assert len(fake_exports) == 4
+
+
+def test_an_unwritable_shared_cache_does_not_stop_an_export(model_dir, tmp_path, fake_exports, monkeypatch):
+    from qa.embed import export
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache would go")
+    monkeypatch.setenv("QA_MODEL_CACHE", str(blocker))
+    path = export_onnx(model_dir, tmp_path / "index-models", "int8")
+    assert fake_exports == [path] and export.check_path(path).is_file()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
