@@ -155,13 +155,11 @@ class LexicalIndex:
         in an abstract that says "Deltex1" (a numbered member of what it names). A term
         of several words ("United States") is held where they stand in that order.
         """
-        absent = []
-        for term, stem in zip(terms, index_terms(terms)):
-            expression = held_expression(term)
-            if expression and not self._query("SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1",
-                                              (expression,)) and not (stem and self._numbered(stem)):
-                absent.append(term)
-        return absent
+        unmatched = [term for term in terms if (expression := held_expression(term)) and not self._query(
+            "SELECT 1 FROM passages_fts WHERE passages_fts MATCH ? LIMIT 1", (expression,))]
+        # Cut into index terms only when some name is missing: most questions' names all stand in the documents.
+        stems = index_terms(unmatched) if unmatched else []
+        return [term for term, stem in zip(unmatched, stems) if not (stem and self._numbered(stem))]
 
     def _numbered(self, term: str) -> bool:
         """Say whether a passage holds ``term`` followed by digits alone (``deltex1`` for ``deltex``)."""
