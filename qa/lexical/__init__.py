@@ -20,11 +20,14 @@ from qa.lexical.scoring import (
     BM25_B, BM25_K1, BM25_WEIGHTS, CANDIDATE_POSTINGS_BUDGET, POSTINGS_BUDGET, Term, bounded, coverage, idf,
     proximity, rarest_terms,
 )
-from qa.lexical.words import TOKENIZER, content_words, fts_tokens, index_terms, match_expression, names_in, term_positions
+from qa.lexical.words import (
+    TOKENIZER, content_words, fts_tokens, index_terms, match_expression, names_in, term_positions, words_in,
+)
 
 __all__ = [
     "BM25_B", "BM25_K1", "BM25_WEIGHTS", "CANDIDATE_POSTINGS_BUDGET", "POSTINGS_BUDGET", "SCHEMA", "TOKENIZER", "Allowed",
     "LexicalIndex", "Term", "TermStatistics", "bounded", "content_words", "coverage", "fts_tokens", "idf",
-    "index_terms", "match_expression", "names_in", "places_in", "prepare", "proximity", "rarest_terms", "term_positions", "write",
+    "index_terms", "match_expression", "names_in", "places_in", "prepare", "proximity", "rarest_terms",
+    "term_positions", "words_in", "write",
     "write_term_statistics",
 ]

@@ -193,9 +193,10 @@ Zimbabwe|Zimbabwean|Harare
 def _read(table: str) -> dict[str, tuple[str, ...]]:
     places: dict[str, tuple[str, ...]] = {}
     for line in table.strip().splitlines():
-        country, others, seats = line.split("|")
-        meaning = (country, *others.split(","), *seats.split(","))  # "the White House" of texts saying "Washington"
-        for seat in seats.split(","):
+        country, others, listed = line.split("|")
+        seats = listed.split(",")
+        meaning = (country, *others.split(","), *seats)  # "the White House" of texts saying "Washington"
+        for seat in seats:
             if seat != country:  # a city-state's capital is its own name
                 places[seat] = meaning
     return places

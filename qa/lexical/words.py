@@ -60,9 +60,14 @@ def match_expression(question: str | Sequence[str]) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) or None
 
 
+def words_in(text: str) -> list[str]:
+    """Return the words of ``text`` as written (letters and digits), in order: "Port-au-Prince" is three."""
+    return _WORD.findall(text)
+
+
 def held_expression(term: str) -> str | None:
     """Return an FTS5 query for a passage that holds ``term``: its word, or its words in this order."""
-    words = _WORD.findall(term.lower())
+    words = words_in(term.lower())
     if len(words) < 2:
         return match_expression(term)
     return '"' + " ".join(words) + '"'  # letters and digits only: nothing to escape

@@ -16,12 +16,11 @@ off). Chosen on the tuning sets by bench/tuning/flags.py (docs/quality.md).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from qa.index import IndexView
-from qa.lexical import content_words, names_in, places_in, term_positions
+from qa.lexical import content_words, names_in, places_in, term_positions, words_in
 from qa.records import Passage
 from qa.settings import SearchSettings
 
@@ -58,7 +57,7 @@ def known_by_country(reader: IndexView, question: str, unknown: list[str]) -> li
     (qa/lexical/places.py); "Minsk" of documents that never name Belarus does not.
     """
     for place, country in places_in(question).items():
-        words = set(re.findall(r"[^\W_]+", place))
+        words = set(words_in(place))
         if words & set(unknown) and len(reader.tables.absent_terms(list(country))) < len(country):
             unknown = [name for name in unknown if name not in words]
     return unknown
