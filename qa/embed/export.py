@@ -106,11 +106,11 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
     shared = shared_exports()
-    if shared.resolve() != cache_dir.resolve():
-        if _copy_shared(shared / final.name, final):
-            return final
+    elsewhere = shared.resolve() != cache_dir.resolve()
+    if elsewhere and _copy_shared(shared / final.name, final):
+        return final
     _export(model_dir, final, encoder, config)
-    if shared.resolve() != cache_dir.resolve():
+    if elsewhere:
         _publish(final, shared / final.name)
     return final
 
@@ -132,6 +132,11 @@ def _digests_path(onnx_path: Path) -> Path:
     return onnx_path.with_suffix(".sha256.json")
 
 
+def _beside(path: Path) -> Path:
+    """A hidden temporary name beside ``path``, this process's own, to write and then rename over it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _copy_shared(source: Path, final: Path) -> bool:
     """Copy a shared export into place if it is whole: every file there, each matching the digest published
     with it. Anything else (absent, partial, damaged, unreadable) leaves the export to be made afresh."""
@@ -139,7 +144,7 @@ def _copy_shared(source: Path, final: Path) -> bool:
     try:
         digests = json.loads(_digests_path(source).read_text(encoding="ascii"))
         for part, target in zip(_parts(source), _parts(final)):
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp = _beside(target)
             copies.append((tmp, target))
             if _copy_hashing(part, tmp) != digests.get(part.name):
                 raise ValueError(f"{part} does not match its digest")
@@ -160,10 +165,10 @@ def _publish(final: Path, shared: Path) -> None:
         shared.parent.mkdir(parents=True, exist_ok=True)
         digests = {}
         for part, target in zip(_parts(final), _parts(shared)):
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp = _beside(target)
             digests[target.name] = _copy_hashing(part, tmp)
             os.replace(tmp, target)
-        tmp = _digests_path(shared).with_name(f".{shared.stem}.{os.getpid()}.tmp")
+        tmp = _beside(_digests_path(shared))
         tmp.write_text(json.dumps(digests), encoding="ascii")
         os.replace(tmp, _digests_path(shared))  # last: a copy is taken only once this says what it holds
     except OSError as exc:
@@ -337,7 +342,7 @@ def _file_digest(path: Path, cache_dir: Path) -> str:
     value = digest.hexdigest()
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_name(f".{memo.name}.{os.getpid()}.tmp")
+        tmp = _beside(memo)
         tmp.write_text(value + "\n", encoding="ascii")
         os.replace(tmp, memo)
     except OSError:
