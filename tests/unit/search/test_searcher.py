@@ -160,51 +160,47 @@ def test_a_question_about_a_name_no_document_contains_is_flagged(index_dir, embe
     assert off.search("What did Lavrov say about the Oreshnik missile?").unknown_names == ()
 
 
-def test_a_name_held_with_a_number_after_it_is_known(tmp_path, embedder):
+def unknown_names_over(tmp_path, embedder, **files: str):
+    """Add ``files`` (name: text) to a documents folder, build it, and return a function of a question's
+    unknown names over the build."""
     from qa.indexing import build
 
     docs = tmp_path / "docs"
-    docs.mkdir()
-    # A SciFact abstract names "Deltex1"; its claim asks after "Deltex" (flagged before).
-    (docs / "notch.txt").write_text("Activated Notch meets the E3 ubiquitin ligase Deltex1 on endocytic vesicles. "
-                                    "Cells lacking Orbit2b were slower.\n")
+    docs.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (docs / f"{name}.txt").write_text(text + "\n")
     build(docs, tmp_path / "index", embedder)
     searcher = Searcher(tmp_path / "index", embedder=embedder)
-    assert searcher.search("Does Deltex interact with Notch?").unknown_names == ()
+    return lambda question: searcher.search(question).unknown_names
+
+
+def test_a_name_held_with_a_number_after_it_is_known(tmp_path, embedder):
+    # A SciFact abstract names "Deltex1"; its claim asks after "Deltex" (flagged before).
+    unknown = unknown_names_over(tmp_path, embedder, notch="Activated Notch meets the E3 ubiquitin ligase Deltex1 on "
+                                 "endocytic vesicles. Cells lacking Orbit2b were slower.")
+    assert unknown("Does Deltex interact with Notch?") == ()
     # Only digits may follow: a longer word (Orbit2b) or a word that merely begins alike (Deltexa) is not the name.
-    assert searcher.search("What does Orbit do in Deltexa?").unknown_names == ("Orbit", "Deltexa")
-    assert searcher.search("Is Delt the ligase?").unknown_names == ("Delt",)
+    assert unknown("What does Orbit do in Deltexa?") == ("Orbit", "Deltexa")
+    assert unknown("Is Delt the ligase?") == ("Delt",)
 
 
 def test_a_capital_or_seat_of_government_is_known_when_the_documents_name_its_country(tmp_path, embedder):
-    from qa.indexing import build
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "talks.txt").write_text("Chinese officials met the French and German leaders. Washington stayed away.\n")
-    build(docs, tmp_path / "index", embedder)
-    searcher = Searcher(tmp_path / "index", embedder=embedder)
+    unknown = unknown_names_over(tmp_path, embedder,
+                                 talks="Chinese officials met the French and German leaders. Washington stayed away.")
     # Natural questions that were flagged: the articles say "China", "French and German", "Washington".
-    assert searcher.search("What did Moscow and Beijing agree?").unknown_names == ("Moscow",)
-    assert searcher.search("Which leaders in Berlin and Paris spoke?").unknown_names == ()
-    assert searcher.search("Why was the White House absent?").unknown_names == ()
+    assert unknown("What did Moscow and Beijing agree?") == ("Moscow",)
+    assert unknown("Which leaders in Berlin and Paris spoke?") == ()
+    assert unknown("Why was the White House absent?") == ()
     # A capital whose country no document names (Belarus), and a city that is no capital, stay unknown.
-    assert searcher.search("What did Minsk agree?").unknown_names == ("Minsk",)
-    assert searcher.search("What was agreed in Istanbul?").unknown_names == ("Istanbul",)
+    assert unknown("What did Minsk agree?") == ("Minsk",)
+    assert unknown("What was agreed in Istanbul?") == ("Istanbul",)
 
 
 def test_a_country_of_several_words_is_held_only_where_they_stand_in_order(tmp_path, embedder):
-    from qa.indexing import build
-
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "other.txt").write_text("The states united against the kingdom.\n")
-    build(docs, tmp_path / "index", embedder)
-    searcher = Searcher(tmp_path / "index", embedder=embedder)
-    assert searcher.search("What did London decide?").unknown_names == ("London",)  # not "United Kingdom"
-    (docs / "uk.txt").write_text("The United Kingdom decided.\n")
-    build(docs, tmp_path / "index", embedder)
-    assert Searcher(tmp_path / "index", embedder=embedder).search("What did London decide?").unknown_names == ()
+    unknown = unknown_names_over(tmp_path, embedder, other="The states united against the kingdom.")
+    assert unknown("What did London decide?") == ("London",)  # not "United Kingdom"
+    unknown = unknown_names_over(tmp_path, embedder, uk="The United Kingdom decided.")
+    assert unknown("What did London decide?") == ()
 
 
 def test_rerank_lifts_the_passage_that_holds_the_question_words_together(tmp_path, embedder):
