@@ -143,12 +143,14 @@ def _copy_shared(source: Path, final: Path) -> bool:
     copies: list[tuple[Path, Path]] = []
     try:
         digests = json.loads(_digests_path(source).read_text(encoding="ascii"))
+        if not isinstance(digests, dict):
+            raise ValueError(f"{_digests_path(source)} does not map files to digests")
         for part, target in zip(_parts(source), _parts(final)):
             tmp = _beside(target)
             copies.append((tmp, target))
             if _copy_hashing(part, tmp) != digests.get(part.name):
                 raise ValueError(f"{part} does not match its digest")
-    except (OSError, ValueError, AttributeError) as exc:
+    except (OSError, ValueError) as exc:
         logger.debug("not copying the shared export %s: %s", source, exc)
         for tmp, _ in copies:
             tmp.unlink(missing_ok=True)

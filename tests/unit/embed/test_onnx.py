@@ -199,9 +199,14 @@ def test_a_new_folder_copies_the_shared_export_and_makes_its_own_when_that_is_da
         assert not [p for p in again.parent.iterdir() if p.name.startswith(".")]
     assert len(fake_exports) == 3 and shared.read_bytes() == first.read_bytes()  # shared again, whole
 
-    export._digests_path(shared).unlink()  # a copy without its digests is never taken
-    export_onnx(model_dir, tmp_path / "d", "int8")
-    assert len(fake_exports) == 4
+    digests = export._digests_path(shared)
+    for written in ("[1, 2]", "not json", "\xff"):  # digests that do not say what the copy holds: made again
+        digests.write_bytes(written.encode("latin-1"))
+        export_onnx(model_dir, tmp_path / f"d{len(fake_exports)}", "int8")
+    assert len(fake_exports) == 6
+    digests.unlink()  # a copy without its digests is never taken
+    export_onnx(model_dir, tmp_path / "e", "int8")
+    assert len(fake_exports) == 7
 
 
 def test_an_unwritable_shared_cache_does_not_stop_an_export(model_dir, tmp_path, fake_exports, monkeypatch):
