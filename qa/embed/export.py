@@ -7,7 +7,9 @@ the result is cached on disk (an index folder's ``models/``) and reused, so
 encoding needs no torch afterwards (qa/embed/onnx.py). A copy is kept in the
 user's cache (``shared_exports``) with the digest of each file, so a new index
 copies a whole export instead of making it again; a copy that does not match
-its digest is passed by. Beside an int8 file lie
+its digest is passed by. Work a killed export left (its private folder, a
+half-copied file) carries the process id and is removed by the next export
+into that folder once the process is gone. Beside an int8 file lie
 the fp32 model's vectors of ``calibration.CHECK``, which every CPU that loads
 the export checks it against. Nothing here downloads: the model, its tokenizer
 and its weights come from a local sentence-transformers folder.
@@ -105,6 +107,7 @@ def export_onnx(model_dir: Path, cache_dir: Path, encoder: str = "int8") -> Path
     if final.is_file() and (encoder != "int8" or check_path(final).is_file()):
         return final
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_abandoned(cache_dir)
     shared = shared_exports()
     elsewhere = shared.resolve() != cache_dir.resolve()
     if elsewhere and _copy_shared(shared / final.name, final):
@@ -137,6 +140,34 @@ def _beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+#: The work of an export in progress, named by the process that does it: a private folder
+#: (``_export``) or a file being written (``_beside``).
+_WORK = re.compile(r"\.tmp-export-(\d+)-.*|\..+\.(\d+)\.tmp")
+
+
+def _sweep_abandoned(folder: Path) -> None:
+    """Remove the work of exports into ``folder`` whose process is gone: a build killed while it exported
+    leaves the model's fp32 and int8 files behind (about 700 MB for all-mpnet-base-v2)."""
+    for stray in folder.glob(".*"):
+        named = _WORK.fullmatch(stray.name)
+        if named and not _running(int(named.group(1) or named.group(2))):
+            if stray.is_dir():
+                shutil.rmtree(stray, ignore_errors=True)
+            else:
+                stray.unlink(missing_ok=True)
+
+
+def _running(pid: int) -> bool:
+    """Say whether a process ``pid`` runs on this machine (one of another user's counts)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
 def _copy_shared(source: Path, final: Path) -> bool:
     """Copy a shared export into place if it is whole: every file there, each matching the digest published
     with it. Anything else (absent, partial, damaged, unreadable) leaves the export to be made afresh."""
@@ -165,6 +196,7 @@ def _publish(final: Path, shared: Path) -> None:
     tmp = None
     try:
         shared.parent.mkdir(parents=True, exist_ok=True)
+        _sweep_abandoned(shared.parent)
         digests = {}
         for part, target in zip(_parts(final), _parts(shared)):
             tmp = _beside(target)
@@ -191,7 +223,7 @@ def _copy_hashing(source: Path, target: Path) -> str:
 
 def _export(model_dir: Path, final: Path, encoder: str, config: bytes) -> None:
     """Make the export ``final`` (and an int8 export's check vectors) in a private folder beside it."""
-    work = Path(tempfile.mkdtemp(prefix=".tmp-export-", dir=final.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".tmp-export-{os.getpid()}-", dir=final.parent))
     try:
         fp32 = work / "fp32.onnx"
         _export_fp32(model_dir, fp32, export_settings(json.loads(config)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -218,3 +219,29 @@ def test_an_unwritable_shared_cache_does_not_stop_an_export(model_dir, tmp_path,
     path = export_onnx(model_dir, tmp_path / "index-models", "int8")
     assert fake_exports == [path] and export.check_path(path).is_file()
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_the_work_of_a_killed_export_is_removed_by_the_next_and_a_running_ones_kept(model_dir, tmp_path,
+                                                                                     fake_exports):
+    import subprocess
+
+    from qa.embed import export
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a process id that has just ended
+    folder, shared = tmp_path / "index-models", export.shared_exports()
+    left = []
+    for place in (folder, shared):
+        place.mkdir(parents=True)
+        work = place / f".tmp-export-{gone}-x1y2"
+        work.mkdir()
+        (work / "fp32.onnx").write_bytes(b"half an export")
+        (place / f".int8-abc.onnx.{gone}.tmp").write_bytes(b"half a copy")
+        left += [place / f".tmp-export-{os.getpid()}-z9", place / f".int8-abc.onnx.{os.getpid()}.tmp"]
+        left[-2].mkdir()
+        left[-1].write_bytes(b"a copy under way")
+    path = export_onnx(model_dir, folder, "int8")
+    assert fake_exports == [path]
+    for place in (folder, shared):
+        assert sorted(p.name for p in place.iterdir() if p.name.startswith(".")) == sorted(
+            p.name for p in left if p.parent == place)  # only this process's work stays
