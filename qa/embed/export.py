@@ -9,7 +9,7 @@ user's cache (``shared_exports``) with the digest of each file, so a new index
 copies a whole export instead of making it again; a copy that does not match
 its digest is passed by. Work a killed export left (its private folder, a
 half-copied file) carries the process id and is removed by the next export
-into that folder once the process is gone. Beside an int8 file lie
+into that folder once the process is gone and the work has lain an hour. Beside an int8 file lie
 the fp32 model's vectors of ``calibration.CHECK``, which every CPU that loads
 the export checks it against. Nothing here downloads: the model, its tokenizer
 and its weights come from a local sentence-transformers folder.
@@ -24,6 +24,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -143,6 +144,9 @@ def _beside(path: Path) -> Path:
 #: The work of an export in progress, named by the process that does it: a private folder
 #: (``_export``) or a file being written (``_beside``).
 _WORK = re.compile(r"\.tmp-export-(\d+)-.*|\..+\.(\d+)\.tmp")
+#: Seconds work must lie untouched, besides its process being gone, before it is removed: a cache
+#: shared with another machine or container sees process ids that are not its own.
+ABANDONED_AFTER = 3600
 
 
 def _sweep_abandoned(folder: Path) -> None:
@@ -150,11 +154,22 @@ def _sweep_abandoned(folder: Path) -> None:
     leaves the model's fp32 and int8 files behind (about 700 MB for all-mpnet-base-v2)."""
     for stray in folder.glob(".*"):
         named = _WORK.fullmatch(stray.name)
-        if named and not _running(int(named.group(1) or named.group(2))):
+        try:
+            if not named or _running(int(named.group(1) or named.group(2))) or _touched(stray) > (
+                    time.time() - ABANDONED_AFTER):
+                continue
             if stray.is_dir():
                 shutil.rmtree(stray, ignore_errors=True)
             else:
                 stray.unlink(missing_ok=True)
+        except OSError as exc:  # gone meanwhile, or not ours to remove: the export goes on
+            logger.debug("leaving %s: %s", stray, exc)
+
+
+def _touched(path: Path) -> float:
+    """The last time ``path``, or a file directly in it, was written."""
+    return max([path.stat().st_mtime, *(child.stat().st_mtime for child in path.iterdir())] if path.is_dir()
+               else [path.stat().st_mtime])
 
 
 def _running(pid: int) -> bool:

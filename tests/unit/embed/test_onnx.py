@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -230,6 +231,7 @@ def test_the_work_of_a_killed_export_is_removed_by_the_next_and_a_running_ones_k
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()  # a process id that has just ended
     folder, shared = tmp_path / "index-models", export.shared_exports()
+    hours_ago = time.time() - 2 * export.ABANDONED_AFTER
     left = []
     for place in (folder, shared):
         place.mkdir(parents=True)
@@ -237,11 +239,16 @@ def test_the_work_of_a_killed_export_is_removed_by_the_next_and_a_running_ones_k
         work.mkdir()
         (work / "fp32.onnx").write_bytes(b"half an export")
         (place / f".int8-abc.onnx.{gone}.tmp").write_bytes(b"half a copy")
+        for old in (work / "fp32.onnx", work, place / f".int8-abc.onnx.{gone}.tmp"):
+            os.utime(old, (hours_ago, hours_ago))
         left += [place / f".tmp-export-{os.getpid()}-z9", place / f".int8-abc.onnx.{os.getpid()}.tmp"]
         left[-2].mkdir()
         left[-1].write_bytes(b"a copy under way")
+        os.utime(left[-1], (hours_ago, hours_ago))  # however old, a running process's work stays
+        left.append(place / f".int8-def.onnx.{gone}.tmp")  # the process gone but the work fresh: another
+        left[-1].write_bytes(b"a copy by a process this machine cannot see")  # container's, it may be
     path = export_onnx(model_dir, folder, "int8")
     assert fake_exports == [path]
     for place in (folder, shared):
         assert sorted(p.name for p in place.iterdir() if p.name.startswith(".")) == sorted(
-            p.name for p in left if p.parent == place)  # only this process's work stays
+            p.name for p in left if p.parent == place)
