@@ -9,9 +9,9 @@ user's cache (``shared_exports``) with the digest of each file, so a new index
 copies a whole export instead of making it again; a copy that does not match
 its digest is passed by. Work a killed export left (its private folder, a
 half-copied file) carries the process id and is removed by the next export
-into that folder once the process is gone and the work has lain an hour. Beside an int8 file lie
-the fp32 model's vectors of ``calibration.CHECK``, which every CPU that loads
-the export checks it against. Nothing here downloads: the model, its tokenizer
+into that folder once the process is gone and the work has lain an hour.
+Beside an int8 file lie the fp32 model's vectors of ``calibration.CHECK``,
+which every CPU that loads the export checks it against. Nothing here downloads: the model, its tokenizer
 and its weights come from a local sentence-transformers folder.
 """
 
@@ -178,8 +178,8 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
-        return True
+    except (PermissionError, OverflowError):  # another user's process; an id too large to be one: kept
+        pass
     return True
 
 
