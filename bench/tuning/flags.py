@@ -80,12 +80,15 @@ def main() -> None:
         false = sum(flagged(found[n], rule, answerable=True, base=today) for n in tuning)
         return (false, sum(abs(a - b) for a, b in zip(rule, BEFORE)))
 
-    chosen = min((rule for rule in rules if caught(rule) >= caught(BEFORE)), key=fit)
+    default = (today.low_confidence_below, today.unknown_names_below, today.rare_terms)
+    # With no tuning set among those asked for, nothing is chosen: the sets are reported under the default.
+    chosen = min((rule for rule in rules if caught(rule) >= caught(BEFORE)), key=fit) if tuning else default
     print(f"CPU: {cpu_class()}")
     header = ["set", "role", "answerable flagged", "unanswerable flagged"]
     rows = [[name, roles[name], f"{flagged(items, chosen, True, today)}/{sum(a for a, *_ in items)}",
              f"{flagged(items, chosen, False, today)}/{sum(not a for a, *_ in items)}"] for name, items in found.items()]
-    print(table(f"flags with the rule chosen: cosine under {chosen[0]}, or an unknown name under {chosen[1]}, unless "
+    print(table(f"flags with the rule {'chosen' if tuning else 'of the default (no tuning set was run)'}: "
+                f"cosine under {chosen[0]}, or an unknown name under {chosen[1]}, unless "
                 f"the {chosen[2]} rarest terms are held (the default: {today.low_confidence_below}, "
                 f"{today.unknown_names_below}, {today.rare_terms})", header, rows))
     settings = rule_settings(chosen, today)
