@@ -32,7 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     a, b = (IndexReader(layout.current_build(folder)) for folder in (args.first, args.second))
     try:
-        held = [[(p.source, p.start, p.end) for p in r.tables.passages(range(r.manifest.passage_count))] for r in (a, b)]
+        held = [[(p.source, p.start, p.end) for p in r.tables.passages(range(r.manifest.passage_count))]
+                for r in (a, b)]
         if held[0] != held[1]:
             parser.error("the two builds do not hold the same passages in the same order")
         every = range(a.manifest.passage_count)
@@ -51,7 +52,9 @@ def cosines(first: np.ndarray, second: np.ndarray) -> list:
     if first.shape != second.shape:
         raise SystemExit(f"the builds hold {first.shape} and {second.shape} vectors")
     found = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
-    return [len(found), f"{found.min():.5f}", f"{found.mean():.5f}", int((found < BOUND).sum())] if len(found) else [0]
+    if not len(found):
+        return [0, "", "", 0]  # a build without sentences (or passages): a row of the table all the same
+    return [len(found), f"{found.min():.5f}", f"{found.mean():.5f}", int((found < BOUND).sum())]
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ whose questions all have an answer; the development, natural and unanswerable
 questions over the seeds) it gathers the flag's evidence once
 (qa/search/confidence.py: the best sentence's cosine, unknown names, whether the
 question's 1, 2 or 3 rarest terms stand together in one of the first ten
-answers, and how many of its other terms do), then scores each rule of a small grid: the cosine bar, the cosine at
-which an unknown name stops flagging, and how many rare terms unflag. The rule
+answers, and how many of its other terms do), then scores each rule of a small
+grid: the cosine bar, the cosine at which an unknown name stops flagging, and
+how many rare terms unflag. The rule
 is chosen on the tuning sets and the questions that should be flagged (the
 unanswerable ones and the development set's off-topic one): among the rules that
 flag at least as many of those as the rule before this grid (cosine 0.35, any

@@ -11,8 +11,9 @@ its digest is passed by. Work a killed export left (its private folder, a
 half-copied file) carries the process id and is removed by the next export
 into that folder once the process is gone and the work has lain an hour.
 Beside an int8 file lie the fp32 model's vectors of ``calibration.CHECK``,
-which every CPU that loads the export checks it against. Nothing here downloads: the model, its tokenizer
-and its weights come from a local sentence-transformers folder.
+which every CPU that loads the export checks it against. Nothing here
+downloads: the model, its tokenizer and its weights come from a local
+sentence-transformers folder.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -224,8 +225,6 @@ def test_an_unwritable_shared_cache_does_not_stop_an_export(model_dir, tmp_path,
 
 def test_the_work_of_a_killed_export_is_removed_by_the_next_and_a_running_ones_kept(model_dir, tmp_path,
                                                                                      fake_exports):
-    import subprocess
-
     from qa.embed import export
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
