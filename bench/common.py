@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import platform
 import resource
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.avx2 import MARKER as FORCED_MARKER
 from qa.testing import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,22 +50,28 @@ def cpu_class() -> str:
     tag = int8_kernels()
     kind = _KERNELS.get(tag, tag)
     # qemu-user shows the host's /proc/cpuinfo: a host flag CPUID does not report means the CPU is emulated.
-    emulated = " (emulated)" if tag != "vnni" and "avx512_vnni" in cpuinfo else ""
+    emulated = " (emulated)" if tag not in ("vnni", "avx2f") and "avx512_vnni" in cpuinfo else ""
     return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
 
 
 #: CPUID flags as numpy names them, the short tag of the int8 kernels onnxruntime picks for them, and their label.
 _FLAGS = (("AVX512VNNI", "vnni"), ("AVXVNNI", "avxvnni"), ("AVX512F", "avx512"), ("AVX2", "avx2"))
-_KERNELS = {"vnni": "AVX-512 VNNI", "avxvnni": "AVX-VNNI", "avx512": "AVX-512", "avx2": "AVX2"}
+_KERNELS = {"vnni": "AVX-512 VNNI", "avxvnni": "AVX-VNNI", "avx512": "AVX-512", "avx2": "AVX2",
+            "avx2f": "AVX2 kernels forced (bench.avx2)"}
 
 
 def int8_kernels() -> str:
     """A short tag of the instruction set int8 vectors depend on ("vnni", "avx2", ...; else the machine's name).
 
     Benchmarks key what they build by it, so a run on an emulated AVX2 CPU never
-    scores the indexes this host built.
+    scores the indexes this host built. An onnxruntime copy made by bench.avx2
+    is "avx2f": AVX2's kernels on this host, kept apart from an emulated CPU's.
     """
     from numpy._core._multiarray_umath import __cpu_features__ as features
+
+    spec = importlib.util.find_spec("onnxruntime")  # found, not imported: int8 runs load it later
+    if spec and spec.origin and (Path(spec.origin).parent / FORCED_MARKER).exists():
+        return "avx2f"
 
     return next((tag for flag, tag in _FLAGS if features.get(flag)), platform.machine())
 
