@@ -17,9 +17,12 @@ mode's median time a question (encoding included) on each set. Sets are labelled
 own text) and by their role in the protocol (``tune``: choices are made on it;
 ``held out``: the other half of a tuned collection; ``unseen``: a whole
 collection no choice looked at). The table opens with the CPU it ran on; for
-an AVX2 host's table on this one, run it under ``qemu-x86_64 -cpu Haswell``
-(Debian's qemu-user: the emulated CPU's int8 vectors are a real one's; its
-times mean nothing).
+an AVX2 host's table on an AVX-512 one, make onnxruntime take AVX2's kernels
+(``python -m bench.avx2 OUT``, then ``PYTHONPATH=OUT python -m
+bench.quality.modes``: native speed, vectors bit-identical to an emulated
+Haswell's on the seeds), or run it under ``qemu-x86_64 -cpu Haswell`` (Debian's
+qemu-user: the emulated CPU's int8 vectors are a real one's; about 20 passages
+a minute, and its times mean nothing).
 """
 
 from __future__ import annotations
