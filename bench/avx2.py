@@ -57,7 +57,9 @@ def forced(out: Path) -> Path:
     code[found[0].start(1)] = JMP[0]
     target = out / "onnxruntime"
     if target.exists():
-        shutil.rmtree(target)
+        if target.resolve() == package.resolve() or not (target / MARKER).exists():
+            raise SystemExit(f"{target} exists and is not a copy this command made: choose another folder")
+        shutil.rmtree(target)  # an earlier copy, made again
     shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__"))
     patched = target / native.relative_to(package)
     patched.write_bytes(bytes(code))

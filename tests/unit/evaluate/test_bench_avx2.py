@@ -54,6 +54,18 @@ def test_another_build_of_onnxruntime_is_refused_and_nothing_is_written(installe
     assert not (tmp_path / "out").exists()
 
 
+def test_a_copy_is_made_again_but_nothing_else_is_overwritten(installed, tmp_path):
+    package = installed(CHECK)
+    avx2.forced(tmp_path / "out")
+    avx2.forced(tmp_path / "out")  # its own earlier copy is replaced
+    (tmp_path / "mine" / "onnxruntime").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="not a copy this command made"):
+        avx2.forced(tmp_path / "mine")
+    with pytest.raises(SystemExit, match="not a copy this command made"):
+        avx2.forced(package.parent)  # the installed package itself
+    assert (tmp_path / "mine" / "onnxruntime").is_dir() and (package / "__init__.py").exists()
+
+
 def test_a_forced_copy_is_not_forced_again(installed, tmp_path):
     package = installed(CHECK)
     (package / avx2.MARKER).write_text("avx2\n")
