@@ -11,7 +11,8 @@ judged set takes a day. This copies the installed onnxruntime package into
 ``OUT/onnxruntime`` and changes one jump in its MLAS start-up so it never takes
 the AVX-512 branch: every other check stays, so the host's AVX2 and FMA3 kernels
 are the ones picked, as on an AVX2-only CPU. Only onnxruntime's own kernels
-change; numpy, FAISS and torch still run the host's.
+change; numpy, FAISS and torch still run the host's. A host with AVX-VNNI or
+AMX is refused: the checks that stay would pick those kernels instead.
 
 The jump is found by its bytes, which belong to one build of onnxruntime
 (1.32.0's manylinux x86-64 wheel): on any other, or if they occur other than
@@ -34,6 +35,8 @@ from pathlib import Path
 #: branch, then the XCR0 test of the AVX-512 state. The ``je`` (0x74) becomes ``jmp`` (0xEB).
 AVX512_CHECK = re.compile(rb"\x41\xf7\xc2\x00\x00\x01\x00(\x74).\x4c\x89\xc0\x48\xf7\xd0\xa8\xe0\x0f\x84", re.S)
 JMP = b"\xeb"
+#: CPU flags (as /proc/cpuinfo names them) whose int8 kernels MLAS checks for outside the AVX-512 branch.
+OTHER_INT8 = frozenset({"avx_vnni", "avx_vnni_int8", "amx_int8"})
 #: Written into the copy; bench.common.int8_kernels reads it without importing onnxruntime.
 MARKER = "FORCED_INT8_KERNELS"
 
@@ -54,6 +57,9 @@ def forced(out: Path) -> Path:
     if len(found) != 1:
         raise SystemExit(f"{native.name}: the AVX-512 check occurs {len(found)} times, not once: this onnxruntime "
                          "is not the build bench.avx2 knows (1.32.0, manylinux x86-64); nothing written")
+    other = sorted(OTHER_INT8 & host_flags())
+    if other:
+        raise SystemExit(f"this CPU has {', '.join(other)}: onnxruntime would take those kernels, not AVX2's")
     code[found[0].start(1)] = JMP[0]
     target = out / "onnxruntime"
     if target.exists():
@@ -65,6 +71,16 @@ def forced(out: Path) -> Path:
     patched.write_bytes(bytes(code))
     (target / MARKER).write_text("avx2\n")
     return patched
+
+
+def host_flags() -> set[str]:
+    """The CPU's flags from /proc/cpuinfo (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return next((set(value.split()) for key, _, value in (line.partition(":") for line in text.splitlines())
+                 if key.strip() == "flags"), set())
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ def installed(tmp_path, monkeypatch):
         spec = importlib.util.spec_from_file_location("onnxruntime", package / "__init__.py",
                                                       submodule_search_locations=[str(package)])
         monkeypatch.setattr(avx2.importlib.util, "find_spec", lambda name: spec)
+        monkeypatch.setattr(avx2, "host_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
         return package
 
     return install
@@ -64,6 +65,15 @@ def test_a_copy_is_made_again_but_nothing_else_is_overwritten(installed, tmp_pat
     with pytest.raises(SystemExit, match="not a copy this command made"):
         avx2.forced(package.parent)  # the installed package itself
     assert (tmp_path / "mine" / "onnxruntime").is_dir() and (package / "__init__.py").exists()
+
+
+@pytest.mark.parametrize("flag", sorted(avx2.OTHER_INT8))
+def test_a_cpu_whose_other_int8_kernels_the_copy_would_take_is_refused(installed, tmp_path, monkeypatch, flag):
+    installed(CHECK)
+    monkeypatch.setattr(avx2, "host_flags", lambda: {"avx2", "avx512f", flag})
+    with pytest.raises(SystemExit, match=flag):
+        avx2.forced(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_forced_copy_is_not_forced_again(installed, tmp_path):
