@@ -67,11 +67,15 @@ def int8_kernels() -> str:
     scores the indexes this host built. An onnxruntime copy made by bench.avx2
     is "avx2f": AVX2's kernels on this host, kept apart from an emulated CPU's.
     """
-    from numpy._core._multiarray_umath import __cpu_features__ as features
-
     spec = importlib.util.find_spec("onnxruntime")  # found, not imported: int8 runs load it later
     if spec and spec.origin and (Path(spec.origin).parent / FORCED_MARKER).exists():
         return "avx2f"
+    return host_kernels()
+
+
+def host_kernels() -> str:
+    """The tag of the CPU's own instruction set, as CPUID reports it, whatever onnxruntime was made to pick."""
+    from numpy._core._multiarray_umath import __cpu_features__ as features
 
     return next((tag for flag, tag in _FLAGS if features.get(flag)), platform.machine())
 

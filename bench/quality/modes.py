@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, cpu_class, int8_kernels, loadavg, log
+from bench.common import CACHE, DBPEDIA, DEV, RESULTS, ROOT, SEEDS, cpu_class, host_kernels, int8_kernels, loadavg, log
 from qa import evaluate
 from qa.indexing import build, passage_encoder
 from qa.embed import DEFAULT_MODEL, load_query_encoder
@@ -123,8 +123,16 @@ def main() -> None:
 
 
 def index_folder(corpus: str, build_name: str) -> Path:
-    """Where a build of a corpus is cached: one per instruction set, as int8 vectors differ between them."""
-    return CACHE / "idx" / f"{corpus}-{build_name}-{int8_kernels()}"
+    """Where a build of a corpus is cached: one per instruction set, as int8 vectors differ between them.
+
+    fp32 passages come from torch, which bench.avx2 does not touch: with its copy they are the host's (they
+    differ between instruction sets by rounding only, docs/speed-and-scale.md), and only the questions, still
+    encoded by the int8 export, take AVX2's kernels.
+    """
+    tag = int8_kernels()
+    if tag == "avx2f" and BUILDS[build_name][1] == "fp32":
+        tag = host_kernels()
+    return CACHE / "idx" / f"{corpus}-{build_name}-{tag}"
 
 
 def _corpus_key(judged: JudgedSet) -> str:

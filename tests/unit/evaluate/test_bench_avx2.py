@@ -88,3 +88,16 @@ def test_benchmarks_key_a_forced_copy_apart_from_the_host(installed):
     assert int8_kernels() != "avx2f"
     (package / avx2.MARKER).write_text("avx2\n")
     assert int8_kernels() == "avx2f"
+
+
+def test_with_a_forced_copy_only_int8_passages_are_built_apart(installed, monkeypatch):
+    from bench.quality.modes import index_folder
+
+    package = installed(CHECK)
+    monkeypatch.setattr("bench.quality.modes.host_kernels", lambda: "vnni")  # whatever CPU runs the test
+    (package / avx2.MARKER).write_text("avx2\n")
+    assert index_folder("seeds", "int8").name == "seeds-int8-avx2f"
+    assert index_folder("seeds", "mpnet-int8").name == "seeds-mpnet-int8-avx2f"
+    # torch's fp32 passages are the host's whatever onnxruntime picks: the host's build is scored again
+    assert index_folder("seeds", "fp32").name == "seeds-fp32-vnni"
+    assert index_folder("seeds", "mpnet").name == "seeds-mpnet-vnni"
