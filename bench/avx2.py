@@ -26,10 +26,12 @@ marker this writes, so benchmarks key the copy's indexes as AVX2's.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import re
 import shutil
 from pathlib import Path
+
+from bench.common import FORCED_MARKER as MARKER
+from bench.common import cpuinfo, onnxruntime_package
 
 #: In MLAS_PLATFORM's constructor: ``test $0x10000,%r10d`` (CPUID 7 EBX, AVX512F), ``je`` past the AVX-512
 #: branch, then the XCR0 test of the AVX-512 state. The ``je`` (0x74) becomes ``jmp`` (0xEB).
@@ -37,16 +39,13 @@ AVX512_CHECK = re.compile(rb"\x41\xf7\xc2\x00\x00\x01\x00(\x74).\x4c\x89\xc0\x48
 JMP = b"\xeb"
 #: CPU flags (as /proc/cpuinfo names them) whose int8 kernels MLAS checks for outside the AVX-512 branch.
 OTHER_INT8 = frozenset({"avx_vnni", "avx_vnni_int8", "amx_int8"})
-#: Written into the copy; bench.common.int8_kernels reads it without importing onnxruntime.
-MARKER = "FORCED_INT8_KERNELS"
 
 
 def forced(out: Path) -> Path:
     """Write ``out/onnxruntime``, the installed package with its AVX-512 branch skipped; return the patched file."""
-    spec = importlib.util.find_spec("onnxruntime")
-    if spec is None or not spec.submodule_search_locations:
+    package = onnxruntime_package()
+    if package is None:
         raise SystemExit("onnxruntime is not installed")
-    package = Path(next(iter(spec.submodule_search_locations)))
     if (package / MARKER).exists():
         raise SystemExit(f"{package} is already a forced copy: run this with the installed onnxruntime")
     native = next(package.glob("capi/onnxruntime_pybind11_state*.so"), None)
@@ -75,12 +74,7 @@ def forced(out: Path) -> Path:
 
 def host_flags() -> set[str]:
     """The CPU's flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    return next((set(value.split()) for key, _, value in (line.partition(":") for line in text.splitlines())
-                 if key.strip() == "flags"), set())
+    return set(cpuinfo("flags").split())
 
 
 def main() -> None:

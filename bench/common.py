@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.avx2 import MARKER as FORCED_MARKER
 from qa.testing import percentile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,23 +38,36 @@ def cpu_class() -> str:
     """The CPU a figure ran on, as int8 kernels tell CPUs apart: its model name and AVX-512 VNNI, AVX-512, AVX2 or
     neither (onnxruntime multiplies int8 with VNNI dot products, else AVX2's saturating ones). The features are
     the ones CPUID reports, as numpy reads them: under qemu, the emulated CPU's."""
-    model, cpuinfo = platform.processor() or platform.machine(), ""
-    with contextlib.suppress(OSError):
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    for line in cpuinfo.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "model name":
-            model = value.strip()
-            break
+    model = cpuinfo("model name") or platform.processor() or platform.machine()
     tag = int8_kernels()
     kind = _KERNELS.get(tag, tag)
     # qemu-user shows the host's /proc/cpuinfo: a host flag CPUID does not report means the CPU is emulated.
-    emulated = " (emulated)" if tag not in ("vnni", "avx2f") and "avx512_vnni" in cpuinfo else ""
+    emulated = " (emulated)" if tag not in ("vnni", "avx2f") and "avx512_vnni" in cpuinfo("flags").split() else ""
     return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
+
+
+def cpuinfo(field: str) -> str:
+    """The first value of ``field`` in /proc/cpuinfo ("model name", "flags"), or "" where there is none."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == field:
+                return value.strip()
+    return ""
+
+
+def onnxruntime_package() -> Path | None:
+    """The folder of the onnxruntime Python would import, found and not imported (int8 runs load it later)."""
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 #: CPUID flags as numpy names them, the short tag of the int8 kernels onnxruntime picks for them, and their label.
 _FLAGS = (("AVX512VNNI", "vnni"), ("AVXVNNI", "avxvnni"), ("AVX512F", "avx512"), ("AVX2", "avx2"))
+#: The file bench.avx2 writes into its onnxruntime copy: benchmarks run with that copy key their builds "avx2f".
+FORCED_MARKER = "FORCED_INT8_KERNELS"
 _KERNELS = {"vnni": "AVX-512 VNNI", "avxvnni": "AVX-VNNI", "avx512": "AVX-512", "avx2": "AVX2",
             "avx2f": "AVX2 kernels forced (bench.avx2)"}
 
@@ -67,8 +79,8 @@ def int8_kernels() -> str:
     scores the indexes this host built. An onnxruntime copy made by bench.avx2
     is "avx2f": AVX2's kernels on this host, kept apart from an emulated CPU's.
     """
-    spec = importlib.util.find_spec("onnxruntime")  # found, not imported: int8 runs load it later
-    if spec and spec.origin and (Path(spec.origin).parent / FORCED_MARKER).exists():
+    package = onnxruntime_package()
+    if package is not None and (package / FORCED_MARKER).exists():
         return "avx2f"
     return host_kernels()
 

@@ -9,9 +9,9 @@ questions over the seeds) it gathers the flag's evidence once
 question's 1, 2 or 3 rarest terms stand together in one of the first ten
 answers, and how many of its other terms do), then scores each rule of a small
 grid: the cosine bar, the cosine at which an unknown name stops flagging, and
-how many rare terms unflag. The rule
-is chosen on the tuning sets and the questions that should be flagged (the
-unanswerable ones and the development set's off-topic one): among the rules that
+how many rare terms unflag. The rule is chosen on the tuning sets and the
+questions that should be flagged (the unanswerable ones and the development
+set's off-topic one): among the rules that
 flag at least as many of those as the rule before this grid (cosine 0.35, any
 unknown name, 2 rare terms), the one that flags the fewest answerable tuning
 questions, then the one nearest that rule. It is reported on every other set,

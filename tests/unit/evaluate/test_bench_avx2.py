@@ -29,7 +29,7 @@ def installed(tmp_path, monkeypatch):
         package = fake_onnxruntime(tmp_path, code)
         spec = importlib.util.spec_from_file_location("onnxruntime", package / "__init__.py",
                                                       submodule_search_locations=[str(package)])
-        monkeypatch.setattr(avx2.importlib.util, "find_spec", lambda name: spec)
+        monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)  # bench.common's lookup of it
         monkeypatch.setattr(avx2, "host_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
         return package
 
@@ -84,7 +84,7 @@ def test_a_forced_copy_is_not_forced_again(installed, tmp_path):
 
 
 def test_benchmarks_key_a_forced_copy_apart_from_the_host(installed):
-    package = installed(CHECK)  # find_spec is importlib's own: bench.common looks through the same one
+    package = installed(CHECK)
     assert int8_kernels() != "avx2f"
     (package / avx2.MARKER).write_text("avx2\n")
     assert int8_kernels() == "avx2f"
