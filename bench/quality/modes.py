@@ -122,14 +122,15 @@ def main() -> None:
     print(f"\nfigures written to {args.out}")
 
 
-def index_folder(corpus: str, build_name: str) -> Path:
+def index_folder(corpus: str, build_name: str, kernels: str | None = None) -> Path:
     """Where a build of a corpus is cached: one per instruction set, as int8 vectors differ between them.
 
+    ``kernels`` is the tag of the int8 kernels (bench.common.int8_kernels), this process's unless given.
     fp32 passages come from torch, which bench.avx2 does not touch: with its copy they are the host's (they
     differ between instruction sets by rounding only, docs/speed-and-scale.md), and only the questions, still
     encoded by the int8 export, take AVX2's kernels.
     """
-    tag = int8_kernels()
+    tag = kernels or int8_kernels()
     if tag == "avx2f" and BUILDS[build_name][1] == "fp32":
         tag = host_kernels()
     return CACHE / "idx" / f"{corpus}-{build_name}-{tag}"

@@ -89,16 +89,20 @@ def gather(folder: Path, searcher: Searcher, name: str | None = None) -> QuerySe
     return QuerySet(name or folder.name, out, qrels)
 
 
-def cached(folder: Path, index_dir: Path, searcher_for: Callable[[Path], Searcher]) -> QuerySet:
-    """``gather``, kept in bench/.cache/candidates/ per set and build (keyed by the build's name)."""
+def cached(folder: Path, index_dir: Path, searcher_for: Callable[[Path], Searcher], kernels: str) -> QuerySet:
+    """``gather``, kept in bench/.cache/candidates/ per set, build and the int8 kernels that encoded the questions.
+
+    ``kernels`` is bench.common.int8_kernels' tag of those kernels: an fp32 build's questions are still encoded
+    by the int8 export (bench.quality.modes), so one index gives other candidates with AVX2's kernels.
+    """
     from qa import index
 
     build = index.current_build(index_dir)
-    key = hashlib.sha256(f"{VERSION}|{folder.resolve()}|{build}".encode()).hexdigest()[:16]
-    path = CACHE / "candidates" / f"{folder.name}-{index_dir.name}-{key}.pkl"
+    key = hashlib.sha256(f"{VERSION}|{folder.resolve()}|{build}|{kernels}".encode()).hexdigest()[:16]
+    path = CACHE / "candidates" / f"{folder.name}-{index_dir.name}-q{kernels}-{key}.pkl"
     if path.is_file():
         return pickle.loads(path.read_bytes())
-    log(f"gathering the candidates of {folder.name} from {index_dir}")
+    log(f"gathering the candidates of {folder.name} from {index_dir}, questions on {kernels}'s kernels")
     found = gather(folder, searcher_for(index_dir))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(found))

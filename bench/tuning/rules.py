@@ -1,16 +1,20 @@
 """Ranking rules scored offline on every set at once, with each set's slack against the better single retriever.
 
-    python -m bench.tuning.rules [--builds int8 fp32 | --builds mpnet-int8 mpnet]
+    python -m bench.tuning.rules [--builds int8 fp32 | --builds mpnet-int8 mpnet] [--kernels vnni avx2f]
 
 A rule is a function from one query's ``Candidates`` (bench/tuning/candidates.py)
 to a score per candidate. For every set it prints nDCG@10 and the slack
 ``rule - max(dense, lexical)``; the protocol (docs/quality.md) picks on the
-tuning sets only and reports the rest.
+tuning sets only and reports the rest. ``--kernels`` chooses on the candidates of
+several instruction sets' int8 kernels at once (bench.avx2 makes AVX2's), so the
+rule holds on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -122,7 +126,7 @@ def of_settings(settings: SearchSettings) -> tuple[float, float, float, float, f
 def main() -> None:
     import itertools
 
-    from bench.common import CACHE
+    from bench.common import CACHE, int8_kernels
     from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
     from bench.tuning.candidates import cached
     from qa.embed import load_query_encoder
@@ -132,16 +136,29 @@ def main() -> None:
     parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS),
                         help="builds (bench.quality.modes names) the rule is chosen on; builds of several models "
                              "choose one rule for all of them")
+    parser.add_argument("--kernels", nargs="+", default=[int8_kernels()],
+                        help="choose on the candidates of each of these int8 kernels (bench.common.int8_kernels "
+                             "tags: vnni, avx2f, ...) [default: this process's]; another's must have been "
+                             "gathered by a run that had them (avx2f: PYTHONPATH=<bench.avx2 copy>)")
     args = parser.parse_args()
+    own = int8_kernels()
     models = sorted({BUILDS[build][0] for build in args.builds})
     sets = {}
     for build in args.builds:
         model = BUILDS[build][0]
         queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
-        for judged in SETS:
-            index_dir = index_folder(_corpus_key(judged), build)
-            sets[judged.name, build] = (judged, cached(judged.folder, index_dir,
-                                                       lambda folder: Searcher(folder, embedder=queries)))
+
+        def searcher(index_dir: Path, kernels: str) -> Searcher:
+            if kernels != own:
+                raise SystemExit(f"{index_dir.name}: no candidates gathered with {kernels}'s kernels, and this "
+                                 f"process has {own}'s; run bench.tuning.rules --builds {build} with them first")
+            return Searcher(index_dir, embedder=queries)
+
+        for kernels in args.kernels:
+            for judged in SETS:
+                index_dir = index_folder(_corpus_key(judged), build, kernels)
+                sets[judged.name, f"{build}, {kernels}"] = (judged, cached(
+                    judged.folder, index_dir, functools.partial(searcher, kernels=kernels), kernels))
     bounds = {key: max(qs.ndcg(dense), qs.ndcg(lexical)) for key, (_, qs) in sets.items()}
 
     def slacks(rule: Rule, role) -> dict[tuple[str, str], float]:

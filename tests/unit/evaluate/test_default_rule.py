@@ -60,3 +60,28 @@ def test_of_settings_reads_back_the_weights_the_settings_describe():
                                                coverage_power=2.0))
     assert (a, s, m, x, p) == pytest.approx((0.8, 0.5, 1.0, 0.4, 2.0))
     assert of_settings(SearchSettings(lexical_evidence="bm25"))[2] == 0.0
+
+
+def test_candidates_are_kept_apart_for_each_kernel_that_encoded_the_questions(beir, tmp_path, embedder, monkeypatch):
+    """An fp32 index is shared by both kernels (bench.quality.modes), its questions are not: neither reads the other's."""
+    from bench.tuning import candidates
+
+    monkeypatch.setattr(candidates, "CACHE", tmp_path / "cache")
+    index_beir(beir, tmp_path / "index", embedder)
+    opened = []
+
+    def searcher_for(index_dir):
+        opened.append(index_dir)
+        return Searcher(index_dir, embedder=embedder)
+
+    first = candidates.cached(beir, tmp_path / "index", searcher_for, "vnni")
+    assert candidates.cached(beir, tmp_path / "index", searcher_for, "vnni").queries[0].qid == first.queries[0].qid
+    assert len(opened) == 1  # kept
+    candidates.cached(beir, tmp_path / "index", searcher_for, "avx2f")
+    assert len(opened) == 2  # gathered again, not the other kernel's
+
+    def refuse(index_dir):
+        raise SystemExit("not gathered")
+
+    with pytest.raises(SystemExit, match="not gathered"):
+        candidates.cached(beir, tmp_path / "index", refuse, "avx2")
