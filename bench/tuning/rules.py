@@ -13,7 +13,6 @@ rule holds on each.
 from __future__ import annotations
 
 import argparse
-import functools
 from pathlib import Path
 from typing import Callable
 
@@ -123,6 +122,18 @@ def of_settings(settings: SearchSettings) -> tuple[float, float, float, float, f
             x / lexical if lexical else 0.0, settings.coverage_power)
 
 
+def _gatherer(build: str, queries, kernels: str, own: str) -> Callable[[Path], object]:
+    """What gathers candidates whose questions ``kernels`` encode: a Searcher, only in a process that has them."""
+    def searcher(index_dir: Path):
+        from qa.search import Searcher
+
+        if kernels != own:
+            raise SystemExit(f"{index_dir.name}: no candidates gathered with {kernels}'s kernels, and this "
+                             f"process has {own}'s; run bench.tuning.rules --builds {build} with them first")
+        return Searcher(index_dir, embedder=queries)
+    return searcher
+
+
 def main() -> None:
     import itertools
 
@@ -130,7 +141,6 @@ def main() -> None:
     from bench.quality.modes import BUILDS, SETS, _corpus_key, index_folder
     from bench.tuning.candidates import cached
     from qa.embed import load_query_encoder
-    from qa.search import Searcher
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--builds", nargs="+", default=["int8", "fp32"], choices=list(BUILDS),
@@ -147,18 +157,12 @@ def main() -> None:
     for build in args.builds:
         model = BUILDS[build][0]
         queries = load_query_encoder(model, CACHE / "idx" / "models")  # as bench.quality.modes encodes questions
-
-        def searcher(index_dir: Path, kernels: str) -> Searcher:
-            if kernels != own:
-                raise SystemExit(f"{index_dir.name}: no candidates gathered with {kernels}'s kernels, and this "
-                                 f"process has {own}'s; run bench.tuning.rules --builds {build} with them first")
-            return Searcher(index_dir, embedder=queries)
-
         for kernels in args.kernels:
+            gatherer = _gatherer(build, queries, kernels, own)
             for judged in SETS:
                 index_dir = index_folder(_corpus_key(judged), build, kernels)
-                sets[judged.name, f"{build}, {kernels}"] = (judged, cached(
-                    judged.folder, index_dir, functools.partial(searcher, kernels=kernels), kernels))
+                sets[judged.name, f"{build}, {kernels}"] = (judged, cached(judged.folder, index_dir, gatherer,
+                                                                           kernels))
     bounds = {key: max(qs.ndcg(dense), qs.ndcg(lexical)) for key, (_, qs) in sets.items()}
 
     def slacks(rule: Rule, role) -> dict[tuple[str, str], float]:

@@ -85,3 +85,10 @@ def test_candidates_are_kept_apart_for_each_kernel_that_encoded_the_questions(be
 
     with pytest.raises(SystemExit, match="not gathered"):
         candidates.cached(beir, tmp_path / "index", refuse, "avx2")
+
+
+def test_the_rules_bench_never_gathers_another_kernel_s_candidates_with_its_own(tmp_path):
+    from bench.tuning.rules import _gatherer
+
+    with pytest.raises(SystemExit, match="no candidates gathered with avx2f's kernels"):
+        _gatherer("mpnet-int8", None, "avx2f", "vnni")(tmp_path / "index")
