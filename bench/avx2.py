@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 
 from bench.common import FORCED_MARKER as MARKER
-from bench.common import cpuinfo, onnxruntime_package
+from bench.common import cpu_flags, onnxruntime_package
 
 #: In MLAS_PLATFORM's constructor: ``test $0x10000,%r10d`` (CPUID 7 EBX, AVX512F), ``je`` past the AVX-512
 #: branch, then the XCR0 test of the AVX-512 state. The ``je`` (0x74) becomes ``jmp`` (0xEB).
@@ -56,7 +56,7 @@ def forced(out: Path) -> Path:
     if len(found) != 1:
         raise SystemExit(f"{native.name}: the AVX-512 check occurs {len(found)} times, not once: this onnxruntime "
                          "is not the build bench.avx2 knows (1.32.0, manylinux x86-64); nothing written")
-    other = sorted(OTHER_INT8 & host_flags())
+    other = sorted(OTHER_INT8 & cpu_flags())
     if other:
         raise SystemExit(f"this CPU has {', '.join(other)}: onnxruntime would take those kernels, not AVX2's")
     code[found[0].start(1)] = JMP[0]
@@ -70,11 +70,6 @@ def forced(out: Path) -> Path:
     patched.write_bytes(bytes(code))
     (target / MARKER).write_text("avx2\n")
     return patched
-
-
-def host_flags() -> set[str]:
-    """The CPU's flags from /proc/cpuinfo (empty where there is none)."""
-    return set(cpuinfo("flags").split())
 
 
 def main() -> None:

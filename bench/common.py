@@ -42,7 +42,7 @@ def cpu_class() -> str:
     tag = int8_kernels()
     kind = _KERNELS.get(tag, tag)
     # qemu-user shows the host's /proc/cpuinfo: a host flag CPUID does not report means the CPU is emulated.
-    emulated = " (emulated)" if tag not in ("vnni", "avx2f") and "avx512_vnni" in cpuinfo("flags").split() else ""
+    emulated = " (emulated)" if tag not in ("vnni", "avx2f") and "avx512_vnni" in cpu_flags() else ""
     return f"{model}, {os.cpu_count()} CPUs, {kind}{emulated}"
 
 
@@ -54,6 +54,11 @@ def cpuinfo(field: str) -> str:
             if key.strip() == field:
                 return value.strip()
     return ""
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's flags as /proc/cpuinfo names them (the host's, even under qemu-user); empty where there is none."""
+    return set(cpuinfo("flags").split())
 
 
 def onnxruntime_package() -> Path | None:

@@ -30,7 +30,7 @@ def installed(tmp_path, monkeypatch):
         spec = importlib.util.spec_from_file_location("onnxruntime", package / "__init__.py",
                                                       submodule_search_locations=[str(package)])
         monkeypatch.setattr(importlib.util, "find_spec", lambda name: spec)  # bench.common's lookup of it
-        monkeypatch.setattr(avx2, "host_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
+        monkeypatch.setattr(avx2, "cpu_flags", lambda: {"avx2", "avx512f", "avx512_vnni"})
         return package
 
     return install
@@ -70,7 +70,7 @@ def test_a_copy_is_made_again_but_nothing_else_is_overwritten(installed, tmp_pat
 @pytest.mark.parametrize("flag", sorted(avx2.OTHER_INT8))
 def test_a_cpu_whose_other_int8_kernels_the_copy_would_take_is_refused(installed, tmp_path, monkeypatch, flag):
     installed(CHECK)
-    monkeypatch.setattr(avx2, "host_flags", lambda: {"avx2", "avx512f", flag})
+    monkeypatch.setattr(avx2, "cpu_flags", lambda: {"avx2", "avx512f", flag})
     with pytest.raises(SystemExit, match=flag):
         avx2.forced(tmp_path / "out")
     assert not (tmp_path / "out").exists()
