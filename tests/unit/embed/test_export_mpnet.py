@@ -12,9 +12,11 @@ import pytest
 
 pytest.importorskip("onnxruntime", reason="the ONNX embedder needs onnxruntime: pip install onnxruntime onnx")
 onnx = pytest.importorskip("onnx", reason="exporting the ONNX model needs onnx: pip install onnxruntime onnx")
+from onnx import numpy_helper  # noqa: E402
 
 from qa.embed.export import EXPORT_SETTINGS, QUANT_SETTINGS, export_onnx, export_settings, quant_settings  # noqa: E402
 from qa.embed.onnx import OnnxEmbedder  # noqa: E402
+from qa.embed.pairs import PAIR_LIMIT, fitting  # noqa: E402
 
 SENTENCES = [
     "What does Moscow want regarding NATO near its borders?",
@@ -67,8 +69,10 @@ def test_a_bert_keeps_its_settings_so_its_cached_exports_are_found_again():
     assert quant_settings({"model_type": "bert", "type_vocab_size": 2}) is QUANT_SETTINGS
     assert export_settings({"model_type": "mpnet"})["inputs"] == ["input_ids", "attention_mask"]
     assert quant_settings({"model_type": "mpnet"})["keep_fp32"] == QUANT_SETTINGS["keep_fp32"]
-    # 7-bit weights cannot saturate AVX2's 16-bit pair sums; MPNet loses too much with them and keeps 8.
-    assert QUANT_SETTINGS["reduce_range"] and not quant_settings({"model_type": "mpnet"})["reduce_range"]
+    # 7-bit weights cannot saturate AVX2's 16-bit pair sums; MPNet loses too much with them and keeps 8, bounded.
+    assert QUANT_SETTINGS["reduce_range"] and "bound_pairs" not in QUANT_SETTINGS
+    mpnet = quant_settings({"model_type": "mpnet"})
+    assert not mpnet["reduce_range"] and mpnet["bound_pairs"]
 
 
 def test_fp32_export_takes_two_inputs_and_equals_torch(tiny_mpnet, tmp_path, torch_vectors):
@@ -88,6 +92,9 @@ def test_int8_export_keeps_the_feed_forward_outputs_in_fp32(tiny_mpnet, tmp_path
     quantized = [n for n in nodes if n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")]
     assert len(kept) == 2  # one a layer
     assert quantized and not any("/output/dense/" in n.name for n in quantized)
+    # No pair of any quantized weights can saturate AVX2's 16-bit sums (qa/embed/pairs.py).
+    weights = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(path)).graph.initializer}
+    assert all(fitting(weights[n.input[1]]) <= PAIR_LIMIT for n in quantized if n.op_type == "MatMulInteger")
     embedder = OnnxEmbedder(tiny_mpnet, tmp_path, model_name="tiny")
     assert embedder.name == "tiny+onnx-int8"
     assert (embedder.encode(SENTENCES) * torch_vectors).sum(axis=1).min() > 0.95
