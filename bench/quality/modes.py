@@ -22,7 +22,12 @@ an AVX2 host's table on an AVX-512 one, make onnxruntime take AVX2's kernels
 bench.quality.modes``: native speed, vectors bit-identical to an emulated
 Haswell's on the seeds), or run it under ``qemu-x86_64 -cpu Haswell`` (Debian's
 qemu-user: the emulated CPU's int8 vectors are a real one's; about 20 passages
-a minute, and its times mean nothing).
+a minute, and its times mean nothing). ``--built-by TAG`` scores the indexes
+another instruction set's kernels built (``bench.common.int8_kernels``' tags:
+``vnni``, ``avx2f``, ...) with questions encoded by this process's: an index
+built on one CPU and asked on another, as an export that travels allows. Such
+an index is never built or changed here: one that is missing or would be
+rebuilt stops the run.
 """
 
 from __future__ import annotations
@@ -90,6 +95,9 @@ def main() -> None:
     parser.add_argument("--budget-share", type=float,
                         help="set the lexical postings budget to this share of each set's passages: what the "
                              "budget changes where it binds (0.2 is how it binds at a million passages)")
+    parser.add_argument("--built-by", metavar="TAG",
+                        help="score the indexes the int8 kernels TAG built (vnni, avx2f, ...), asking them with this "
+                             "process's kernels; they must be there already")
     args = parser.parse_args()
     sets = [s for s in SETS if (not args.sets and not args.extra) or s.name in (args.sets or ())]
     sets += [JudgedSet(folder.name, folder, "real", "unseen") for folder in args.extra]
@@ -98,13 +106,15 @@ def main() -> None:
         parser.error(f"missing sets {missing}: run python -m bench.datasets.wiki_beir, bench.datasets.wiki_sets "
                      "and bench.datasets.real first")
     table: dict = {"cpu": cpu_class(), "loadavg_start": loadavg(), "settings": SearchSettings().as_dict(), "sets": {},
-                   "budget_share": args.budget_share}
+                   "budget_share": args.budget_share, "questions by": int8_kernels(),
+                   "indexes built by": args.built_by or int8_kernels()}
     for name in args.builds:
         model, encoder = BUILDS[name]
         queries = load_query_encoder(model, CACHE / "idx" / "models")
         for judged in sets:
             log(f"{judged.name} on the {name} build")
-            index_dir = index_folder(_corpus_key(judged), name)
+            index_dir = index_folder(_corpus_key(judged), name, args.built_by)
+            built = built_elsewhere(index_dir, args.built_by)
             if args.budget_share and layout.current_build(index_dir) is not None:
                 passages = json.loads((layout.current_build(index_dir) / layout.MANIFEST).read_text())["passage_count"]
                 scoring.POSTINGS_BUDGET = int(args.budget_share * passages)
@@ -112,9 +122,12 @@ def main() -> None:
                 lexical.CANDIDATE_POSTINGS_BUDGET = int(args.budget_share * passages / 4)
             scores = evaluate.evaluate_beir(judged.folder, index_dir, passage_encoder(index_dir, model, encoder), MODES,
                                             query_encoder=queries)
+            if args.built_by and layout.current_build(index_dir) != built:
+                raise SystemExit(f"{index_dir} was rebuilt with this process's kernels, not {args.built_by}'s: "
+                                 "build it without --built-by, on the kernels it is named for")
             scores["speed"] = speed(index_dir, judged, queries)
             table["sets"].setdefault(judged.name, {"origin": judged.origin, "role": judged.role})[name] = scores
-        table.setdefault("dev", {})[name] = dev_figures(name, queries)
+        table.setdefault("dev", {})[name] = dev_figures(name, queries, args.built_by)
     table["loadavg_end"] = loadavg()
     print(format_table(table, args.builds))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,11 +173,22 @@ def speed(index_dir: Path, judged: JudgedSet, queries) -> dict:
             "p50 ms": round(statistics.median(took[3:]), 1)}
 
 
-def dev_figures(name: str, queries) -> dict:
+def built_elsewhere(index_dir: Path, kernels: str | None) -> Path | None:
+    """The current build of an index other kernels made (``--built-by``); refuse one that is not there."""
+    if kernels is None:
+        return None
+    current = layout.current_build(index_dir)
+    if current is None:
+        raise SystemExit(f"no index at {index_dir}: build it first with {kernels}'s kernels (without --built-by)")
+    return current
+
+
+def dev_figures(name: str, queries, built_by: str | None = None) -> dict:
     """The development questions over the seeds: first@1, highlight hits and false flags, by mode."""
     model, encoder = BUILDS[name]
-    index_dir = index_folder("seeds", name)
-    build(SEEDS, index_dir, passage_encoder(index_dir, model, encoder), wait=True)
+    index_dir = index_folder("seeds", name, built_by)
+    if built_elsewhere(index_dir, built_by) is None:
+        build(SEEDS, index_dir, passage_encoder(index_dir, model, encoder), wait=True)
     searcher = Searcher(index_dir, embedder=queries)
     table = evaluate.evaluate_judged(searcher, evaluate.load_judged(DEV), MODES)
     return {mode: {k: v for k, v in row.items() if k != "ranks"} for mode, row in table.items()}
@@ -177,7 +201,9 @@ def slack(scores: dict) -> float:
 
 
 def format_table(table: dict, builds: list[str]) -> str:
-    lines = [f"CPU: {table['cpu']}\n", "| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
+    lines = [f"CPU: {table['cpu']}" + (f"; indexes built by {table['indexes built by']}'s int8 kernels, questions by "
+                                       f"{table['questions by']}'s" if table.get("indexes built by") != table.get(
+                                           "questions by") else "") + "\n", "| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
              "|---|---|---|---|" + "---|" * (len(MODES) + 2)]
     worst = {b: [] for b in builds}
     for name, row in table["sets"].items():

@@ -101,3 +101,18 @@ def test_with_a_forced_copy_only_int8_passages_are_built_apart(installed, monkey
     # torch's fp32 passages are the host's whatever onnxruntime picks: the host's build is scored again
     assert index_folder("seeds", "fp32").name == "seeds-fp32-vnni"
     assert index_folder("seeds", "mpnet").name == "seeds-mpnet-vnni"
+
+
+def test_an_index_other_kernels_built_is_asked_as_it_is_never_built_here(tmp_path, monkeypatch):
+    """``--built-by``: an index built on one CPU, asked on another. One missing stops the run; none is made."""
+    from bench.quality import modes
+
+    monkeypatch.setattr(modes, "CACHE", tmp_path)
+    index_dir = modes.index_folder("seeds", "mpnet-int8", "vnni")
+    assert index_dir.name == "seeds-mpnet-int8-vnni"
+    assert modes.built_elsewhere(index_dir, None) is None  # this process's own index: built as usual
+    with pytest.raises(SystemExit, match="no index at .*seeds-mpnet-int8-vnni.*vnni's kernels"):
+        modes.built_elsewhere(index_dir, "vnni")
+    with pytest.raises(SystemExit, match="no index"):
+        modes.dev_figures("mpnet-int8", queries=None, built_by="vnni")
+    assert not index_dir.exists()
