@@ -33,7 +33,7 @@ import numpy as np
 
 from qa.embed import calibration
 from qa.embed.base import ENCODERS
-from qa.embed.pairs import bound_pairs
+from qa.embed.pairs import PAIR_LIMIT, STEPS, bound_pairs
 from qa.embed.smooth import smooth
 from qa.errors import ModelUnavailable
 
@@ -77,9 +77,9 @@ def export_settings(config: dict) -> dict:
 #: (all-MiniLM-L6-v2) take 7-bit weights (``reduce_range``): no pair of products can
 #: saturate, so AVX2 and VNNI give the same vectors (cosine 0.99994 between them) and
 #: the worst check sentence keeps 0.995 to fp32 on both. MPNet loses too much with 7 bits
-#: (0.981) and keeps 8, each output channel scaled so that no pair of its weights can
-#: saturate (``bound_pairs``, qa/embed/pairs.py): 0.998 to fp32 on both CPUs, 0.9998 between
-#: them, where plain 8-bit weights moved a vector by up to 0.006 on AVX2. Unsigned weights
+#: (0.981) and keeps 8, quantized so that no pair of its weights can saturate
+#: (``bound_pairs``, qa/embed/pairs.py): the same vectors on both CPUs to 0.9998, where
+#: plain 8-bit weights moved a vector by up to 0.006 on AVX2. Unsigned weights
 #: (exact everywhere) were as accurate but no faster than fp32 on a VNNI CPU, which has no
 #: fast unsigned-by-unsigned product. Measured by ``python -m bench.speed.int8``
 #: (docs/speed-and-scale.md).
@@ -93,7 +93,7 @@ def quant_settings(config: dict) -> dict:
     """Return the quantization settings for a model's ``config.json``: 8-bit weights whose pairs cannot saturate
     for MPNet, 7 for BERTs (a BERT's settings, and so its cached exports, are unchanged)."""
     if config.get("model_type") == "mpnet":
-        return {**QUANT_SETTINGS, "reduce_range": False, "bound_pairs": True}
+        return {**QUANT_SETTINGS, "reduce_range": False, "bound_pairs": {"limit": PAIR_LIMIT, "scales": STEPS}}
     return QUANT_SETTINGS
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qa.embed.pairs import PAIR_LIMIT, TARGET, bound_pairs, fitting, pair_sums, quantize
+from qa.embed.pairs import PAIR_LIMIT, TARGET, bound_pairs, fit, fitting, pair_sums, quantize
 
 
 def weights_with_outliers(seed: int = 0, rows: int = 64, columns: int = 12) -> np.ndarray:
@@ -40,18 +40,38 @@ def test_plain_8_bit_weights_can_saturate_and_bounded_ones_cannot():
     assert np.abs(ints).max() <= TARGET
 
 
-def test_a_channel_s_scale_grows_only_as_far_as_its_largest_same_signed_pair_needs():
+def test_each_channel_keeps_the_least_error_of_its_scales_all_of_which_fit():
     weights = weights_with_outliers()
     ints, scale = quantize(weights)
-    usual = np.abs(weights).max(axis=0) / 127
+    usual = np.abs(weights).max(axis=0) / TARGET
     positive, negative = pair_sums(weights)
-    np.testing.assert_allclose(scale, np.maximum(positive.max(axis=0), negative.max(axis=0)) / TARGET, rtol=1e-6)
-    assert np.all(scale[[0, 1]] > usual[[0, 1]] * 1.9)  # 0.2 + 0.2 in one pair: about half the steps
-    # Large weights of one sign in different pairs, or of opposite signs in one pair, cost (nearly) nothing.
-    assert np.all(scale[[2, 3]] < usual[[2, 3]] * 1.2)
-    assert np.all(scale <= usual * 2 + 1e-9)  # never coarser than 7-bit weights (reduce_range)
-    # Every weight is within half a step of its own channel's scale.
-    assert np.all(np.abs(ints * scale - weights) <= scale / 2 + 1e-7)
+    safe = np.maximum(positive.max(axis=0), negative.max(axis=0)) / TARGET  # no pair can pass at this scale
+    assert np.all(scale >= usual * (1 - 1e-6)) and np.all(scale <= safe * (1 + 1e-6))
+    assert np.all(safe <= usual * 2 + 1e-9)  # never coarser than 7-bit weights (reduce_range)
+
+    def error(q, s):
+        return ((q.astype(np.float64) * s - weights) ** 2).sum(axis=0)
+
+    # Both ends are among the scales tried: the coarse one, where rounding alone fits every pair, and the usual
+    # one with the pairs that pass it scaled down.
+    at_safe = np.clip(np.rint(weights / safe), -TARGET, TARGET)
+    assert fitting(at_safe) <= PAIR_LIMIT
+    at_usual = fit(np.clip(np.rint(weights / usual), -TARGET, TARGET))
+    assert fitting(at_usual) <= PAIR_LIMIT
+    chosen = error(ints, scale)
+    assert np.all(chosen <= error(at_safe, safe) + 1e-12) and np.all(chosen <= error(at_usual, usual) + 1e-12)
+    # The planted pair (0.2, 0.2) is neither rounded to half its precision nor cut to half its size.
+    assert np.abs(ints[[10, 11], 0] * scale[0] - 0.2).max() < 0.2 / 8
+
+
+def test_fit_scales_down_only_the_same_signed_weights_of_a_pair_that_passes():
+    ints = np.array([[127, 100, -127, 90], [127, -100, -127, 30]], np.float32)
+    fitted = fit(ints)
+    assert fitted[:, 0].tolist() == [64, 64]      # 254 to 128
+    assert fitted[:, 1].tolist() == [100, -100]   # opposite signs never pass
+    assert fitted[:, 2].tolist() == [-64, -64]
+    assert fitted[:, 3].tolist() == [90, 30]      # 120: fits
+    assert fitting(fitted) <= PAIR_LIMIT
 
 
 def test_a_column_of_zeros_keeps_a_usable_scale():
