@@ -504,4 +504,8 @@ def _quantize(source: Path, target: Path, settings: dict) -> None:
     finally:
         logging.disable(previous)
     if settings.get("bound_pairs"):
-        bound_pairs(source, target)
+        try:
+            bound_pairs(source, target)
+        except ValueError as exc:  # an onnxruntime whose quantizer lays weights out otherwise: no export, not a wrong one
+            raise ModelUnavailable(f"the int8 weights cannot be bounded for AVX2 CPUs ({exc}); build with "
+                                   "--encoder fp32 and ask with --query-encoder fp32") from exc

@@ -82,19 +82,12 @@ def test_a_column_of_zeros_keeps_a_usable_scale():
 def test_bound_pairs_rewrites_an_onnxruntime_quantization_and_stays_close_to_fp32(tmp_path):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    weights = weights_with_outliers(rows=64, columns=12)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 12])],
-        initializer=[numpy_helper.from_array(weights, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    weights = weights_with_outliers()
     source, target = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
-    onnx.save(model, str(source))
+    _matmul_model(source)
     quantize_dynamic(str(source), str(target), per_channel=True, reduce_range=False, weight_type=QuantType.QInt8)
     before = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(target)).graph.initializer}
     assert fitting(before["w_quantized"]) > PAIR_LIMIT  # what onnxruntime makes can saturate
@@ -112,23 +105,46 @@ def test_bound_pairs_rewrites_an_onnxruntime_quantization_and_stays_close_to_fp3
 def test_bound_pairs_refuses_weights_it_cannot_trace_to_fp32(tmp_path):
     onnx = pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from onnx import TensorProto, helper, numpy_helper
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    weights = weights_with_outliers()
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 12])],
-        initializer=[numpy_helper.from_array(weights, "w")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
     source, target = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
-    onnx.save(model, str(source))
+    _matmul_model(source)
     quantize_dynamic(str(source), str(target), per_channel=True, reduce_range=False, weight_type=QuantType.QInt8)
+    model = onnx.load(str(source))
     model.graph.initializer[0].name = "renamed"  # the fp32 graph no longer holds the quantized weights' source
     onnx.save(model, str(source))
     written = target.read_bytes()
     with pytest.raises(ValueError, match="no fp32 weights"):
         bound_pairs(source, target)
     assert target.read_bytes() == written  # nothing half-rewritten
+
+
+def test_an_export_whose_weights_cannot_be_bounded_is_refused_with_a_way_out(tmp_path, monkeypatch):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from qa.embed import export
+    from qa.errors import ModelUnavailable
+
+    source = tmp_path / "fp32.onnx"
+    _matmul_model(source)
+
+    def unexpected(*_):
+        raise ValueError("mm: weights 'w' are not named as onnxruntime's quantizer names them")
+
+    monkeypatch.setattr(export, "bound_pairs", unexpected)
+    with pytest.raises(ModelUnavailable, match="cannot be bounded.*--encoder fp32.*--query-encoder fp32"):
+        export._quantize(source, tmp_path / "int8.onnx", export.quant_settings({"model_type": "mpnet"}))
+
+
+def _matmul_model(path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 12])],
+        initializer=[numpy_helper.from_array(weights_with_outliers(), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
