@@ -201,9 +201,9 @@ def slack(scores: dict) -> float:
 
 
 def format_table(table: dict, builds: list[str]) -> str:
-    lines = [f"CPU: {table['cpu']}" + (f"; indexes built by {table['indexes built by']}'s int8 kernels, questions by "
-                                       f"{table['questions by']}'s" if table.get("indexes built by") != table.get(
-                                           "questions by") else "") + "\n", "| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
+    built, asked = table.get("indexes built by"), table.get("questions by")
+    elsewhere = f"; indexes built by {built}'s int8 kernels, questions by {asked}'s" if built != asked else ""
+    lines = [f"CPU: {table['cpu']}{elsewhere}\n", "| set | queries from | role | build | " + " | ".join(MODES) + " | slack | false flags |",
              "|---|---|---|---|" + "---|" * (len(MODES) + 2)]
     worst = {b: [] for b in builds}
     for name, row in table["sets"].items():

@@ -78,7 +78,7 @@ def export_settings(config: dict) -> dict:
 #: saturate, so AVX2 and VNNI give the same vectors (cosine 0.99994 between them) and
 #: the worst check sentence keeps 0.995 to fp32 on both. MPNet loses too much with 7 bits
 #: (0.981) and keeps 8, quantized so that no pair of its weights can saturate
-#: (``bound_pairs``, qa/embed/pairs.py): the same vectors on both CPUs to 0.9998, where
+#: (``bound_pairs``, qa/embed/pairs.py): the same vectors on both CPUs to 0.9997, where
 #: plain 8-bit weights moved a vector by up to 0.006 on AVX2. Unsigned weights
 #: (exact everywhere) were as accurate but no faster than fp32 on a VNNI CPU, which has no
 #: fast unsigned-by-unsigned product. Measured by ``python -m bench.speed.int8``
@@ -505,7 +505,7 @@ def _quantize(source: Path, target: Path, settings: dict) -> None:
         logging.disable(previous)
     if settings.get("bound_pairs"):
         try:
-            bound_pairs(source, target)
+            bound_pairs(source, target, settings["bound_pairs"]["scales"])
         except ValueError as exc:  # an onnxruntime whose quantizer lays weights out otherwise: no export, not a wrong one
             raise ModelUnavailable(f"the int8 weights cannot be bounded for AVX2 CPUs ({exc}); build with "
                                    "--encoder fp32 and ask with --query-encoder fp32") from exc

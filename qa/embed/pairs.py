@@ -95,9 +95,10 @@ def fitting(quantized: np.ndarray) -> int:
     return int(max(positive.max(initial=0), negative.max(initial=0)))
 
 
-def bound_pairs(source: Path, quantized: Path) -> int:
+def bound_pairs(source: Path, quantized: Path, steps: int | None = None) -> int:
     """Re-quantize, in place, the weights of every MatMulInteger of the ``quantized`` ONNX file (made by
-    onnxruntime's dynamic quantization from ``source``) so that no pair can saturate; return how many."""
+    onnxruntime's dynamic quantization from ``source``) so that no pair can saturate, trying ``steps`` scales a
+    channel; return how many."""
     import onnx
     from onnx import numpy_helper
 
@@ -119,7 +120,7 @@ def bound_pairs(source: Path, quantized: Path) -> int:
         old_scale = numpy_helper.to_array(tensors[base + "_scale"])
         if weights.ndim != 2 or old_scale.shape != (weights.shape[1],) or numpy_helper.to_array(zero_point).any():
             raise ValueError(f"{node.name}: expected symmetric per-column weights, got {name!r} {weights.shape}")
-        ints, scale = quantize(weights)
+        ints, scale = quantize(weights, steps)
         tensors[name].CopyFrom(numpy_helper.from_array(ints, name))
         tensors[base + "_scale"].CopyFrom(numpy_helper.from_array(scale.astype(old_scale.dtype), base + "_scale"))
         done += 1
